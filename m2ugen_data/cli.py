@@ -1,0 +1,156 @@
+"""``m2ugen-data``: the command line over the pipeline library.
+
+Each area registers its own sub-commands (``audioset``, ``analyze``, ``pairs``, ...) from a ``*_cli`` module so
+this file stays a table of contents. Errors that are the user's (``M2UGenError``) print as one line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from m2ugen_data.errors import M2UGenError
+from m2ugen_data.warehouse import ENV_VAR, Warehouse, open_warehouse
+
+app = typer.Typer(
+    name="m2ugen-data",
+    help="Build the MUCaps / MUEdit / MUImage / MUVideo datasets into a Parquet + WebDataset warehouse.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    warehouse: Annotated[
+        Optional[Path],
+        typer.Option("--warehouse", "-w", envvar=ENV_VAR, help="Warehouse root (default ./warehouse)."),
+    ] = None,
+) -> None:
+    ctx.obj = {"warehouse": warehouse}
+
+
+def get_warehouse(ctx: typer.Context) -> Warehouse:
+    """The warehouse chosen by the global ``--warehouse`` option (sub-command modules call this)."""
+    root = (ctx.find_root().obj or {}).get("warehouse")
+    return open_warehouse(root)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def print_arrow(table, fmt: OutputFormat = OutputFormat.table, title: str | None = None) -> None:
+    """Print an Arrow table as a rich table, CSV or JSON lines."""
+    if fmt is OutputFormat.csv:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, sys.stdout.buffer)
+        return
+    rows = table.to_pylist()
+    if fmt is OutputFormat.json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, default=str) + "\n")
+        return
+    t = Table(title=title)
+    for name in table.column_names:
+        t.add_column(name)
+    for row in rows:
+        t.add_row(*(_cell(v) for v in row.values()))
+    console.print(t)
+
+
+def _cell(v: object) -> str:
+    s = "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+    return s if len(s) <= 120 else s[:117] + "..."
+
+
+@app.command()
+def sql(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="SQL over the manifest views, e.g. 'select count(*) from segments'.")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+) -> None:
+    """Run a DuckDB query over the warehouse manifests."""
+    import duckdb
+
+    wh = get_warehouse(ctx)
+    con = wh.connect()
+    try:
+        relation = con.sql(query)
+    except duckdb.Error as e:
+        raise M2UGenError(f"query failed: {str(e).splitlines()[0]}") from e
+    if relation is not None:  # statements such as CREATE return no relation
+        print_arrow(relation.to_arrow_table(), fmt)
+
+
+@app.command()
+def catalog(
+    ctx: typer.Context,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+) -> None:
+    """List manifests with row counts and (re)write catalog.duckdb for external DuckDB clients."""
+    import pyarrow as pa
+
+    from m2ugen_data.schemas import MANIFESTS
+
+    wh = get_warehouse(ctx)
+    path = wh.refresh_catalog()
+    con = wh.connect()
+    rows = []
+    for name, m in MANIFESTS.items():
+        rows.append(
+            {
+                "manifest": name,
+                "files": len(wh.manifest_files(name)),
+                "rows": con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0],
+                "latest_rows": con.execute(f'SELECT count(*) FROM "{name}_latest"').fetchone()[0],
+                "description": m.doc,
+            }
+        )
+    print_arrow(pa.Table.from_pylist(rows), fmt, title=f"catalog: {path}")
+
+
+@app.command()
+def synth(
+    ctx: typer.Context,
+    n: Annotated[int, typer.Option("--n", help="Number of clips to render.")] = 48,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Corpus directory (default <warehouse>/synth).")] = None,
+    sibling_fraction: Annotated[float, typer.Option(help="Fraction of clips rendered as sibling groups.")] = 0.5,
+    trouble_fraction: Annotated[float, typer.Option(help="Fraction of clips with realistic trouble.")] = 0.1,
+) -> None:
+    """Render a synthetic music corpus with known tempo, meter, key, beats and instruments."""
+    from m2ugen_data.synth.corpus import render_corpus
+
+    out_dir = out if out is not None else get_warehouse(ctx).root / "synth"
+    summary = render_corpus(
+        n=n, seed=seed, out_dir=out_dir, sibling_fraction=sibling_fraction, trouble_fraction=trouble_fraction
+    )
+    console.print(summary)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except M2UGenError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

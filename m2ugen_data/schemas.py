@@ -1,0 +1,227 @@
+"""The one place where manifest schemas live.
+
+Every manifest is a Parquet dataset under ``warehouse/manifests/<name>/``; each has an explicit pyarrow
+schema, a key (the columns that identify one logical record) and an ordering column, so a ``<name>_latest``
+view can keep the newest row per key when a record is written more than once (a retried download, a
+re-analysis with a newer analyser). Bump ``SCHEMA_VERSION`` when a column changes meaning; adding nullable
+columns is backwards compatible because readers union by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+
+_ts = pa.timestamp("us", tz="UTC")
+_strs = pa.list_(pa.string())
+_f64s = pa.list_(pa.float64())
+_f32s = pa.list_(pa.float32())
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    schema: pa.Schema
+    key: tuple[str, ...]
+    order_by: str
+    doc: str
+
+
+def _schema(*fields: tuple[str, pa.DataType] | tuple[str, pa.DataType, bool]) -> pa.Schema:
+    return pa.schema([pa.field(f[0], f[1], nullable=f[2] if len(f) > 2 else True) for f in fields])
+
+
+SEGMENTS = Manifest(
+    "segments",
+    _schema(
+        ("clip_id", pa.string(), False),
+        ("ytid", pa.string(), False),
+        ("start_s", pa.float64(), False),
+        ("end_s", pa.float64(), False),
+        ("labels", _strs),  # AudioSet label ids (mids) as listed in the segment CSV
+        ("instruments", _strs),  # labels under Musical instrument (/m/04szw)
+        ("genres", _strs),  # labels under Music genre (/m/0kpv1t)
+        ("moods", _strs),  # labels under Music mood (/t/dd00030)
+        ("pool", pa.string(), False),  # mucaps | muedit | muimage | muvideo
+        ("source", pa.string(), False),  # segment list name (balanced_train, eval, ...) or synthetic
+        ("updated_at", _ts, False),
+    ),
+    key=("clip_id",),
+    order_by="updated_at",
+    doc="AudioSet music segments selected for a dataset, with their pool.",
+)
+
+CLIPS = Manifest(
+    "clips",
+    _schema(
+        ("clip_id", pa.string(), False),
+        ("status", pa.string(), False),  # ok | failed
+        ("error_class", pa.string()),  # transient | permanent | corrupt | invalid (null when ok)
+        ("error", pa.string()),
+        ("attempts", pa.int32(), False),
+        ("audio_path", pa.string()),  # relative to the warehouse root
+        ("video_path", pa.string()),
+        ("duration_s", pa.float64()),
+        ("sample_rate", pa.int32()),
+        ("bytes", pa.int64()),
+        ("sha256", pa.string()),
+        ("updated_at", _ts, False),
+    ),
+    key=("clip_id",),
+    order_by="updated_at",
+    doc="One row per download attempt outcome; the latest row per clip is its state.",
+)
+
+FEATURES = Manifest(
+    "features",
+    _schema(
+        ("clip_id", pa.string(), False),
+        ("status", pa.string(), False),  # ok | rejected | failed
+        ("reason", pa.string()),  # why not ok: silent, clipped, too_short, undecodable, ...
+        ("analyser_version", pa.string(), False),
+        ("duration_s", pa.float64()),
+        ("tempo_bpm", pa.float64()),
+        ("tempo_conf", pa.float64()),
+        ("beats", _f64s),
+        ("downbeats", _f64s),
+        ("meter", pa.int32()),  # beats per bar: 3 or 4
+        ("key", pa.string()),  # e.g. "A minor"
+        ("key_conf", pa.float64()),
+        ("loudness_lufs", pa.float64()),
+        ("peak_dbfs", pa.float64()),
+        ("clip_ratio", pa.float64()),  # fraction of samples at full scale
+        ("silence_ratio", pa.float64()),
+        ("speech_ratio", pa.float64()),
+        ("onset_rate", pa.float64()),  # onsets per second
+        ("centroid_hz", pa.float64()),
+        ("chroma", _f32s),  # 12 mean chroma energies
+        ("timbre", _f32s),  # compact timbre vector (MFCC statistics)
+        ("is_music", pa.bool_()),  # MUCaps music filter verdict
+        ("music_reasons", _strs),  # why is_music is false (empty when true)
+        ("updated_at", _ts, False),
+    ),
+    key=("clip_id",),
+    order_by="updated_at",
+    doc="Measured music features per clip; failures are rows with a status and reason.",
+)
+
+PAIRS = Manifest(
+    "pairs",
+    _schema(
+        ("src_id", pa.string(), False),
+        ("tgt_id", pa.string(), False),
+        ("tempo_src", pa.float64()),
+        ("tempo_tgt", pa.float64()),
+        ("tempo_ratio", pa.float64()),
+        ("meter", pa.int32()),
+        ("key_src", pa.string()),
+        ("key_tgt", pa.string()),
+        ("labels_added", _strs),
+        ("labels_removed", _strs),
+        ("label_jaccard", pa.float64()),
+        ("timbre_dist", pa.float64()),
+        ("beat_sim", pa.float64()),
+        ("score", pa.float64()),
+        ("miner_version", pa.string(), False),
+        ("created_at", _ts, False),
+    ),
+    key=("src_id", "tgt_id"),
+    order_by="created_at",
+    doc="MUEdit source/target pairs with the measurements that justified them.",
+)
+
+CAPTIONS = Manifest(
+    "captions",
+    _schema(
+        ("item_id", pa.string(), False),
+        ("modality", pa.string(), False),  # audio | image | video
+        ("backend", pa.string(), False),  # grounded | mu-llama | blip | videomae-labels | ...
+        ("model", pa.string()),
+        ("prompt_hash", pa.string(), False),
+        ("text", pa.string()),
+        ("created_at", _ts, False),
+    ),
+    key=("item_id", "modality", "backend"),
+    order_by="created_at",
+    doc="Captions per media item and backend; grounded captions are marked by their backend.",
+)
+
+DIALOGUES = Manifest(
+    "dialogues",
+    _schema(
+        ("dataset", pa.string(), False),  # muedit | muimage | muvideo
+        ("sample_id", pa.string(), False),
+        ("input_id", pa.string()),
+        ("output_id", pa.string()),
+        ("human", pa.string()),
+        ("gpt", pa.string()),
+        ("input_caption", pa.string()),
+        ("output_caption", pa.string()),
+        ("backend", pa.string(), False),
+        ("model", pa.string()),
+        ("prompt_hash", pa.string()),
+        ("status", pa.string(), False),  # ok | rejected
+        ("reasons", _strs),
+        ("attempts", pa.int32(), False),
+        ("created_at", _ts, False),
+    ),
+    key=("dataset", "sample_id"),
+    order_by="created_at",
+    doc="Two-turn instruction dialogues; rejected ones keep their reasons and never reach a shard.",
+)
+
+SHARDS = Manifest(
+    "shards",
+    _schema(
+        ("dataset", pa.string(), False),
+        ("path", pa.string(), False),  # relative to the warehouse root
+        ("samples", pa.int64(), False),
+        ("bytes", pa.int64(), False),
+        ("sha256", pa.string(), False),
+        ("first_key", pa.string()),
+        ("last_key", pa.string()),
+        ("created_at", _ts, False),
+    ),
+    key=("path",),
+    order_by="created_at",
+    doc="WebDataset tar shards written per dataset.",
+)
+
+SYNTH_TRUTH = Manifest(
+    "synth_truth",
+    _schema(
+        ("clip_id", pa.string(), False),
+        ("ytid", pa.string(), False),
+        ("audio_path", pa.string(), False),  # relative to the corpus directory
+        ("duration_s", pa.float64(), False),
+        ("sample_rate", pa.int32(), False),
+        ("tempo_bpm", pa.float64()),
+        ("meter", pa.int32()),
+        ("key", pa.string()),  # e.g. "A minor"
+        ("beats", _f64s),
+        ("downbeats", _f64s),
+        ("instruments", _strs),  # AudioSet label ids of the instruments rendered
+        ("instrument_names", _strs),
+        ("labels", _strs),  # all AudioSet labels written to the segments CSV
+        ("group_id", pa.string()),  # sibling group: same composition, other instrumentation
+        ("trouble", pa.string()),  # none | silence | clipping | speech | short
+        ("seed", pa.int64(), False),
+    ),
+    key=("clip_id",),
+    order_by="clip_id",
+    doc="Ground truth of the synthetic corpus (tempo, meter, key, beats, instruments, siblings).",
+)
+
+MANIFESTS: dict[str, Manifest] = {
+    m.name: m for m in (SEGMENTS, CLIPS, FEATURES, PAIRS, CAPTIONS, DIALOGUES, SHARDS, SYNTH_TRUTH)
+}
+
+
+def get_manifest(name: str) -> Manifest:
+    try:
+        return MANIFESTS[name]
+    except KeyError:
+        raise KeyError(f"unknown manifest {name!r}; known: {', '.join(MANIFESTS)}") from None

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh clone: system ffmpeg, a virtualenv in .venv, torch, then this package.
+# Why torch first: a bare `torch` requirement resolves to the CUDA build and pulls several GB of wheels on a
+# CPU-only machine. We install TORCH_SPEC (default torch==2.13.0, which this machine kind has as a local
+# CPU wheel) before the package, so pip sees torch satisfied. GPU hosts: set TORCH_INDEX_URL, e.g.
+#   TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 make setup
+# or use the Dockerfile, whose base image already has a CUDA torch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+EXTRAS=${EXTRAS:-dev}
+
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: ffmpeg missing; installing it with apt-get" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ffmpeg >/dev/null
+  else
+    echo "setup: ffmpeg is required (yt-dlp and media cutting use it). Install it, e.g. 'sudo apt-get install ffmpeg'." >&2
+    exit 1
+  fi
+fi
+
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python >= 3.11 required" >&2; exit 1; }
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+
+stamp="$VENV/.m2ugen-installed"
+want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1) $TORCH_SPEC $EXTRAS"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
+if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
+  if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    "$VENV/bin/python" -m pip install -q "$TORCH_SPEC" --index-url "$TORCH_INDEX_URL"
+  else
+    "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
+  fi
+fi
+"$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+echo "$want" > "$stamp"
