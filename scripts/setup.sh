@@ -31,13 +31,24 @@ want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1) $TORCH_SPEC $EXTRAS"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-"$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
+# pip's output is kept whole on failure; on success only its lines that matter (no mirror-location noise).
+pip_install() {
+  local log
+  log=$(mktemp)
+  if ! "$VENV/bin/python" -m pip install -q "$@" >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; return 1
+  fi
+  grep -v -e "^WARNING: Location 'file://" "$log" | grep -i -e error -e "^WARNING" >&2 || true
+  rm -f "$log"
+}
+echo "setup: installing into $VENV (first run takes a few minutes)" >&2
+pip_install --upgrade pip setuptools wheel
 if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   if [ -n "${TORCH_INDEX_URL:-}" ]; then
-    "$VENV/bin/python" -m pip install -q "$TORCH_SPEC" --index-url "$TORCH_INDEX_URL"
+    pip_install "$TORCH_SPEC" --index-url "$TORCH_INDEX_URL"
   else
-    "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
+    pip_install "$TORCH_SPEC"
   fi
 fi
-"$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+pip_install -e ".[$EXTRAS]"
 echo "$want" > "$stamp"
