@@ -143,6 +143,12 @@ def synth(
     console.print(summary)
 
 
+from m2ugen_data import shards_cli  # noqa: E402  (sub-command modules import this one)
+
+app.add_typer(shards_cli.app, name="shards")
+app.command("export")(shards_cli.export_cmd)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
     try:

@@ -1,0 +1,161 @@
+"""Read shards safely and check them against the ``shards`` manifest.
+
+A shard may come from elsewhere (a download, a colleague's bucket), so every member is checked before its
+bytes are used: regular files only (no symlinks, hard links, devices, directories), names of the form
+``<key>.<field>`` with the writer's key and field rules, which also rules out absolute paths and ``..``.
+Nothing is ever extracted to disk. ``check_member_name`` doubles as a ``select_files`` for
+``webdataset.WebDataset`` so the trainer's pipeline applies the same rule (WebDataset itself silently skips
+non-regular members, which is safe, and extracts nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from m2ugen_data.errors import M2UGenError
+from m2ugen_data.shards.build import shard_dir, shard_files
+from m2ugen_data.shards.tar_writer import FIELD_RE, KEY_RE, validate_dataset
+from m2ugen_data.warehouse import Warehouse
+
+MAX_MEMBER_BYTES = 2 << 30
+
+
+class UnsafeShardError(M2UGenError):
+    """A shard member that must not be read: a link, a device, a path escape, or a malformed name."""
+
+
+class ShardFormatError(M2UGenError):
+    """A shard that is not a valid tar or breaks the one-sample-per-key layout."""
+
+
+def check_member_name(name: str) -> bool:
+    """Raise ``UnsafeShardError`` unless ``name`` is ``<key>.<field>``; returns True (usable as a predicate)."""
+    if name.startswith("/") or PurePosixPath(name).is_absolute():
+        raise UnsafeShardError(f"absolute path in shard member {name!r}")
+    if ".." in PurePosixPath(name).parts or "\\" in name or "\x00" in name:
+        raise UnsafeShardError(f"path traversal in shard member {name!r}")
+    key, _, fld = name.partition(".")
+    if not KEY_RE.fullmatch(key) or not FIELD_RE.fullmatch(fld):
+        raise UnsafeShardError(f"shard member {name!r} is not <key>.<field>")
+    return True
+
+
+def _check_member(info: tarfile.TarInfo) -> tuple[str, str]:
+    if not info.isreg():
+        kind = "symlink" if info.issym() else "hard link" if info.islnk() else "device" if info.isdev() else "non-file"
+        raise UnsafeShardError(f"{kind} member {info.name!r} in shard")
+    check_member_name(info.name)
+    if info.size > MAX_MEMBER_BYTES:
+        raise UnsafeShardError(f"shard member {info.name!r} is {info.size} bytes (limit {MAX_MEMBER_BYTES})")
+    key, _, fld = info.name.partition(".")
+    return key, fld
+
+
+def iter_shard_samples(path: str | Path) -> Iterator[dict[str, bytes | str]]:
+    """Yield ``{"__key__": key, field: bytes, ...}`` per sample, validating every member first."""
+    path = Path(path)
+    seen: set[str] = set()
+    current: dict[str, bytes | str] | None = None
+    try:
+        with tarfile.open(path, mode="r|") as tar:
+            for info in tar:
+                key, fld = _check_member(info)
+                if current is None or current["__key__"] != key:
+                    if key in seen:
+                        raise ShardFormatError(f"{path}: key {key!r} appears in two places")
+                    if current is not None:
+                        yield current
+                    seen.add(key)
+                    current = {"__key__": key}
+                if fld in current:
+                    raise ShardFormatError(f"{path}: duplicate member {info.name!r}")
+                fh = tar.extractfile(info)
+                current[fld] = fh.read() if fh is not None else b""
+    except tarfile.TarError as e:
+        raise ShardFormatError(f"{path}: not a readable tar ({e})") from e
+    except OSError as e:
+        raise ShardFormatError(f"{path}: {e.strerror or e}") from e
+    if current is not None:
+        yield current
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def shard_paths(wh: Warehouse, dataset: str) -> list[Path]:
+    """Absolute shard paths the manifest lists for ``dataset``, in order (hand these to ``wds.WebDataset``)."""
+    validate_dataset(dataset)
+    con = wh.connect()
+    try:
+        rels = con.execute("SELECT path FROM shards_latest WHERE dataset = $1 ORDER BY path", [dataset]).fetchall()
+    finally:
+        con.close()
+    return [wh.root / r[0] for r in rels]
+
+
+@dataclass
+class ShardCheck:
+    dataset: str
+    shards: int = 0
+    samples: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardCheck:
+    """Compare every manifest row with its file (size, sha256; with ``deep`` also sample count and keys,
+    parsing every member) and report shard files the manifest does not list."""
+    validate_dataset(dataset)
+    con = wh.connect()
+    try:
+        rows = con.sql(
+            "SELECT * FROM shards_latest WHERE dataset = $1 ORDER BY path", params=[dataset]
+        ).to_arrow_table().to_pylist()
+    finally:
+        con.close()
+    check = ShardCheck(dataset)
+    listed = set()
+    for row in rows:
+        path = wh.root / row["path"]
+        listed.add(path)
+        check.shards += 1
+        if not path.is_file():
+            check.problems.append(f"{row['path']}: listed in the manifest but missing")
+            continue
+        if path.stat().st_size != row["bytes"]:
+            check.problems.append(f"{row['path']}: {path.stat().st_size} bytes, manifest says {row['bytes']}")
+            continue
+        if file_sha256(path) != row["sha256"]:
+            check.problems.append(f"{row['path']}: sha256 differs from the manifest")
+            continue
+        if not deep:
+            check.samples += row["samples"]
+            continue
+        try:
+            keys = [s["__key__"] for s in iter_shard_samples(path)]
+        except M2UGenError as e:
+            check.problems.append(f"{row['path']}: {e}")
+            continue
+        check.samples += len(keys)
+        if len(keys) != row["samples"]:
+            check.problems.append(f"{row['path']}: {len(keys)} samples, manifest says {row['samples']}")
+        elif keys and (keys[0], keys[-1]) != (row["first_key"], row["last_key"]):
+            check.problems.append(f"{row['path']}: first/last key differ from the manifest")
+    directory = shard_dir(wh, dataset)
+    if directory.is_dir():
+        for path in shard_files(directory, dataset):
+            if path not in listed:
+                check.problems.append(f"{path.relative_to(wh.root).as_posix()}: on disk but not in the manifest")
+    return check
