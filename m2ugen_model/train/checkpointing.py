@@ -1,0 +1,170 @@
+"""Training checkpoints that resume exactly: trainable weights, optimizer, scheduler, step, data position, RNGs.
+
+Layout of ``<out>/checkpoints/step_NNNNNNN/``:
+- ``trainable.safetensors``: the stage's trainable parameters only (full tensors, also under FSDP), so a later
+  stage can start from it (``--init-from``) and it stays small next to the frozen 7B LLM;
+- ``trainer.pt``: optimizer and scheduler state, step, the config it was trained with;
+- ``rank_R.pt``: what differs per rank: data position and RNG states (python, numpy, torch, cuda).
+The directory is written under a temporary name and renamed when every rank has written its part; then
+``latest`` (a one-line file, itself replaced atomically) points at it. A crash leaves the previous checkpoint
+intact. Everything is read back with ``torch.load(weights_only=True)``: no pickled code from disk.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+
+from m2ugen_model.train.errors import TrainError
+
+LATEST = "latest"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    """Local helper (the model package must not import the data pipeline's ``m2ugen_data.atomic``)."""
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {"bit_generator": np_state["bit_generator"], "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+                  "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]),
+                  "gauss": float(np_state["gauss"])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state({"bit_generator": n["bit_generator"], "has_gauss": n["has_gauss"], "gauss": n["gauss"],
+                         "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]}})
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _rank() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+_OPTS = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Full (gathered) trainable tensors; works the same for a plain module, DDP and FSDP."""
+    return {k: v.detach().contiguous() for k, v in get_model_state_dict(model, options=_OPTS).items()}
+
+
+def save_checkpoint(out: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, rank_state: dict[str, Any], config: dict[str, Any]) -> Path:
+    """Every rank calls this (collectives inside); returns the final directory."""
+    rank, world = _rank()
+    root = Path(out) / "checkpoints"
+    final = root / f"step_{step:07d}"
+    tmp = root / f".step_{step:07d}.tmp"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    _barrier()
+    weights = trainable_state(model)
+    optim = get_optimizer_state_dict(model, optimizer, options=_OPTS)
+    if rank == 0:
+        save_file(weights, str(tmp / "trainable.safetensors"))
+        torch.save({"optimizer": optim, "scheduler": scheduler.state_dict(), "step": step, "world": world,
+                    "config": config}, tmp / "trainer.pt")
+    torch.save({**rank_state, "rng": rng_state()}, tmp / f"rank_{rank}.pt")
+    _barrier()
+    if rank == 0:
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+        _write_atomic(root / LATEST, f"{final.name}\n".encode())
+    _barrier()
+    return final
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    pointer = Path(out) / "checkpoints" / LATEST
+    if not pointer.is_file():
+        return None
+    path = pointer.parent / pointer.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> list[str]:
+    """Load trainable tensors from a checkpoint dir or a ``.safetensors`` file; names that do not exist in the
+    model are an error (a checkpoint for another architecture), absent names keep their current values."""
+    path = Path(path)
+    file = path / "trainable.safetensors" if path.is_dir() else path
+    if not file.is_file():
+        raise TrainError(f"{path}: no trainable.safetensors checkpoint there")
+    state = load_file(str(file))
+    names = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
+    unknown = sorted(k for k in state if k not in names)
+    if unknown:
+        raise TrainError(f"{file}: {len(unknown)} tensors the model does not have, e.g. {unknown[:3]}")
+    set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=False))
+    return sorted(state)
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any) -> tuple[int, dict[str, Any]]:
+    """Restore everything saved by ``save_checkpoint``; returns ``(step, this rank's state)``."""
+    rank, world = _rank()
+    trainer = torch.load(path / "trainer.pt", weights_only=True, map_location="cpu")
+    if trainer["world"] != world:
+        raise TrainError(f"{path}: saved with {trainer['world']} ranks, resuming with {world}: the data "
+                         "position is per rank, so an exact resume needs the same world size")
+    load_weights(model, path)
+    set_optimizer_state_dict(model, optimizer, trainer["optimizer"],
+                             options=StateDictOptions(full_state_dict=True, strict=False))
+    scheduler.load_state_dict(trainer["scheduler"])
+    mine = torch.load(path / f"rank_{rank}.pt", weights_only=True, map_location="cpu")
+    set_rng_state(mine.pop("rng"))
+    return int(trainer["step"]), mine
