@@ -6,18 +6,16 @@ this file stays a table of contents. Errors that are the user's (``M2UGenError``
 
 from __future__ import annotations
 
-import json
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from m2ugen_data import analysis_cli, audioset_cli, serve_cli, shards_cli, text_cli, vision_cli
+from m2ugen_data.cli_common import OutputFormat, console, err_console, get_warehouse, print_arrow
 from m2ugen_data.errors import M2UGenError
-from m2ugen_data.warehouse import ENV_VAR, Warehouse, open_warehouse
+from m2ugen_data.warehouse import ENV_VAR
 
 app = typer.Typer(
     name="m2ugen-data",
@@ -26,8 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
 
 
 @app.callback()
@@ -39,43 +35,6 @@ def _root(
     ] = None,
 ) -> None:
     ctx.obj = {"warehouse": warehouse}
-
-
-def get_warehouse(ctx: typer.Context) -> Warehouse:
-    """The warehouse chosen by the global ``--warehouse`` option (sub-command modules call this)."""
-    root = (ctx.find_root().obj or {}).get("warehouse")
-    return open_warehouse(root)
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-
-
-def print_arrow(table, fmt: OutputFormat = OutputFormat.table, title: str | None = None) -> None:
-    """Print an Arrow table as a rich table, CSV or JSON lines."""
-    if fmt is OutputFormat.csv:
-        import pyarrow.csv as pacsv
-
-        pacsv.write_csv(table, sys.stdout.buffer)
-        return
-    rows = table.to_pylist()
-    if fmt is OutputFormat.json:
-        for row in rows:
-            sys.stdout.write(json.dumps(row, default=str) + "\n")
-        return
-    t = Table(title=title)
-    for name in table.column_names:
-        t.add_column(name)
-    for row in rows:
-        t.add_row(*(_cell(v) for v in row.values()))
-    console.print(t)
-
-
-def _cell(v: object) -> str:
-    s = "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
-    return s if len(s) <= 120 else s[:117] + "..."
 
 
 @app.command()
@@ -143,10 +102,14 @@ def synth(
     console.print(summary)
 
 
-from m2ugen_data import shards_cli  # noqa: E402  (sub-command modules import this one)
-
+app.add_typer(audioset_cli.app, name="audioset")
+app.add_typer(analysis_cli.analyze_app, name="analyze")
+app.add_typer(analysis_cli.pairs_app, name="pairs")
+app.add_typer(text_cli.app)  # caption, dialogue
+app.add_typer(vision_cli.app)  # media, caption-visual
 app.add_typer(shards_cli.app, name="shards")
 app.command("export")(shards_cli.export_cmd)
+app.command("serve")(serve_cli.serve)  # Prefect deployments
 
 
 def main() -> None:

@@ -215,8 +215,36 @@ SYNTH_TRUTH = Manifest(
     doc="Ground truth of the synthetic corpus (tempo, meter, key, beats, instruments, siblings).",
 )
 
+VISUAL_MEDIA = Manifest(
+    "visual_media",
+    _schema(
+        ("clip_id", pa.string(), False),
+        ("kind", pa.string(), False),  # image (MUImage frame) | video (MUVideo clip)
+        ("status", pa.string(), False),  # ok | rejected | failed
+        ("reason", pa.string()),  # missing, no_video_stream, undecodable, black, uniform, static, encode_failed
+        ("extractor_version", pa.string(), False),
+        ("path", pa.string()),  # relative to the warehouse root (null unless ok)
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("fps", pa.float64()),  # video: output frame rate
+        ("frames", pa.int32()),  # video: frames in the output clip; image: frames examined
+        ("duration_s", pa.float64()),
+        ("frame_time_s", pa.float64()),  # image: time of the chosen frame in the source video
+        ("brightness", pa.float64()),  # mean luma 0..1
+        ("sharpness", pa.float64()),  # variance of the Laplacian of luma at a fixed working size
+        ("motion", pa.float64()),  # mean absolute luma change between frames 1/8 s apart, 0..1
+        ("scene_cuts", pa.int32()),
+        ("dominant_colors", _strs),  # colour names, largest share first
+        ("updated_at", _ts, False),
+    ),
+    key=("clip_id", "kind"),
+    order_by="updated_at",
+    doc="MUImage frames and MUVideo clips cut from the source videos, with measurements or a rejection reason.",
+)
+
 MANIFESTS: dict[str, Manifest] = {
-    m.name: m for m in (SEGMENTS, CLIPS, FEATURES, PAIRS, CAPTIONS, DIALOGUES, SHARDS, SYNTH_TRUTH)
+    m.name: m
+    for m in (SEGMENTS, CLIPS, FEATURES, PAIRS, CAPTIONS, DIALOGUES, SHARDS, SYNTH_TRUTH, VISUAL_MEDIA)
 }
 
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from m2ugen_data.cli import OutputFormat, console, get_warehouse, print_arrow
+from m2ugen_data.cli_common import OutputFormat, console, get_warehouse, print_arrow
 from m2ugen_data.export import MediaMode, export_reference
 from m2ugen_data.shards import build_dataset_shards, verify_shards
 

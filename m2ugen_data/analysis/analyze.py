@@ -1,0 +1,313 @@
+"""Analyse clips into ``features`` rows: decode once, run every analyser, never crash on bad audio.
+
+Each clip is decoded once at 44.1 kHz (madmom's rate) and resampled in memory for librosa (22.05 kHz) and
+silero-vad (16 kHz). Models load once per worker process (the pool initializer), because loading the
+downbeat ensemble costs about as much as analysing a clip. Results are written in batches whose id is
+derived from the clip ids, so re-running a batch replaces its file; clips that already have a row with the
+current analyser version (ok or rejected) are skipped, failed ones are retried.
+
+Bad input becomes a row, not an exception: a missing or undecodable file is ``failed``, a silent, clipped
+or very short clip is ``rejected`` with its level measurements but no rhythm (a tempo is never guessed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from m2ugen_data.analysis import loudness, rhythm, spectral, speech, tonal
+from m2ugen_data.analysis.music_filter import (
+    ClipLabels,
+    MusicFilterConfig,
+    apply_filter,
+    load_labels,
+)
+from m2ugen_data.analysis.quiet import quiet_libraries
+from m2ugen_data.audio_io import AudioDecodeError, load_audio
+from m2ugen_data.errors import M2UGenError
+from m2ugen_data.ids import validate_clip_id
+from m2ugen_data.schemas import FEATURES
+from m2ugen_data.warehouse import Warehouse, utc_now
+
+ANALYSER_VERSION = f"1:rnn-downbeat+dbn{rhythm.NUM_TEMPI}:cnn-key:silero-seq:mfcc24"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a clip is rejected before rhythm/key analysis."""
+
+    min_duration_s: float = 3.0
+    max_silence_ratio: float = 0.95  # fraction of 50 ms frames below -60 dBFS
+    min_loudness_lufs: float = -60.0  # quieter than this overall: silent
+    max_clip_ratio: float = 0.005  # fraction of samples at full scale
+
+
+@dataclass(frozen=True)
+class Models:
+    rhythm: rhythm.RhythmModels
+    key: object
+    vad: object
+
+
+_MODELS: Models | None = None  # one per process, set by init_worker
+
+
+def init_worker() -> None:
+    """Pool initializer: silence library chatter, load every model, and warm up librosa's JIT."""
+    global _MODELS
+    if _MODELS is not None:
+        return
+    quiet_libraries()
+    _MODELS = Models(rhythm.load_rhythm_models(), tonal.load_key_model(), speech.load_vad())
+    warm = np.random.default_rng(0).standard_normal(44100 * 4).astype(np.float32) * 0.1
+    _run_analysers(warm, Thresholds(), {})
+
+
+def analyse_file(
+    clip_id: str,
+    path: str | Path,
+    labels: ClipLabels | None = None,
+    thresholds: Thresholds | None = None,
+    filter_config: MusicFilterConfig | None = None,
+) -> tuple[dict, dict[str, float]]:
+    """One clip -> (features row, seconds per stage). Loads the models on first use in this process."""
+    init_worker()
+    timings: dict[str, float] = {}
+    row = _empty_row(clip_id)
+    path = Path(path)
+    t0 = time.perf_counter()
+    try:
+        if not path.is_file():
+            row.update(status="failed", reason="missing_file")
+        else:
+            y44, _ = load_audio(path, sr=rhythm.SAMPLE_RATE)
+            timings["decode"] = time.perf_counter() - t0
+            row.update(_run_analysers(y44, thresholds or Thresholds(), timings))
+    except AudioDecodeError as e:
+        row.update(status="failed", reason=_reason("undecodable", e))
+    except Exception as e:  # noqa: BLE001 - an analyser bug or garbage model output must not stop the run
+        row.update(status="failed", reason=_reason("analysis_error", e, with_type=True))
+    apply_filter(row, labels, filter_config or MusicFilterConfig())
+    timings["total"] = time.perf_counter() - t0
+    return row, timings
+
+
+def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float]) -> dict:
+    sr = rhythm.SAMPLE_RATE
+    out: dict = {"duration_s": y44.size / sr}
+    t = time.perf_counter()
+    levels = loudness.measure_levels(y44, sr)
+    out.update(
+        loudness_lufs=levels.loudness_lufs,
+        peak_dbfs=levels.peak_dbfs,
+        clip_ratio=levels.clip_ratio,
+        silence_ratio=levels.silence_ratio,
+    )
+    t = _lap(timings, "loudness", t)
+    rejection = _rejection(out["duration_s"], levels, th)
+    if rejection:
+        out.update(status="rejected", reason=rejection)
+        return out
+
+    assert _MODELS is not None
+    act = rhythm.beat_activations(y44, _MODELS.rhythm)
+    t = _lap(timings, "beat_rnn", t)
+    rh = rhythm.decode_rhythm(act, _MODELS.rhythm)
+    t = _lap(timings, "beat_dbn", t)
+    key = tonal.analyse_key(y44, _MODELS.key)
+    t = _lap(timings, "key_cnn", t)
+    y22 = soxr.resample(y44, sr, spectral.SAMPLE_RATE)
+    sp = spectral.analyse_spectral(y22)
+    chroma = tonal.chroma_summary(y22, spectral.SAMPLE_RATE)
+    t = _lap(timings, "spectral", t)
+    y16 = soxr.resample(y44, sr, speech.SAMPLE_RATE)
+    speech_ratio = speech.speech_ratio(y16, _MODELS.vad)
+    _lap(timings, "speech", t)
+    out.update(
+        status="ok",
+        reason=None,
+        tempo_bpm=rh.tempo_bpm,
+        tempo_conf=rh.tempo_conf,
+        beats=[float(b) for b in rh.beats],
+        downbeats=[float(b) for b in rh.downbeats],
+        meter=rh.meter,
+        key=key.name,
+        key_conf=key.confidence,
+        speech_ratio=speech_ratio,
+        onset_rate=sp.onset_rate,
+        centroid_hz=sp.centroid_hz,
+        chroma=chroma.tolist(),
+        timbre=sp.timbre.tolist(),
+    )
+    return out
+
+
+def _rejection(duration_s: float, levels: loudness.Levels, th: Thresholds) -> str | None:
+    if duration_s < th.min_duration_s:
+        return "too_short"
+    if (
+        levels.silence_ratio >= th.max_silence_ratio
+        or levels.loudness_lufs is None
+        or levels.loudness_lufs < th.min_loudness_lufs
+    ):
+        return "silent"
+    if levels.clip_ratio > th.max_clip_ratio:
+        return "clipped"
+    return None
+
+
+def _lap(timings: dict[str, float], name: str, t: float) -> float:
+    now = time.perf_counter()
+    timings[name] = timings.get(name, 0.0) + now - t
+    return now
+
+
+def _reason(code: str, e: BaseException, with_type: bool = False) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    detail = f"{type(e).__name__}: {msg}" if with_type else msg
+    return f"{code}: {detail}"[:300] if detail else code
+
+
+def _empty_row(clip_id: str) -> dict:
+    row: dict = {name: None for name in FEATURES.schema.names}
+    row.update(clip_id=clip_id, analyser_version=ANALYSER_VERSION, beats=[], downbeats=[], music_reasons=[])
+    return row
+
+
+# --------------------------------------------------------------------------- batch API
+
+
+@dataclass
+class AnalysisSummary:
+    requested: int = 0
+    skipped: int = 0
+    analysed: int = 0
+    status: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
+    timings: Counter = field(default_factory=Counter)  # seconds summed over clips, per stage
+    batches: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def select_clips(warehouse: Warehouse, pool: str | None = None, limit: int | None = None) -> dict[str, Path]:
+    """Downloaded clips (``clips`` status ok, with audio), optionally of one pool, ordered by clip id."""
+    con = warehouse.connect()
+    sql = (
+        "SELECT c.clip_id, c.audio_path FROM clips_latest c "
+        + ("JOIN segments_latest s USING (clip_id) " if pool else "")
+        + "WHERE c.status = 'ok' AND c.audio_path IS NOT NULL "
+        + ("AND s.pool = ? " if pool else "")
+        + "ORDER BY c.clip_id"
+        + (f" LIMIT {int(limit)}" if limit else "")
+    )
+    rows = con.execute(sql, [pool] if pool else []).fetchall()
+    return {cid: warehouse.abspath(rel) for cid, rel in rows}
+
+
+def analyze_clips(
+    warehouse: Warehouse,
+    clips: Mapping[str, str | Path] | Sequence[str] | None = None,
+    *,
+    workers: int | None = None,
+    batch_size: int = 64,
+    force: bool = False,
+    thresholds: Thresholds | None = None,
+    filter_config: MusicFilterConfig | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> AnalysisSummary:
+    """Analyse clips and write ``features`` batches. ``clips``: ``{clip_id: audio path}``, clip ids to look
+    up in the ``clips`` manifest, or None for every downloaded clip. ``workers``: processes (default: the
+    cores); 0 or 1 analyses in this process. ``progress`` is called with the number of clips just done."""
+    t0 = time.perf_counter()
+    items = _resolve(warehouse, clips)
+    summary = AnalysisSummary(requested=len(items))
+    if not force:
+        done = _already_analysed(warehouse, list(items))
+        items = {cid: p for cid, p in items.items() if cid not in done}
+        summary.skipped = summary.requested - len(items)
+        if progress and summary.skipped:
+            progress(summary.skipped)
+    labels = load_labels(warehouse, list(items))
+    jobs = [(cid, str(p), labels.get(cid), thresholds, filter_config) for cid, p in items.items()]
+    n_workers = (os.cpu_count() or 1) if workers is None else workers
+    pending: list[dict] = []
+    for row, timings in _run(jobs, n_workers):
+        row["updated_at"] = utc_now()
+        pending.append(row)
+        summary.analysed += 1
+        summary.status[row["status"]] += 1
+        if row["reason"]:
+            summary.reasons[row["reason"].split(":")[0]] += 1
+        summary.timings.update(timings)
+        if progress:
+            progress(1)
+        if len(pending) >= batch_size:
+            summary.batches.append(_write(warehouse, pending))
+            pending = []
+    if pending:
+        summary.batches.append(_write(warehouse, pending))
+    summary.wall_s = time.perf_counter() - t0
+    return summary
+
+
+def _resolve(warehouse: Warehouse, clips: Mapping[str, str | Path] | Sequence[str] | None) -> dict[str, Path]:
+    if clips is None:
+        return select_clips(warehouse)
+    if isinstance(clips, Mapping):
+        items = {validate_clip_id(cid): Path(p) for cid, p in clips.items()}
+    else:
+        wanted = [validate_clip_id(c) for c in clips]
+        known = select_clips(warehouse)
+        missing = [c for c in wanted if c not in known]
+        if missing:
+            raise M2UGenError(
+                f"{len(missing)} clip(s) have no downloaded audio in the clips manifest, e.g. {missing[0]}"
+            )
+        items = {c: known[c] for c in wanted}
+    return dict(sorted(items.items()))
+
+
+def _already_analysed(warehouse: Warehouse, clip_ids: list[str]) -> set[str]:
+    if not clip_ids or not warehouse.manifest_files("features"):
+        return set()
+    con = warehouse.connect()
+    con.execute("CREATE TEMP TABLE wanted (clip_id VARCHAR)")
+    con.executemany("INSERT INTO wanted VALUES (?)", [(c,) for c in clip_ids])
+    rows = con.execute(
+        "SELECT f.clip_id FROM features_latest f JOIN wanted USING (clip_id) "
+        "WHERE f.analyser_version = ? AND f.status IN ('ok', 'rejected')",
+        [ANALYSER_VERSION],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _call(job: tuple) -> tuple[dict, dict[str, float]]:
+    return analyse_file(*job)
+
+
+def _run(jobs: list[tuple], n_workers: int) -> Iterator[tuple[dict, dict[str, float]]]:
+    if n_workers <= 1 or len(jobs) <= 1:
+        yield from map(_call, jobs)
+        return
+    # spawn, not fork: the parent may hold DuckDB/onnxruntime thread pools that a fork would copy mid-use
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(n_workers, len(jobs)), mp_context=ctx, initializer=init_worker) as pool:
+        yield from pool.map(_call, jobs, chunksize=2)
+
+
+def _write(warehouse: Warehouse, rows: list[dict]) -> str:
+    ids = sorted(r["clip_id"] for r in rows)
+    batch_id = "features-" + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:16]
+    warehouse.write_batch("features", rows, batch_id)
+    return batch_id
+

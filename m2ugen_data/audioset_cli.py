@@ -1,0 +1,178 @@
+"""``m2ugen-data audioset select | download | import-synthetic | status``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from m2ugen_data.cli_common import console, get_warehouse, print_arrow
+from m2ugen_data.errors import M2UGenError
+
+app = typer.Typer(help="AudioSet: select music segments into pools, download them, or import the synthetic corpus.",
+                  no_args_is_help=True)
+
+DEFAULT_SEGMENTS = ["balanced_train", "eval", "unbalanced_train"]
+
+
+def _proportions(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise M2UGenError(f"--pool-proportions: expected pool=fraction pairs, got {part!r}") from None
+    return out
+
+
+@app.command()
+def select(
+    ctx: typer.Context,
+    segments: Annotated[list[str] | None, typer.Option(
+        "--segments", "-s", help="Segment list: a path, a URL, or balanced_train / eval / unbalanced_train "
+        "(official addresses, cached in the warehouse). Repeatable; default: all three official lists.")] = None,
+    ontology: Annotated[str | None, typer.Option(help="Ontology path or URL (default: the bundled copy).")] = None,
+    exclude_label: Annotated[list[str] | None, typer.Option(
+        "--exclude-label", help="Drop segments with this label or one below it (id or name, e.g. Speech).")] = None,
+    require_instrument: Annotated[bool, typer.Option(help="Keep only segments with a musical instrument label.")] = False,
+    pool_proportions: Annotated[str | None, typer.Option(
+        help="e.g. 'mucaps=0.55,muedit=0.25,muimage=0.1,muvideo=0.1' (normalised to sum 1).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Keep at most N segments in all (for trial runs).")] = None,
+) -> None:
+    """Select music segments, split them into disjoint pools by a hash of the YouTube ID, write `segments`."""
+    from pydantic import ValidationError
+
+    from m2ugen_data.audioset.ontology import load_ontology
+    from m2ugen_data.audioset.selection import POOLS, SelectionPolicy, select_segments
+
+    wh = get_warehouse(ctx)
+    onto = load_ontology(ontology, cache_dir=wh.root / "cache")
+    try:
+        kwargs = {"exclude_labels": tuple(onto.mid(x) for x in exclude_label or ()), "require_instrument": require_instrument}
+        props = _proportions(pool_proportions)
+        policy = SelectionPolicy(**kwargs, **({"pool_proportions": props} if props else {}))
+    except ValidationError as e:
+        raise M2UGenError(f"invalid selection policy: {e.errors()[0]['msg']}") from None
+    reports = select_segments(wh, segments or DEFAULT_SEGMENTS, ontology=onto, policy=policy, limit=limit)
+    t = Table(title=f"segments -> {wh.root}")
+    t.add_column("")
+    for r in reports:
+        t.add_column(r.source, justify="right")
+    metrics = {
+        "rows": lambda r: r.rows, "rejected rows": lambda r: len(r.rejects), "music": lambda r: r.music,
+        "excluded by policy": lambda r: r.excluded, "duplicates": lambda r: r.duplicates,
+        "selected": lambda r: r.selected, **{f"pool {p}": (lambda r, p=p: r.pools.get(p, 0)) for p in POOLS},
+    }
+    for name, get in metrics.items():
+        t.add_row(name, *(str(get(r)) for r in reports))
+    t.add_row("batch", *(r.batch_id or "" for r in reports))
+    console.print(t)
+    for r in reports:
+        for rej in r.rejects[:10]:
+            console.print(f"[yellow]rejected[/] {r.source} {rej}", highlight=False, markup=True)
+        if len(r.rejects) > 10:
+            console.print(f"[yellow]... and {len(r.rejects) - 10} more rejected rows in {r.source}[/]")
+
+
+@app.command()
+def download(
+    ctx: typer.Context,
+    pool: Annotated[list[str] | None, typer.Option("--pool", help="Only these pools (repeatable; default all).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Parallel downloads.")] = 8,
+    url_template: Annotated[str, typer.Option(help="URL for an ID; must contain {ytid}.")] = "https://www.youtube.com/watch?v={ytid}",
+    retry_failed: Annotated[bool, typer.Option(help="Also retry clips that failed permanently before.")] = False,
+    cookies: Annotated[Path | None, typer.Option(help="Netscape cookies file for yt-dlp.")] = None,
+    proxy: Annotated[str | None, typer.Option(help="Proxy URL for yt-dlp.")] = None,
+    user_agent: Annotated[str | None, typer.Option(help="User-Agent header for yt-dlp.")] = None,
+    sample_rate: Annotated[int, typer.Option(help="FLAC sample rate.")] = 44100,
+    max_height: Annotated[int, typer.Option(help="Largest video height for the image/video pools.")] = 360,
+    limit: Annotated[int | None, typer.Option(help="Attempt at most N clips in this run.")] = None,
+    max_attempts: Annotated[int, typer.Option(help="Tries per clip for transient failures.")] = 3,
+    rate_limit: Annotated[float, typer.Option(help="Requests per second per host (0: unlimited).")] = 5.0,
+    ffmpeg: Annotated[str | None, typer.Option(help="ffmpeg binary (default: imageio-ffmpeg's static build, else PATH).")] = None,
+    flush_every: Annotated[int, typer.Option(help="Write manifest rows every N clips.")] = 200,
+) -> None:
+    """Download the selected segments (audio FLAC; video MP4 for muimage/muvideo), resumably."""
+    from m2ugen_data.audioset.download import DownloadConfig, DownloadSummary, download_clips
+    from m2ugen_data.audioset.ytdlp_fetch import FetchOptions
+
+    wh = get_warehouse(ctx)
+    if cookies is not None and not cookies.is_file():
+        raise M2UGenError(f"cookies file not found: {cookies}")
+    config = DownloadConfig(
+        url_template=url_template, pools=tuple(pool) if pool else None, limit=limit, concurrency=concurrency,
+        fetch=FetchOptions(ffmpeg=ffmpeg, sample_rate=sample_rate, max_height=max_height, cookies=cookies,
+                           proxy=proxy, user_agent=user_agent),
+        max_attempts=max_attempts, requests_per_s=rate_limit or None, retry_failed=retry_failed, flush_every=flush_every,
+    )
+    counts = {"ok": 0, "transient": 0, "permanent": 0, "corrupt": 0, "invalid": 0}
+    progress = Progress(
+        TextColumn("[bold]download"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
+        TextColumn("{task.fields[rate]} clips/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=console,
+    )
+    task = progress.add_task("download", total=None, counts="", rate="-")
+
+    def on_plan(s: DownloadSummary) -> None:
+        progress.update(task, total=s.planned)
+
+    def on_result(row: dict) -> None:
+        counts["ok" if row["status"] == "ok" else row["error_class"]] += 1
+        elapsed = progress.tasks[task].elapsed or 0.0
+        done = sum(counts.values())
+        text = f"ok {counts['ok']} | failed: " + " ".join(f"{k} {v}" for k, v in counts.items() if k != "ok")
+        progress.update(task, advance=1, counts=text, rate=f"{done / elapsed:.2f}" if elapsed else "-")
+
+    with progress:
+        summary = download_clips(wh, config, on_result=on_result, on_plan=on_plan)
+    t = Table(title="download summary")
+    t.add_column("")
+    t.add_column("clips", justify="right")
+    for name, value in [
+        ("planned this run", summary.planned), ("ok", summary.ok),
+        *((f"failed: {k}", v) for k, v in sorted(summary.failed.items())),
+        ("skipped: already done", summary.skipped_done), ("skipped: permanent failure", summary.skipped_permanent),
+        ("attempts", summary.attempts), ("clips/s", f"{summary.clips_per_s:.2f}"),
+        ("elapsed s", f"{summary.elapsed_s:.1f}"), ("manifest batches", len(summary.batches)),
+    ]:
+        t.add_row(name, str(value))
+    console.print(t)
+
+
+@app.command("import-synthetic")
+def import_synthetic_cmd(
+    ctx: typer.Context,
+    corpus: Annotated[Path, typer.Option(help="Directory written by `m2ugen-data synth` (segments.csv, audio/).")],
+    pool: Annotated[str, typer.Option(help="Pool for every clip.")] = "muedit",
+) -> None:
+    """Import the synthetic corpus as the download step (segments + clips, audio copied into media/)."""
+    from pydantic import ValidationError
+
+    from m2ugen_data.audioset.synthetic_import import import_synthetic
+
+    wh = get_warehouse(ctx)
+    try:
+        report = import_synthetic(wh, corpus, pool)
+    except ValidationError as e:
+        raise M2UGenError(f"invalid pool {pool!r}: {e.errors()[0]['msg']}") from None
+    console.print(f"synthetic corpus {corpus}: {report.selection.selected} segments in pool {pool}, "
+                  f"{report.ok} clips imported, {len(report.failed)} failed")
+    for clip_id, err in list(report.failed.items())[:10]:
+        console.print(f"[yellow]failed[/] {clip_id}: {err}", highlight=False)
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Clips per pool, status and error class (the latest row of each clip)."""
+    con = get_warehouse(ctx).connect()
+    table = con.sql(
+        "SELECT s.pool, coalesce(c.status, 'not attempted') AS status, c.error_class, count(*) AS clips "
+        "FROM segments_latest s LEFT JOIN clips_latest c USING (clip_id) GROUP BY ALL ORDER BY ALL"
+    ).to_arrow_table()
+    print_arrow(table, title="AudioSet clips")

@@ -1,0 +1,102 @@
+"""Caption clips in batches into the ``captions`` manifest, skipping what was already captioned.
+
+An item is done when the manifest holds its (item, backend, model, prompt hash): the hash covers every
+input that determines the text, so a changed measurement or a new model version captions again, while a
+rerun of the same run costs nothing. Each batch is written on its own, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from m2ugen_data.captions import Captioner, CaptionItem
+from m2ugen_data.errors import M2UGenError
+from m2ugen_data.warehouse import Warehouse, utc_now
+
+
+@dataclass
+class CaptionSummary:
+    total: int = 0
+    cached: int = 0
+    written: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # item id -> one-line error
+    seconds: float = 0.0
+
+
+def cached_keys(wh: Warehouse, backend: str) -> set[tuple[str, str, str, str]]:
+    """(item_id, backend, model, prompt_hash) of every caption ever written by ``backend``."""
+    t = wh.read("captions", latest=False, where=f"backend = '{backend.replace(chr(39), chr(39) * 2)}'")
+    cols = [t.column(c).to_pylist() for c in ("item_id", "backend", "model", "prompt_hash")]
+    return {(i, b, m or "", h) for i, b, m, h in zip(*cols, strict=True)}
+
+
+def _caption_safely(
+    captioner: Captioner, batch: Sequence[CaptionItem], summary: CaptionSummary
+) -> list[tuple[CaptionItem, str]]:
+    """Caption a batch; if it fails, caption its items one by one so one bad clip costs only itself."""
+    try:
+        return list(zip(batch, captioner.caption_batch(batch), strict=True))
+    except M2UGenError:
+        if len(batch) == 1:
+            raise
+    done = []
+    for item in batch:
+        try:
+            done.append((item, captioner.caption_batch([item])[0]))
+        except M2UGenError as e:
+            summary.failed[item.item_id] = str(e)
+    return done
+
+
+def write_captions(
+    wh: Warehouse,
+    captioner: Captioner,
+    items: Sequence[CaptionItem],
+    *,
+    modality: str = "audio",
+    batch_size: int = 512,
+    on_progress: Callable[[int], None] | None = None,
+) -> CaptionSummary:
+    """Caption ``items`` not yet in the manifest; returns counts (cached, written, failed)."""
+    start = time.perf_counter()
+    summary = CaptionSummary(total=len(items))
+    done = cached_keys(wh, captioner.backend)
+    todo: list[tuple[CaptionItem, str]] = []
+    for item in items:
+        h = captioner.prompt_hash(item)
+        if (item.item_id, captioner.backend, captioner.model, h) in done:
+            summary.cached += 1
+        else:
+            todo.append((item, h))
+    if on_progress:
+        on_progress(summary.cached)
+    for i in range(0, len(todo), batch_size):
+        chunk = todo[i : i + batch_size]
+        hashes = {item.item_id: h for item, h in chunk}
+        captioned = _caption_safely(captioner, [item for item, _ in chunk], summary)
+        now = utc_now()
+        rows = [
+            {
+                "item_id": item.item_id,
+                "modality": modality,
+                "backend": captioner.backend,
+                "model": captioner.model,
+                "prompt_hash": hashes[item.item_id],
+                "text": text,
+                "created_at": now,
+            }
+            for item, text in captioned
+        ]
+        if rows:
+            digest = hashlib.sha1("".join(f"{r['item_id']}:{r['prompt_hash']};" for r in rows).encode()).hexdigest()[
+                :16
+            ]
+            wh.write_batch("captions", rows, batch_id=f"cap-{captioner.backend}-{digest}")
+        summary.written += len(rows)
+        if on_progress:
+            on_progress(len(chunk))
+    summary.seconds = time.perf_counter() - start
+    return summary

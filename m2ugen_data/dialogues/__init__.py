@@ -1,0 +1,1 @@
+"""Two-turn instruction dialogues (MUEdit, MUImage, MUVideo): prompts, backends, validation, writer."""

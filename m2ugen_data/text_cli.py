@@ -1,0 +1,231 @@
+"""``m2ugen-data caption`` and ``m2ugen-data dialogue``: the text stages of the pipeline."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True)
+
+
+class CaptionBackend(str, Enum):
+    grounded = "grounded"
+    mu_llama = "mu-llama"
+
+
+class DialogueBackend(str, Enum):
+    template = "template"
+    transformers = "transformers"
+    openai = "openai"
+    vllm = "vllm"
+
+
+class Dataset(str, Enum):
+    muedit = "muedit"
+    muimage = "muimage"
+    muvideo = "muvideo"
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+
+
+def _summary(title: str, rows: dict[str, Any]) -> Table:
+    t = Table(title=title)
+    for k in rows:
+        t.add_column(k, justify="right")
+    t.add_row(*(f"{v:.1f}" if isinstance(v, float) else str(v) for v in rows.values()))
+    return t
+
+
+@app.command()
+def caption(
+    ctx: typer.Context,
+    backend: Annotated[
+        CaptionBackend, typer.Option(help="grounded (offline, from measurements) or mu-llama.")
+    ] = CaptionBackend.grounded,
+    pool: Annotated[
+        str | None, typer.Option(help="Only clips of this pool (mucaps, muedit, muimage, muvideo).")
+    ] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="mu-llama: local directory with the model weights.")] = None,
+    device: Annotated[str, typer.Option(help="mu-llama: torch device.")] = "cpu",
+    batch_size: Annotated[int, typer.Option(min=1)] = 512,
+) -> None:
+    """Caption analysed clips (features + segments) into the captions manifest; already-captioned clips are skipped."""
+    from m2ugen_data.audioset.ontology import load_ontology
+    from m2ugen_data.captions import get_captioner
+    from m2ugen_data.captions.inputs import caption_items
+    from m2ugen_data.captions.writer import write_captions
+    from m2ugen_data.cli_common import console, get_warehouse
+
+    wh = get_warehouse(ctx)
+    opts = {"model_dir": model_dir, "device": device} if backend is CaptionBackend.mu_llama else {}
+    captioner = get_captioner(backend.value, **opts)
+    items = caption_items(wh, load_ontology().name, pool)
+    with _progress() as progress:
+        task = progress.add_task(f"caption {backend.value}", total=len(items), info="")
+        summary = write_captions(
+            wh, captioner, items, batch_size=batch_size, on_progress=lambda n: progress.advance(task, n)
+        )
+    rate = summary.written / summary.seconds if summary.seconds else 0.0
+    console.print(
+        _summary(
+            "captions",
+            {
+                "clips": summary.total,
+                "cached": summary.cached,
+                "written": summary.written,
+                "failed": len(summary.failed),
+                "seconds": summary.seconds,
+                "captions/s": rate,
+            },
+        )
+    )
+    for item_id, err in list(summary.failed.items())[:20]:
+        console.print(f"[red]failed[/] {item_id}: {err}", highlight=False)
+
+
+def backend_options(
+    backend: DialogueBackend,
+    *,
+    model: str | None,
+    base_url: str,
+    device: str,
+    dtype: str,
+    batch_size: int,
+    concurrency: int,
+    timeout: float,
+    send_top_k: bool,
+    tensor_parallel_size: int,
+    max_model_len: int,
+    params: Any,
+) -> dict[str, Any]:
+    """Constructor options of the chosen backend from the CLI flags (each backend takes only its own)."""
+    from m2ugen_data.errors import M2UGenError
+
+    if backend is DialogueBackend.template:
+        return {}
+    if not model:
+        raise M2UGenError(f"the {backend.value} backend needs --model (a local directory or a served model name)")
+    if backend is DialogueBackend.transformers:
+        return {"model": model, "device": device, "dtype": dtype, "batch_size": batch_size, "params": params}
+    if backend is DialogueBackend.openai:
+        return {
+            "model": model,
+            "base_url": base_url,
+            "concurrency": concurrency,
+            "timeout_s": timeout,
+            "send_top_k": send_top_k,
+            "params": params,
+        }
+    return {
+        "model": model,
+        "dtype": dtype,
+        "tensor_parallel_size": tensor_parallel_size,
+        "max_model_len": max_model_len,
+        "params": params,
+    }
+
+
+@app.command()
+def dialogue(
+    ctx: typer.Context,
+    dataset: Annotated[Dataset, typer.Option(help="Which dataset's dialogues to write.")] = Dataset.muedit,
+    backend: Annotated[
+        DialogueBackend, typer.Option(help="template (offline) or an LLM backend.")
+    ] = DialogueBackend.template,
+    model: Annotated[
+        str | None, typer.Option(help="Model directory (transformers, vllm) or served model name (openai).")
+    ] = None,
+    base_url: Annotated[
+        str, typer.Option(help="openai: server base URL; key from $M2UGEN_OPENAI_API_KEY or $OPENAI_API_KEY.")
+    ] = "http://127.0.0.1:8000/v1",
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch (two prompts each).")] = 64,
+    max_attempts: Annotated[
+        int, typer.Option(min=1, help="Tries per turn before a sample is recorded as rejected.")
+    ] = 3,
+    caption_backend: Annotated[str, typer.Option(help="Which music captions to write from.")] = "grounded",
+    device: Annotated[str, typer.Option(help="transformers: torch device.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="transformers/vllm: auto, bfloat16, float16, float32.")] = "auto",
+    concurrency: Annotated[int, typer.Option(min=1, help="openai: requests in flight.")] = 16,
+    timeout: Annotated[float, typer.Option(help="openai: seconds per request.")] = 120.0,
+    send_top_k: Annotated[bool, typer.Option(help="openai: send top_k (vLLM servers accept it).")] = False,
+    tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per model.")] = 1,
+    max_model_len: Annotated[int, typer.Option(help="vllm: context length.")] = 2048,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 96,
+    temperature: Annotated[float, typer.Option(min=0.0)] = 0.5,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 1.0,
+    top_k: Annotated[int, typer.Option(min=0)] = 4,
+    seed: Annotated[int, typer.Option(help="Base seed; each retry adds one.")] = 0,
+) -> None:
+    """Write validated two-turn dialogues into the dialogues manifest (MUEdit reads pairs + captions)."""
+    from m2ugen_data.audioset.ontology import load_ontology
+    from m2ugen_data.cli_common import console, get_warehouse
+    from m2ugen_data.dialogues.backend import GenerationParams, make_backend
+    from m2ugen_data.dialogues.samples import load_samples
+    from m2ugen_data.dialogues.writer import write_dialogues
+
+    wh = get_warehouse(ctx)
+    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k)
+    opts = backend_options(
+        backend,
+        model=model,
+        base_url=base_url,
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        timeout=timeout,
+        send_top_k=send_top_k,
+        tensor_parallel_size=tensor_parallel_size,
+        max_model_len=max_model_len,
+        params=params,
+    )
+    writer_backend = make_backend(backend.value, **opts)
+    samples, skipped = load_samples(wh, dataset.value, load_ontology().name, caption_backend)
+    with _progress() as progress:
+        task = progress.add_task(f"{dataset.value} {backend.value}", total=len(samples), info="")
+
+        def advance(n: int, s: Any) -> None:
+            info = f"ok {s.accepted} rejected {s.rejected}" + (f" {s.tokens_per_s:.0f} tok/s" if s.tokens else "")
+            progress.update(task, advance=n, info=info)
+
+        summary = write_dialogues(
+            wh,
+            samples,
+            writer_backend,
+            batch_size=batch_size,
+            max_attempts=max_attempts,
+            base_seed=seed,
+            on_progress=advance,
+        )
+    row: dict[str, Any] = {
+        "samples": summary.total,
+        "cached": summary.cached,
+        "accepted": summary.accepted,
+        "rejected": summary.rejected,
+        "skipped": sum(skipped.values()),
+        "seconds": summary.seconds,
+    }
+    if summary.tokens:
+        row |= {"tokens": summary.tokens, "tokens/s": summary.tokens_per_s}
+    console.print(_summary(f"dialogues {dataset.value} ({backend.value})", row))
+    reasons = summary.reasons + skipped
+    if reasons:
+        t = Table(title="rejected or skipped, by reason")
+        t.add_column("reason")
+        t.add_column("samples", justify="right")
+        for reason, n in reasons.most_common():
+            t.add_row(reason, str(n))
+        console.print(t)

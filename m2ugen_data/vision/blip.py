@@ -1,0 +1,55 @@
+"""``blip``: BLIP image captions, conditioned on the prompt "the image shows", beam search, batched.
+
+The reference captioned one image at a time; a batch shares one prompt, so no text padding is involved and
+a batch yields exactly what single images would (tests check this on a tiny model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from m2ugen_data.vision.models import (
+    Captioner,
+    VisualItem,
+    decode_texts,
+    load_image_processor,
+    resolve_device,
+    resolve_weights,
+    settings_hash,
+)
+
+DEFAULT_MODEL = "Salesforce/blip-image-captioning-base"
+PROMPT = "the image shows"
+
+
+def load_blip(
+    model_dir: str | None = None, *, device: str = "auto", dtype: str = "auto", prompt: str = PROMPT,
+    num_beams: int = 3, max_new_tokens: int = 30,
+) -> Captioner:
+    import torch
+    from PIL import Image
+    from transformers import AutoTokenizer, BlipForConditionalGeneration, BlipProcessor
+
+    path, name = resolve_weights(model_dir, DEFAULT_MODEL, "blip")
+    dev, dt = resolve_device(device, dtype)
+    processor = BlipProcessor(image_processor=load_image_processor(path), tokenizer=AutoTokenizer.from_pretrained(path))
+    model = BlipForConditionalGeneration.from_pretrained(path, dtype=dt).to(dev).eval()
+
+    @torch.inference_mode()
+    def caption(items: Sequence[VisualItem]) -> list[str | None]:
+        images = []
+        for item in items:
+            with Image.open(item.path) as im:
+                images.append(im.convert("RGB"))
+        inputs = processor(images=images, text=[prompt] * len(images), return_tensors="pt").to(dev)
+        out = model.generate(
+            pixel_values=inputs["pixel_values"].to(dt), input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"], num_beams=num_beams, max_new_tokens=max_new_tokens,
+            do_sample=False,
+        )
+        return decode_texts(processor.tokenizer, out, strip_prefix=prompt.lower())
+
+    return Captioner(
+        backend="blip", model=name, kinds=("image",), caption=caption,
+        prompt_hash=settings_hash(prompt=prompt, num_beams=num_beams, max_new_tokens=max_new_tokens),
+    )

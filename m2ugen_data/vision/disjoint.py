@@ -1,0 +1,82 @@
+"""Music disjointness: the music of MUImage and MUVideo must not appear in MUCaps or MUEdit.
+
+Pools are disjoint by a hash of the YouTube ID at selection time, but pools are not what ends up in a
+dataset: pairs, retries or a hand-edited segment list can bring a clip in twice. So the check looks at what
+each dataset actually uses, and counts a match at three levels: the same clip, another section of the same
+video (the same song), and byte-identical audio (the same upload under two IDs).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from m2ugen_data.warehouse import Warehouse
+
+DATASETS = ("mucaps", "muedit", "muimage", "muvideo")
+VISUAL = ("muimage", "muvideo")
+
+
+def music_ids_from_keys(dataset: str, keys: Iterable[str]) -> set[str]:
+    """Music clip ids named by shard sample keys (``src__tgt`` for MUEdit, the clip id otherwise)."""
+    out: set[str] = set()
+    for k in keys:
+        out.update(k.split("__") if dataset == "muedit" else [k])
+    return out
+
+
+def music_ids_from_manifests(wh: Warehouse) -> dict[str, set[str]]:
+    """What each dataset uses according to the manifests: MUCaps its pool; MUEdit its pool and every pair
+    member; MUImage/MUVideo the clips with an ok frame/clip."""
+    con = wh.connect()
+
+    def ids(sql: str) -> set[str]:
+        return {r[0] for r in con.execute(sql).fetchall()}
+
+    return {
+        "mucaps": ids("SELECT clip_id FROM segments_latest WHERE pool = 'mucaps'"),
+        "muedit": ids(
+            "SELECT clip_id FROM segments_latest WHERE pool = 'muedit' "
+            "UNION SELECT src_id FROM pairs_latest UNION SELECT tgt_id FROM pairs_latest"
+        ),
+        "muimage": ids("SELECT clip_id FROM visual_media_latest WHERE kind = 'image' AND status = 'ok'"),
+        "muvideo": ids("SELECT clip_id FROM visual_media_latest WHERE kind = 'video' AND status = 'ok'"),
+    }
+
+
+def audio_digests(wh: Warehouse) -> dict[str, str]:
+    con = wh.connect()
+    rows = con.execute("SELECT clip_id, sha256 FROM clips_latest WHERE status = 'ok' AND sha256 IS NOT NULL")
+    return dict(rows.fetchall())
+
+
+def music_overlaps(
+    ids_by_dataset: Mapping[str, Iterable[str]], *, digests: Mapping[str, str] | None = None,
+    checked: Iterable[str] = VISUAL,
+) -> list[dict[str, str]]:
+    """Every (checked dataset, clip) whose music also appears in another dataset, with how it matched.
+
+    Matches are reported once per pair of clips, the strongest level first (clip, then video, then audio).
+    """
+    digests = digests or {}
+    index: dict[str, dict[str, list[tuple[str, str]]]] = {"clip": defaultdict(list), "video": defaultdict(list), "audio": defaultdict(list)}
+    for ds, ids in ids_by_dataset.items():
+        for cid in ids:
+            index["clip"][cid].append((ds, cid))
+            index["video"][cid[:11]].append((ds, cid))
+            if cid in digests:
+                index["audio"][digests[cid]].append((ds, cid))
+    found: dict[tuple[str, str, str, str], str] = {}
+    for ds in checked:
+        for cid in ids_by_dataset.get(ds, ()):
+            keys = {"clip": cid, "video": cid[:11], "audio": digests.get(cid)}
+            for level in ("clip", "video", "audio"):
+                if keys[level] is None:
+                    continue
+                for other_ds, other in index[level][keys[level]]:
+                    if other_ds != ds:
+                        found.setdefault((ds, cid, other_ds, other), level)
+    return [
+        {"dataset": d, "clip_id": c, "other_dataset": od, "other_clip_id": oc, "match": m}
+        for (d, c, od, oc), m in sorted(found.items())
+    ]

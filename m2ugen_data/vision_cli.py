@@ -1,0 +1,141 @@
+"""``m2ugen-data media frames|clips|disjoint`` and ``m2ugen-data caption-visual``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import pyarrow as pa
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from m2ugen_data.cli_common import OutputFormat, console, get_warehouse, print_arrow
+from m2ugen_data.errors import M2UGenError
+
+app = typer.Typer(no_args_is_help=True)
+media_app = typer.Typer(no_args_is_help=True, help="Frames (MUImage) and normalised clips (MUVideo) from source videos.")
+app.add_typer(media_app, name="media")
+
+
+class Pool(str, Enum):
+    muimage = "muimage"
+    muvideo = "muvideo"
+
+
+class Kind(str, Enum):
+    image = "image"
+    video = "video"
+
+
+class Backend(str, Enum):
+    grounded = "grounded"
+    blip = "blip"
+    video_gpt2 = "video-gpt2"
+    videomae_labels = "videomae-labels"
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=False,
+    )
+
+
+def _summary(title: str, counts: dict) -> None:
+    rows = [{"outcome": k, "value": str(v)} for k, v in sorted(counts.items())]
+    print_arrow(pa.Table.from_pylist(rows or [{"outcome": "nothing to do", "value": "0"}]), title=title)
+
+
+def _run_media(ctx: typer.Context, kind: str, pool: Optional[Pool], limit: Optional[int], workers: int, redo: bool, **options) -> None:
+    from m2ugen_data.vision.media_stage import pending_clips, run_media
+
+    wh = get_warehouse(ctx)
+    pool_name = pool.value if pool else None
+    total = len(pending_clips(wh, kind, pool=pool_name, limit=limit, redo=redo))
+    with _progress() as progress:
+        task = progress.add_task(f"{kind}s", total=total)
+        counts = run_media(
+            wh, kind, pool=pool_name, limit=limit, workers=workers, redo=redo,
+            on_done=lambda _row: progress.advance(task), **options,
+        )
+    _summary(f"media {'frames' if kind == 'image' else 'clips'}", counts)
+
+
+@media_app.command("frames")
+def frames_cmd(
+    ctx: typer.Context,
+    pool: Annotated[Optional[Pool], typer.Option(help="Pool to read (default muimage).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1)] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Videos decoded at once.")] = 2,
+    candidates: Annotated[int, typer.Option(min=1, help="Evenly spaced frames examined per video.")] = 16,
+    redo: Annotated[bool, typer.Option(help="Redo clips already done by this extractor version.")] = False,
+) -> None:
+    """Choose one sharp, non-black frame per source video and save it as JPEG (MUImage)."""
+    _run_media(ctx, "image", pool, limit, workers, redo, n=candidates)
+
+
+@media_app.command("clips")
+def clips_cmd(
+    ctx: typer.Context,
+    pool: Annotated[Optional[Pool], typer.Option(help="Pool to read (default muvideo).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1)] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Videos encoded at once.")] = 2,
+    fps: Annotated[int, typer.Option(min=1, help="Output frame rate.")] = 16,
+    short_side: Annotated[int, typer.Option(min=32, help="Bound on the shorter side in pixels.")] = 256,
+    redo: Annotated[bool, typer.Option(help="Redo clips already done by this extractor version.")] = False,
+) -> None:
+    """Normalise each source video (H.264, bounded size, fixed fps, no audio) for MUVideo; reject black/still."""
+    _run_media(ctx, "video", pool, limit, workers, redo, fps=fps, short_side=short_side)
+
+
+@media_app.command("disjoint")
+def disjoint_cmd(
+    ctx: typer.Context,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+) -> None:
+    """Report MUImage/MUVideo music that also appears in another dataset (exit 1 when any)."""
+    from m2ugen_data.vision.disjoint import audio_digests, music_ids_from_manifests, music_overlaps
+
+    wh = get_warehouse(ctx)
+    ids = music_ids_from_manifests(wh)
+    overlaps = music_overlaps(ids, digests=audio_digests(wh))
+    console.print({k: len(v) for k, v in ids.items()})
+    if overlaps:
+        print_arrow(pa.Table.from_pylist(overlaps), fmt, title="music overlaps")
+        raise typer.Exit(1)
+    console.print("no music overlap between MUImage/MUVideo and the other datasets")
+
+
+@app.command("caption-visual")
+def caption_visual_cmd(
+    ctx: typer.Context,
+    kind: Annotated[Kind, typer.Option(help="Caption frames (image) or clips (video).")],
+    backend: Annotated[Backend, typer.Option(help="grounded needs no model; the others load local weights.")] = Backend.grounded,
+    model_dir: Annotated[Optional[Path], typer.Option(help="A save_pretrained directory (default: the model id in the local HF cache).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    limit: Annotated[Optional[int], typer.Option(min=1)] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto | float32 | float16 | bfloat16")] = "auto",
+    redo: Annotated[bool, typer.Option(help="Recaption items already captioned with this model and settings.")] = False,
+) -> None:
+    """Caption MUImage frames or MUVideo clips into the captions manifest, batched and cached."""
+    from m2ugen_data.audioset.ontology import load_ontology
+    from m2ugen_data.vision.caption_stage import caption_visual, load_captioner, pending_items
+
+    wh = get_warehouse(ctx)
+    options = {} if backend is Backend.grounded else {"model_dir": model_dir, "device": device, "dtype": dtype}
+    captioner = load_captioner(backend.value, **options)
+    if kind.value not in captioner.kinds:
+        raise M2UGenError(f"backend {backend.value!r} captions {'/'.join(captioner.kinds)}, not {kind.value}")
+    namer = load_ontology().name
+    todo, _ = pending_items(wh, kind.value, captioner, limit=limit, redo=redo, label_namer=namer)
+    with _progress() as progress:
+        task = progress.add_task(f"{backend.value} {kind.value} captions", total=len(todo))
+        summary = caption_visual(
+            wh, kind.value, captioner=captioner, batch_size=batch_size, limit=limit, redo=redo,
+            label_namer=namer, on_batch=lambda n: progress.advance(task, n),
+        )
+    for err in summary.pop("errors"):
+        console.print(f"[yellow]failed[/] {err}", highlight=False)
+    _summary(f"caption-visual {backend.value} ({captioner.model or 'no model'})", summary)

@@ -1,0 +1,51 @@
+"""Flow plumbing without a server: parameter validation, task runner choice, count merging."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from flows.params import RunOptions, SyntheticSource, TaskRunnerChoice, TextBackends
+from flows.runners import choice_env, choice_from_env, make_task_runner
+from flows.steps import chunked, merge_counts
+from m2ugen_data.errors import MissingDependencyError
+
+
+def test_parameter_groups_reject_typos_and_bad_values():
+    with pytest.raises(ValidationError, match="extra"):
+        SyntheticSource(n=4, sed=1)  # a typo must fail the run, not be ignored
+    with pytest.raises(ValidationError):
+        RunOptions(batch_size=0)
+    with pytest.raises(ValidationError):
+        TextBackends(dialogue_backend="gpt-9")
+    # a partial group takes the defaults for what it leaves out (how a deployment run overrides a group)
+    assert SyntheticSource.model_validate({"n": 6}) == SyntheticSource(n=6, seed=0)
+
+
+def test_task_runner_choice_round_trips_through_the_environment(monkeypatch):
+    choice = TaskRunnerChoice(kind="process", max_workers=3)
+    for k, v in choice_env(choice).items():
+        monkeypatch.setenv(k, v)
+    assert choice_from_env() == choice
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+
+    runner = make_task_runner()
+    assert isinstance(runner, ProcessPoolTaskRunner) and runner._max_workers == 3
+    assert isinstance(make_task_runner(TaskRunnerChoice(kind="thread", max_workers=2)), ThreadPoolTaskRunner)
+
+
+def test_dask_runner_without_prefect_dask_is_a_clear_error():
+    pytest.importorskip("prefect")
+    try:
+        import prefect_dask  # noqa: F401
+    except ImportError:
+        with pytest.raises(MissingDependencyError, match="prefect-dask"):
+            make_task_runner(TaskRunnerChoice(kind="dask"))
+    else:
+        assert type(make_task_runner(TaskRunnerChoice(kind="dask"))).__name__ == "DaskTaskRunner"
+
+
+def test_merge_counts_and_chunks():
+    merged = merge_counts([{"ok": 2, "status": {"ok": 2}, "files": ["a"]}, {"ok": 1, "status": {"ok": 1, "failed": 1}}])
+    assert merged == {"ok": 3, "status": {"ok": 3, "failed": 1}}
+    assert chunked(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
