@@ -1,0 +1,107 @@
+"""Typed flow parameters, grouped so a deployment run can override one group at a time.
+
+Prefect merges a run's parameters over the deployment's at the top level only, so each group is one
+top-level flow parameter: ``--param synthetic='{"n": 12}'`` replaces the ``synthetic`` group, and fields left
+out of it take the defaults below (never another group's values). Every model is frozen and forbids unknown
+fields, so a typo in a parameter fails the run at validation instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from m2ugen_data.audioset.download import DEFAULT_URL_TEMPLATE
+
+Source = Literal["synthetic", "audioset"]
+Pool = Literal["mucaps", "muedit", "muimage", "muvideo"]
+CaptionBackend = Literal["grounded", "mu-llama"]
+DialogueBackend = Literal["template", "transformers", "openai", "vllm"]
+RunnerKind = Literal["thread", "process", "dask"]
+OFFICIAL_SEGMENT_LISTS = ("balanced_train", "eval", "unbalanced_train")
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SyntheticSource(_Params):
+    """The synthetic corpus (``m2ugen_data.synth``): rendered once into ``corpus_dir``, then imported."""
+
+    corpus_dir: str | None = Field(None, description="Corpus directory (default <warehouse>/synth).")
+    n: int = Field(48, ge=1, description="Clips to render.")
+    seed: int = 0
+    sibling_fraction: float = Field(0.6, ge=0.0, le=1.0, description="Clips rendered as sibling groups (MUEdit pairs).")
+    trouble_fraction: float = Field(0.1, ge=0.0, le=1.0, description="Clips with silence, clipping, speech or too short.")
+
+
+class AudioSetSource(_Params):
+    """The official AudioSet lists and ontology; downloads through yt-dlp (needs network)."""
+
+    segments: list[str] = Field(
+        default_factory=lambda: list(OFFICIAL_SEGMENT_LISTS),
+        description="Segment CSVs: official names (balanced_train, eval, unbalanced_train), paths or URLs.",
+    )
+    ontology: str | None = Field(None, description="Ontology path or URL (default: the bundled copy).")
+    limit: int | None = Field(None, ge=1, description="Select at most this many segments (trial runs).")
+    exclude_labels: list[str] = Field(default_factory=list, description="Drop segments with labels in these subtrees.")
+    require_instrument: bool = False
+    url_template: str = DEFAULT_URL_TEMPLATE
+    download_concurrency: int = Field(8, ge=1)
+    download_limit: int | None = Field(None, ge=1, description="Attempt at most this many downloads per run.")
+    requests_per_s: float | None = Field(5.0, gt=0, description="Per host; null: unlimited.")
+    retry_failed: bool = Field(False, description="Also retry clips that failed permanently before.")
+
+
+class TextBackends(_Params):
+    """Who writes the captions and the dialogues (defaults: offline, grounded in the measurements)."""
+
+    caption_backend: CaptionBackend = "grounded"
+    caption_model_dir: str | None = Field(None, description="mu-llama: local model directory.")
+    device: str = "cpu"
+    dialogue_backend: DialogueBackend = "template"
+    dialogue_model: str | None = Field(None, description="Model directory (transformers, vllm) or served name (openai).")
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="openai backend: server base URL.")
+    dtype: str = "auto"
+    max_attempts: int = Field(3, ge=1, description="Tries per dialogue turn before a sample is rejected.")
+    seed: int = 0
+    concurrency: int = Field(16, ge=1, description="openai backend: requests in flight.")
+    timeout_s: float = Field(120.0, gt=0)
+    retry_rejected: bool = Field(False, description="Ask again for dialogues rejected before under the same prompt.")
+
+
+class PairOptions(_Params):
+    """MUEdit pair mining rules (see ``m2ugen_data.analysis.pairs.PairRules``)."""
+
+    tolerance: float = Field(0.04, gt=0.0, lt=0.3)
+    allow_double: bool = False
+    key_rule: Literal["same", "relative", "any"] = "same"
+    k: int = Field(2, ge=1, description="Pairs per clip at most.")
+
+
+class RunOptions(_Params):
+    """How the work is cut into tasks, and shard sizes."""
+
+    batch_size: int = Field(16, ge=1, description="Clips per analysis task (the unit of fan-out and of resume).")
+    caption_batch_size: int = Field(256, ge=1, description="Clips per caption task.")
+    dialogue_batch_size: int = Field(64, ge=1, description="Samples per dialogue task.")
+    shard_max_samples: int = Field(1000, ge=1)
+    shard_max_bytes: int = Field(1 << 30, ge=1 << 16)
+
+
+class TaskRunnerChoice(_Params):
+    """Which Prefect task runner fans the batches out (not a flow parameter: a flow's runner is fixed when
+    the run starts, so it is chosen by ``with_options`` in-process or by environment for served flows)."""
+
+    kind: RunnerKind = "thread"
+    max_workers: int | None = Field(None, ge=1, description="Threads or processes (default: the cores).")
+    dask_address: str | None = Field(None, description="dask: scheduler address (default: a local cluster).")
+
+
+# Module-level defaults for the flow signatures (the models are frozen, so sharing one instance is safe).
+SYNTHETIC = SyntheticSource()
+AUDIOSET = AudioSetSource()
+TEXT = TextBackends()
+PAIRS = PairOptions()
+RUN = RunOptions()

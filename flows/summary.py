@@ -1,0 +1,103 @@
+"""What a build produced, read back from the warehouse (not from task results), plus the run's own counts.
+
+Reading the manifests' ``*_latest`` views makes the summary true for the warehouse as it now is, whichever
+runs (interrupted, resumed, repeated) contributed to it; the per-run counts (work done vs skipped) come from
+the tasks. The same function feeds the Prefect artifact and the demo's printout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from m2ugen_data.warehouse import Warehouse
+
+_COUNTS_SQL = """
+WITH seg AS (SELECT clip_id FROM segments_latest WHERE pool = $pool),
+     cl AS (SELECT c.* FROM clips_latest c JOIN seg USING (clip_id)),
+     fe AS (SELECT f.* FROM features_latest f JOIN seg USING (clip_id))
+SELECT
+    (SELECT count(*) FROM seg) AS segments,
+    (SELECT count(*) FROM cl WHERE status = 'ok') AS clips_ok,
+    (SELECT count(*) FROM cl WHERE status <> 'ok') AS clips_failed,
+    (SELECT count(*) FROM fe WHERE status = 'ok') AS analysed_ok,
+    (SELECT count(*) FROM fe WHERE status = 'rejected') AS analysis_rejected,
+    (SELECT count(*) FROM fe WHERE status = 'failed') AS analysis_failed,
+    (SELECT count(*) FROM fe WHERE is_music) AS music,
+    (SELECT count(*) FROM pairs_latest p JOIN seg ON seg.clip_id = p.src_id) AS pairs,
+    (SELECT count(DISTINCT item_id) FROM captions_latest c JOIN seg ON seg.clip_id = c.item_id
+        WHERE c.modality = 'audio' AND c.text IS NOT NULL) AS captioned,
+    (SELECT count(*) FROM dialogues_latest WHERE dataset = $dataset AND status = 'ok') AS dialogues_accepted,
+    (SELECT count(*) FROM dialogues_latest WHERE dataset = $dataset AND status = 'rejected') AS dialogues_rejected,
+    (SELECT count(*) FROM shards_latest WHERE dataset = $dataset) AS shards,
+    (SELECT coalesce(sum(samples), 0) FROM shards_latest WHERE dataset = $dataset) AS shard_samples,
+    (SELECT coalesce(sum(bytes), 0) FROM shards_latest WHERE dataset = $dataset) AS shard_bytes
+"""
+
+# Failures and rejections by class: the stage, then the status or error class, then the stable reason code.
+_FAILURES_SQL = """
+WITH seg AS (SELECT clip_id FROM segments_latest WHERE pool = $pool)
+SELECT cls, count(*) AS n FROM (
+    SELECT 'download:' || coalesce(error_class, 'unknown') AS cls
+        FROM clips_latest JOIN seg USING (clip_id) WHERE status <> 'ok'
+    UNION ALL
+    SELECT 'analysis:' || status || ':' || split_part(coalesce(reason, ''), ':', 1)
+        FROM features_latest JOIN seg USING (clip_id) WHERE status <> 'ok'
+    UNION ALL
+    SELECT 'music-filter:' || r FROM (
+        SELECT unnest(music_reasons) AS r FROM features_latest JOIN seg USING (clip_id) WHERE status = 'ok' AND NOT is_music)
+    UNION ALL
+    SELECT 'dialogue:' || split_part(r, ':', 1) || ':' || split_part(r, ':', 2) FROM (
+        SELECT unnest(reasons) AS r FROM dialogues_latest WHERE dataset = $dataset AND status = 'rejected')
+)
+GROUP BY cls ORDER BY cls
+"""
+
+
+def warehouse_summary(wh: Warehouse, dataset: str, pool: str) -> dict[str, Any]:
+    """Counts by stage and failures by class for one dataset and its pool, from the latest manifest rows."""
+    con = wh.connect()
+    try:
+        params = {"pool": pool, "dataset": dataset}
+        cur = con.execute(_COUNTS_SQL, params)
+        names = [d[0] for d in cur.description]
+        counts = dict(zip(names, (int(v) for v in cur.fetchone())))
+        failures = {cls: int(n) for cls, n in con.execute(_FAILURES_SQL, params).fetchall()}
+    finally:
+        con.close()
+    return {"dataset": dataset, "pool": pool, "counts": counts, "failures": failures}
+
+
+def example_dialogue(wh: Warehouse, dataset: str) -> dict[str, Any] | None:
+    """The first accepted dialogue of the dataset (by sample id), for a human to look at."""
+    con = wh.connect()
+    try:
+        row = con.execute(
+            "SELECT sample_id, human, gpt FROM dialogues_latest WHERE dataset = ? AND status = 'ok' ORDER BY sample_id LIMIT 1",
+            [dataset],
+        ).fetchone()
+    finally:
+        con.close()
+    return dict(zip(("sample_id", "human", "gpt"), row)) if row else None
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The run summary as Markdown (the Prefect artifact's body)."""
+    lines = [f"# {summary['flow']}: {summary['dataset']} (pool {summary['pool']})", "", f"Warehouse: `{summary['warehouse']}`", ""]
+    lines += ["## Warehouse counts", "", "| stage | count |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in summary["counts"].items()]
+    lines += ["", "## This run", "", "| step | counts |", "|---|---|"]
+    lines += [f"| {k} | {_flat(v)} |" for k, v in summary["run"].items()]
+    lines += ["", "## Failures and rejections by class", ""]
+    if summary["failures"]:
+        lines += ["| class | clips or samples |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in summary["failures"].items()]
+    else:
+        lines.append("none")
+    lines += ["", "## Shards", "", "| path | samples | bytes | sha256 |", "|---|---:|---:|---|"]
+    lines += [f"| {s['path']} | {s['samples']} | {s['bytes']} | `{s['sha256'][:16]}` |" for s in summary["shard_files"]]
+    return "\n".join(lines) + "\n"
+
+
+def _flat(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_flat(x)}" for k, x in v.items() if x not in ({}, None))
+    return str(v)
