@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,12 @@ CATALOG_FILE = "catalog.duckdb"
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def duck_connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that spills to the system temp dir, not to ``./.tmp`` under whatever cwd we run in."""
+    spill = Path(tempfile.gettempdir()) / "m2ugen-duckdb-spill"
+    return duckdb.connect(database, config={"temp_directory": str(spill)})
 
 
 def default_root() -> Path:
@@ -86,7 +93,7 @@ class Warehouse:
         if not files:
             return manifest.schema.empty_table()
         check_parquet_files(files)
-        con = duckdb.connect()
+        con = duck_connect()
         sql = _select_sql(manifest, _glob(self, manifest), latest)
         if where:
             sql = f"SELECT * FROM ({sql}) WHERE {where}"
@@ -95,7 +102,7 @@ class Warehouse:
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with one view per manifest (and ``<name>_latest``)."""
-        con = duckdb.connect()
+        con = duck_connect()
         _create_views(con, self)
         return con
 
@@ -106,7 +113,7 @@ class Warehouse:
         """
         path = self.root / CATALOG_FILE
         try:
-            con = duckdb.connect(str(path))
+            con = duck_connect(str(path))
         except duckdb.Error as e:
             raise WarehouseError(f"cannot open catalog {path}: {e}") from e
         try:

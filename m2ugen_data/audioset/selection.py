@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,7 +24,7 @@ from m2ugen_data.audioset.segments_csv import Reject, SegmentList, read_segments
 from m2ugen_data.audioset.sources import SEGMENT_URLS, resolve_source, segments_location
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.schemas import SEGMENTS
-from m2ugen_data.warehouse import Warehouse, conform, utc_now
+from m2ugen_data.warehouse import Warehouse, conform, duck_connect, utc_now
 
 POOLS = ("mucaps", "muedit", "muimage", "muvideo")
 DEFAULT_PROPORTIONS = {"mucaps": 0.55, "muedit": 0.25, "muimage": 0.10, "muvideo": 0.10}
@@ -83,7 +82,7 @@ def pool_of(ytid: str, proportions: dict[str, float]) -> str:
 
 def pool_indices(ytids: pa.Array | pa.ChunkedArray, proportions: dict[str, float]) -> np.ndarray:
     """``pool_of`` for a whole column: DuckDB hashes 2M IDs in about a second, Python's hashlib in ~4 s."""
-    con = duckdb.connect()
+    con = duck_connect()
     con.register("ids", pa.table({"ytid": ytids}))
     sql = f"SELECT ('0x' || substr(sha256('{POOL_HASH_SALT}' || ytid), 1, 16))::UBIGINT AS h FROM ids"
     h = con.sql(sql).to_arrow_table().column("h").to_numpy()
