@@ -120,11 +120,6 @@ def test_trouble_clips_are_rejected_with_their_reason(analysed, trouble: str, re
         assert f["tempo_bpm"] is None and f["beats"] == [] and f["is_music"] is False
 
 
-@pytest.mark.xfail(
-    reason="silero-vad scores the synthetic formant babble (synth.render.speech_like) as non-speech "
-    "(~3% of frames above 0.5), so the speech clip keeps a speech ratio near 0",
-    strict=False,
-)
 def test_speech_clip_fails_the_music_filter(analysed) -> None:
     _, truth, features, _ = analysed
     hit = [c for c, t in truth.items() if t["trouble"] == "speech"]

@@ -14,6 +14,7 @@ from m2ugen_data.synth import load_truth, render_corpus
 from m2ugen_data.synth.composition import SCALES, compose
 from m2ugen_data.synth.corpus import plan_corpus
 from m2ugen_data.synth.instruments import BASS_TIMBRES, TIMBRES
+from m2ugen_data.synth.speech import speech_like
 
 
 def _render(out: Path, seed: int) -> dict:
@@ -100,6 +101,21 @@ def test_timbre_plays_the_pitch_asked(name: str) -> None:
     assert y.dtype == np.float32 and y.shape == (sr,) and np.abs(y).max() == pytest.approx(1.0)
     f0 = librosa.yin(y[: sr // 2], fmin=freq / 2.5, fmax=freq * 2.5, sr=sr, frame_length=2048)
     assert np.median(f0) == pytest.approx(freq, rel=0.015)
+
+
+def test_silero_hears_the_synthetic_talker_as_speech() -> None:
+    """The speech trouble clip must trip the music filter's speech rule, which reads silero-vad's ratio."""
+    import soxr
+
+    from m2ugen_data.analysis import speech
+    from m2ugen_data.analysis.music_filter import MusicFilterConfig
+
+    vad, sr = speech.load_vad(), 22050
+    for seed in range(3):
+        y = speech_like(6 * sr, sr, np.random.default_rng(seed))
+        assert np.array_equal(y, speech_like(6 * sr, sr, np.random.default_rng(seed)))
+        ratio = speech.speech_ratio(soxr.resample(y, sr, speech.SAMPLE_RATE), vad)
+        assert ratio > MusicFilterConfig().max_speech_ratio, (seed, ratio)
 
 
 def test_cli_synth_writes_a_corpus(tmp_path: Path) -> None:

@@ -32,8 +32,8 @@ from m2ugen_data.synth.render import (
     near_silence,
     normalise_loudness,
     render,
-    speech_like,
 )
+from m2ugen_data.synth.speech import speech_like
 from m2ugen_data.warehouse import conform
 
 MUSIC = "/m/04rlf"

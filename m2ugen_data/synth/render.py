@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyloudnorm
-from scipy import signal
 
 from m2ugen_data.synth.composition import Composition, Part
 from m2ugen_data.synth.instruments import (
@@ -22,7 +21,6 @@ from m2ugen_data.synth.instruments import (
     TIMBRES,
     DrumKit,
     Timbre,
-    butter_sos,
     drum_kit,
     drum_sounds,
 )
@@ -125,43 +123,3 @@ def hard_clip(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A brickwalled master pushed 15-25 dB into the converter: full-scale plateaus everywhere."""
     y = y / (np.abs(y).max() + 1e-9)
     return np.clip(y * 10.0 ** (rng.uniform(15, 25) / 20.0), -1.0, 1.0).astype(np.float32)
-
-
-def speech_like(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """Formant-filtered glottal pulses in syllables, with fricatives and pauses: talk, not music."""
-    vowels = (
-        (730, 1090, 2440),
-        (270, 2290, 3010),
-        (530, 1840, 2480),
-        (570, 840, 2410),
-        (300, 870, 2240),
-        (660, 1720, 2410),
-    )
-    out = np.zeros(n)
-    f0_base = rng.uniform(100, 220)
-    pos = int(rng.uniform(0.05, 0.3) * sr)
-    while pos < n:
-        m = int(rng.uniform(0.12, 0.3) * sr)
-        t = np.arange(m) / sr
-        f0 = (
-            f0_base
-            * (1.0 + 0.12 * np.sin(2 * np.pi * rng.uniform(0.5, 2.0) * t + rng.uniform(0, 6)))
-            * (1 + rng.normal(0, 0.01, m))
-        )
-        phase = np.cumsum(f0) / sr
-        pulses = (np.diff(np.floor(phase), prepend=0.0) > 0).astype(np.float64)
-        source = signal.lfilter([1.0], [1.0, -0.95], pulses)  # glottal roll-off
-        syllable = np.zeros(m)
-        for k, f in enumerate(vowels[int(rng.integers(len(vowels)))]):
-            if f < 0.45 * sr:
-                sos = butter_sos(1, (f * 0.9, min(f * 1.1, 0.49 * sr)), "band", sr)
-                syllable += signal.sosfilt(sos, source) / (k + 1)
-        if rng.uniform() < 0.4:  # a fricative onset (s, sh, f)
-            k = int(0.06 * sr)
-            fric = signal.sosfilt(butter_sos(2, min(4000, 0.4 * sr), "high", sr), rng.normal(0, 1, k))
-            syllable[:k] += 0.3 * fric * np.abs(syllable).max()
-        syllable *= np.hanning(m)
-        end = min(n, pos + m)
-        out[pos:end] += syllable[: end - pos]
-        pos = end + int((rng.uniform(0.03, 0.1) if rng.uniform() < 0.8 else rng.uniform(0.3, 0.7)) * sr)
-    return out.astype(np.float32)
