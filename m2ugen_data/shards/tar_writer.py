@@ -7,8 +7,17 @@ readers pick up) and rolls only *after* a shard has passed its size limit. Pytho
 from a file object but in 16 KiB steps and would need a second pass to hash the archive. So this module
 builds each header with the standard library (``tarfile.TarInfo.tobuf``, ustar format, so the headers are
 exactly what ``tarfile`` would write) and streams member data itself: 1 MiB ``readinto`` chunks that are
-hashed (sha256) and written in the same pass, with the files of the next 16 MiB of samples
-prefetched (``POSIX_FADV_WILLNEED``) so disk reads overlap hashing. bench/bench_shards.py measures it against ``cp``.
+hashed (sha256) and written in the same pass while the chunk is still in the CPU cache; headers, in-memory
+members and padding are gathered into one write; the files of the next 16 MiB of samples are prefetched
+(``POSIX_FADV_WILLNEED``) so disk reads overlap hashing; and every 4 MiB written is handed to the disk at once
+(``sync_file_range``) so the fsync before the rename finds little left instead of a whole shard.
+
+bench/bench_shards.py measures it against ``cp`` of the same bytes (docs/BENCHMARKS.md). Tried there and
+dropped: copying member data inside the kernel (``copy_file_range``) with the shard hashed by a thread that
+reads it back, and a hash thread fed the same buffers. On ext4 the kernel copy costs no less CPU than a
+read and a write through a cache-resident buffer (it copies page by page too), and handing work to a hash
+thread added more than it saved unless a core was idle; on the shared 2-core machine both were slower.
+``workers > 1`` is the way to use idle cores: whole shards in parallel, at no extra CPU per byte.
 
 Reproducibility: members of a sample are written sorted by field name; every header has mtime 0, uid/gid
 0, empty user/group names and mode 0o644; the archive ends with two zero blocks padded to the 10 KiB record
@@ -23,12 +32,15 @@ the bytes, does not depend on the number of workers.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import re
+import stat
+import sys
 import tarfile
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +56,9 @@ SHARD_INDEX_DIGITS = 6
 
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
-_CHUNK = 1 << 20
+_CHUNK = 1 << 20  # read/hash/write step: stays in the CPU cache between the three
 _PREFETCH_BYTES = 16 << 20  # read-ahead window: disk reads overlap hashing and writing
+_WRITEBACK_STEP = 4 << 20  # written bytes handed to the disk at a time, so the final fsync has little left
 
 
 class ShardError(M2UGenError):
@@ -133,7 +146,7 @@ def _plan(sample: Sample) -> _Planned:
             st = path.stat()
         except OSError as e:
             raise ShardError(f"sample {key}: member {name} file {path}: {e.strerror or e}") from e
-        if not path.is_file():
+        if not stat.S_ISREG(st.st_mode):
             raise ShardError(f"sample {key}: member {name} {path} is not a regular file")
         members.append((name, path, st.st_size))
     return _Planned(key, members)
@@ -168,21 +181,49 @@ def _prefetch(sample: _Planned) -> None:
                 os.close(fd)
 
 
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """Linux's ``sync_file_range(2)``, which the ``os`` module does not wrap (None elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_sync_file_range = _load_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _start_writeback(fd: int, offset: int, nbytes: int) -> None:
+    """Start writing a range of the file to disk without waiting (a hint: the final fsync is what guarantees
+    durability, so a failure here changes nothing). Without it the kernel keeps a whole shard dirty in memory
+    and the fsync before the rename waits for all of it; with it the disk works while later members are copied."""
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)
+
+
 def _write_tar(target: Path, samples: Sequence[_Planned]) -> ShardInfo:
     digest = hashlib.sha256()
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
-    written = 0
+    written = flushed = 0
+    pending = bytearray()  # headers, in-memory members and padding: one write before the next file's data
     with atomic_path(target) as tmp, open(tmp, "wb", buffering=0) as out:
 
-        def emit(data: bytes | memoryview) -> None:
-            nonlocal written
+        def emit(data: bytes | bytearray | memoryview) -> None:
+            nonlocal written, flushed
             digest.update(data)
             mv = memoryview(data)
             while mv:
-                n = out.write(mv)
-                mv = mv[n:]
+                mv = mv[out.write(mv) :]
             written += len(data)
+            if written - flushed >= _WRITEBACK_STEP:
+                _start_writeback(out.fileno(), flushed, written - flushed)
+                flushed = written
 
         ahead, ahead_bytes, done_bytes = 0, 0, 0
         for sample in samples:
@@ -192,10 +233,12 @@ def _write_tar(target: Path, samples: Sequence[_Planned]) -> ShardInfo:
                 ahead += 1
             done_bytes += sample.footprint
             for name, value, size in sample.members:
-                emit(_header(f"{sample.key}.{name}", size))
+                pending += _header(f"{sample.key}.{name}", size)
                 if isinstance(value, bytes):
-                    emit(value)
+                    pending += value
                 else:
+                    emit(pending)
+                    pending.clear()
                     copied = 0
                     try:
                         with open(value, "rb", buffering=0) as src:
@@ -207,10 +250,12 @@ def _write_tar(target: Path, samples: Sequence[_Planned]) -> ShardInfo:
                         raise ShardError(f"sample {sample.key}: cannot read {value}: {e.strerror or e}") from e
                     if copied != size:
                         raise ShardError(f"sample {sample.key}: {value} changed size while being written")
-                if size % _BLOCK:
-                    emit(bytes(_BLOCK - size % _BLOCK))
-        end = _archive_size(written) - written
-        emit(bytes(end))
+                pending += bytes(-size % _BLOCK)
+                if len(pending) >= _CHUNK:
+                    emit(pending)
+                    pending.clear()
+        pending += bytes(_archive_size(written + len(pending)) - written - len(pending))
+        emit(pending)
     return ShardInfo(
         path=target,
         samples=len(samples),
