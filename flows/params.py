@@ -18,6 +18,7 @@ Source = Literal["synthetic", "audioset"]
 Pool = Literal["mucaps", "muedit", "muimage", "muvideo"]
 CaptionBackend = Literal["grounded", "mu-llama"]
 DialogueBackend = Literal["template", "transformers", "openai", "vllm"]
+VisualCaptionBackend = Literal["grounded", "blip", "video-gpt2", "videomae-labels"]
 RunnerKind = Literal["thread", "process", "dask"]
 OFFICIAL_SEGMENT_LISTS = ("balanced_train", "eval", "unbalanced_train")
 
@@ -80,6 +81,24 @@ class PairOptions(_Params):
     k: int = Field(2, ge=1, description="Pairs per clip at most.")
 
 
+class VisualOptions(_Params):
+    """MUImage/MUVideo: frame choice or clip normalisation, the image/video captioner, the music-overlap rule."""
+
+    caption_backend: VisualCaptionBackend = Field(
+        "grounded", description="grounded (offline, from measurements); blip (images); video-gpt2, videomae-labels (videos)."
+    )
+    caption_model_dir: str | None = Field(None, description="A save_pretrained directory (default: the model id in the local HF cache).")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    dtype: str = Field("auto", description="auto | float32 | float16 | bfloat16")
+    caption_batch_size: int = Field(16, ge=1, description="Images or videos per captioner call.")
+    frame_candidates: int = Field(16, ge=1, description="MUImage: evenly spaced frames examined per video.")
+    fps: int = Field(16, ge=1, description="MUVideo: frame rate of the normalised clips.")
+    short_side: int = Field(256, ge=32, description="MUVideo: bound on the shorter side in pixels.")
+    allow_music_overlap: bool = Field(
+        False, description="Write shards even when this dataset's music also appears in MUCaps or MUEdit (reported either way)."
+    )
+
+
 class RunOptions(_Params):
     """How the work is cut into tasks, and shard sizes."""
 
@@ -105,3 +124,4 @@ AUDIOSET = AudioSetSource()
 TEXT = TextBackends()
 PAIRS = PairOptions()
 RUN = RunOptions()
+VISUAL = VisualOptions()

@@ -22,6 +22,8 @@ from flows.runners import choice_env
 def deployments(warehouse: str) -> list[Any]:
     from flows.build_mucaps import build_mucaps
     from flows.build_muedit import build_muedit
+    from flows.build_muimage import build_muimage
+    from flows.build_muvideo import build_muvideo
 
     variants = {
         "local": ({"source": "synthetic"}, "synthetic corpus, grounded captions, template dialogues (offline)"),
@@ -31,7 +33,7 @@ def deployments(warehouse: str) -> list[Any]:
         ),
     }
     out = []
-    for flow in (build_muedit, build_mucaps):
+    for flow in (build_muedit, build_mucaps, build_muimage, build_muvideo):
         for name, (params, what) in variants.items():
             out.append(
                 flow.to_deployment(

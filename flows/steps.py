@@ -4,8 +4,8 @@ dialogues, finish with shards and a summary artifact.
 They run inside a flow (the flow's task runner executes what they submit) and only plan work from the
 warehouse and hand it to the tasks in ``flows.tasks``. Planning skips what the warehouse already holds, so
 a rerun submits no task for finished batches; the stage functions check again inside each task, which keeps
-two overlapping runs from duplicating work. A new dataset flow (MUImage, MUVideo) is these steps plus its
-own media and caption tasks, and its dataset name for the dialogues and the shards.
+two overlapping runs from duplicating work. The MUImage/MUVideo flows (``flows.visual``) are these steps plus
+their media and visual-caption steps, and a music-disjointness check that ``finish`` enforces.
 """
 
 from __future__ import annotations
@@ -96,8 +96,11 @@ def analysis_todo(wh: Warehouse, pool: str) -> tuple[dict[str, str], int]:
     return todo, len(clips) - len(todo)
 
 
-def analyse(root: str, pool: str, run: RunOptions) -> dict[str, Any]:
+def analyse(root: str, pool: str, run: RunOptions, *, only: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """Analyse the pool's clips not analysed yet (those accepted by ``only``, e.g. clips whose video passed)."""
     todo, done = analysis_todo(open_warehouse(root), pool)
+    if only is not None:
+        todo = {c: p for c, p in todo.items() if only(c)}
     batches = [dict(b) for b in chunked(sorted(todo.items()), run.batch_size)]
     results = fan_out(tasks.analyse_batch, batches, "clips", name="analyse", root=root)
     return {"planned": len(todo), "already_done": done, "batches": len(batches), **merge_counts(results)}
@@ -136,10 +139,20 @@ def write_dialogues(root: str, dataset: str, backends: TextBackends, run: RunOpt
 
 def finish(
     flow_name: str, root: str, dataset: str, pool: str, run: RunOptions, run_counts: dict[str, Any],
-    shard_options: dict[str, Any] | None = None,
+    shard_options: dict[str, Any] | None = None, *, music_check: dict[str, Any] | None = None,
+    allow_music_overlap: bool = False,
 ) -> dict[str, Any]:
-    """Write the shards, summarise the warehouse, publish the summary as Prefect artifacts and return it."""
-    shards = tasks.write_shards(root, dataset, run, shard_options)
+    """Write the shards, summarise the warehouse, publish the summary as Prefect artifacts and return it.
+
+    ``music_check`` (the ``music_disjointness`` task's result) goes into the summary; when it found overlaps
+    and ``allow_music_overlap`` is off, no shard is written, the summary is still published (so the overlaps
+    can be read in the artifact), and the flow fails with ``MusicOverlapError``.
+    """
+    blocked = bool(music_check and music_check["overlaps"]) and not allow_music_overlap
+    if blocked:
+        shards: dict[str, Any] = {"shards": 0, "samples": 0, "bytes": 0, "skipped": {}, "files": []}
+    else:
+        shards = tasks.write_shards(root, dataset, run, shard_options)
     summary = tasks.summarise(root, dataset, pool)
     summary["failures"].update({f"shard:{k}": v for k, v in shards["skipped"].items()})
     summary.update(
@@ -147,7 +160,16 @@ def finish(
         run={**run_counts, "shards": {k: shards[k] for k in ("shards", "samples", "bytes")}},
         shard_files=shards["files"],
     )
+    if music_check is not None:
+        summary["music_check"] = {**music_check, "allowed": allow_music_overlap, "blocked": blocked}
+        summary["failures"].update({f"music-overlap:{k}": v for k, v in music_check["by_match"].items()})
     publish(summary)
+    if blocked:
+        from m2ugen_data.vision.disjoint import MusicOverlapError
+
+        raise MusicOverlapError(
+            f"{music_check['message']}; {dataset} shards not written (set allow_music_overlap to write them anyway)"
+        )
     return summary
 
 

@@ -52,19 +52,46 @@ SELECT cls, count(*) AS n FROM (
 GROUP BY cls ORDER BY cls
 """
 
+# MUImage/MUVideo only: the frames or clips of the pool and their captions.
+VISUAL_KINDS = {"muimage": "image", "muvideo": "video"}
+_VISUAL_COUNTS_SQL = """
+WITH seg AS (SELECT clip_id FROM segments_latest WHERE pool = $pool),
+     vm AS (SELECT v.* FROM visual_media_latest v JOIN seg USING (clip_id) WHERE v.kind = $kind)
+SELECT
+    (SELECT count(*) FROM vm WHERE status = 'ok') AS media_ok,
+    (SELECT count(*) FROM vm WHERE status = 'rejected') AS media_rejected,
+    (SELECT count(*) FROM vm WHERE status = 'failed') AS media_failed,
+    (SELECT count(DISTINCT item_id) FROM captions_latest c JOIN seg ON seg.clip_id = c.item_id
+        WHERE c.modality = $kind AND c.text IS NOT NULL) AS media_captioned
+"""
+_VISUAL_FAILURES_SQL = """
+SELECT 'media:' || v.status || ':' || coalesce(v.reason, 'unknown') AS cls, count(*) AS n
+FROM visual_media_latest v JOIN segments_latest s USING (clip_id)
+WHERE s.pool = $pool AND v.kind = $kind AND v.status <> 'ok'
+GROUP BY cls ORDER BY cls
+"""
+
 
 def warehouse_summary(wh: Warehouse, dataset: str, pool: str) -> dict[str, Any]:
     """Counts by stage and failures by class for one dataset and its pool, from the latest manifest rows."""
     con = wh.connect()
     try:
         params = {"pool": pool, "dataset": dataset}
-        cur = con.execute(_COUNTS_SQL, params)
-        names = [d[0] for d in cur.description]
-        counts = dict(zip(names, (int(v) for v in cur.fetchone())))
+        counts = _one_row(con.execute(_COUNTS_SQL, params))
         failures = {cls: int(n) for cls, n in con.execute(_FAILURES_SQL, params).fetchall()}
+        kind = VISUAL_KINDS.get(dataset)
+        if kind is not None:
+            vparams = {"pool": pool, "kind": kind}
+            counts.update(_one_row(con.execute(_VISUAL_COUNTS_SQL, vparams)))
+            failures.update({cls: int(n) for cls, n in con.execute(_VISUAL_FAILURES_SQL, vparams).fetchall()})
     finally:
         con.close()
-    return {"dataset": dataset, "pool": pool, "counts": counts, "failures": failures}
+    return {"dataset": dataset, "pool": pool, "counts": counts, "failures": dict(sorted(failures.items()))}
+
+
+def _one_row(cur: Any) -> dict[str, int]:
+    names = [d[0] for d in cur.description]
+    return dict(zip(names, (int(v) for v in cur.fetchone())))
 
 
 def example_dialogue(wh: Warehouse, dataset: str) -> dict[str, Any] | None:
@@ -92,9 +119,26 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines += ["| class | clips or samples |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in summary["failures"].items()]
     else:
         lines.append("none")
+    if "music_check" in summary:
+        lines += ["", *music_check_markdown(summary["music_check"])]
     lines += ["", "## Shards", "", "| path | samples | bytes | sha256 |", "|---|---:|---:|---|"]
     lines += [f"| {s['path']} | {s['samples']} | {s['bytes']} | `{s['sha256'][:16]}` |" for s in summary["shard_files"]]
     return "\n".join(lines) + "\n"
+
+
+def music_check_markdown(check: dict[str, Any], limit: int = 50) -> list[str]:
+    """The disjointness section: what was compared, and every overlap (up to ``limit``) with its level."""
+    against = ", ".join(f"{k} ({v} clips)" for k, v in check["against"].items())
+    lines = ["## Music disjointness", "", f"{check['checked']} {check['dataset']} music clips checked against {against}.", ""]
+    if not check["overlaps"]:
+        return [*lines, "No overlap."]
+    verdict = "shards NOT written (overlap not allowed)" if check.get("blocked") else "shards written (overlap allowed)"
+    lines += [f"**{len(check['overlaps'])} overlap(s)**: {verdict}.", ""]
+    lines += ["| clip | other dataset | other clip | match |", "|---|---|---|---|"]
+    lines += [f"| {o['clip_id']} | {o['other_dataset']} | {o['other_clip_id']} | {o['match']} |" for o in check["overlaps"][:limit]]
+    if len(check["overlaps"]) > limit:
+        lines.append(f"| ... {len(check['overlaps']) - limit} more | | | |")
+    return lines
 
 
 def _flat(v: Any) -> str:

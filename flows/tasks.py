@@ -29,6 +29,7 @@ from flows.params import (
     RunOptions,
     SyntheticSource,
     TextBackends,
+    VisualOptions,
 )
 from m2ugen_data.errors import M2UGenError, WarehouseError
 from m2ugen_data.warehouse import Warehouse, open_warehouse
@@ -234,13 +235,70 @@ def _not_rejected(wh: Warehouse, backend: Any, samples: Sequence[Any]) -> list[A
     return [s for s in samples if rejected.get((s.dataset, s.sample_id)) != prompt_hash(backend, build_prompts(s))]
 
 
+# --------------------------------------------------------------------------- images and videos (MUImage, MUVideo)
+
+
+def media_options(kind: str, options: VisualOptions) -> dict[str, Any]:
+    """The frame or clip extractor's own options (``vision.frames.extract_frame``, ``vision.clips.normalise_clip``)."""
+    return {"n": options.frame_candidates} if kind == "image" else {"fps": options.fps, "short_side": options.short_side}
+
+
+@stage_task(name="media-batch")
+def media_batch(root: str, kind: str, clip_ids: Sequence[str], options: VisualOptions) -> dict[str, Any]:
+    """Frames (image) or normalised clips (video) for one planned batch, written as one ``visual_media``
+    batch named by its clip ids: a batch killed midway is redone whole, a finished one never rewritten."""
+    from m2ugen_data.vision.media_stage import run_media
+
+    counts = run_media(_wh(root), kind, clip_ids=list(clip_ids), workers=1, chunk=max(1, len(clip_ids)), **media_options(kind, options))
+    status = {k: v for k, v in counts.items() if ":" not in k}
+    reasons = {k: v for k, v in counts.items() if ":" in k}
+    return {"processed": sum(status.values()), "status": status, "reasons": reasons}
+
+
+@functools.cache
+def _visual_captioner(backend: str, model_dir: str | None, device: str, dtype: str):
+    from m2ugen_data.vision.caption_stage import load_captioner
+
+    opts = {} if backend == "grounded" else {"model_dir": Path(model_dir) if model_dir else None, "device": device, "dtype": dtype}
+    return load_captioner(backend, **opts)
+
+
+@stage_task(name="visual-caption-batch")
+def visual_caption_batch(
+    root: str, kind: str, clip_ids: Sequence[str], options: VisualOptions, ontology: str | None = None
+) -> dict[str, Any]:
+    """Caption the ok frames or clips among ``clip_ids`` not yet captioned the same way (cached ones skipped)."""
+    from m2ugen_data.vision.caption_stage import caption_visual
+
+    captioner = _visual_captioner(options.caption_backend, options.caption_model_dir, options.device, options.dtype)
+    s = caption_visual(
+        _wh(root), kind, captioner=captioner, batch_size=options.caption_batch_size, clip_ids=set(clip_ids),
+        label_namer=label_namer(root, ontology),
+    )
+    return {k: s[k] for k in ("items", "cached", "captioned", "empty", "failed")}
+
+
+@stage_task(name="music-disjointness")
+def music_disjointness(root: str, dataset: str, pool: str) -> dict[str, Any]:
+    """The music this dataset is about to shard against MUCaps and MUEdit (manifests and shards)."""
+    from m2ugen_data.shards import visual_sample_keys
+    from m2ugen_data.vision.disjoint import check_dataset_music
+
+    wh = _wh(root)
+    report = check_dataset_music(wh, dataset, visual_sample_keys(wh, dataset, pool=pool))
+    return {
+        "dataset": dataset, "checked": report.checked, "against": report.against, "overlaps": report.overlaps,
+        "by_match": report.by_match, "message": report.message() if report.overlaps else None,
+    }
+
+
 # --------------------------------------------------------------------------- shards and summary
 
 
 @stage_task(name="write-shards")
 def write_shards(root: str, dataset: str, run: RunOptions, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The dataset's complete shard set, rewritten byte-identically when its inputs are unchanged.
-    ``options`` go to the dataset's sample source (MUCaps: ``pool``, ``caption_backends``)."""
+    ``options`` go to the dataset's sample source (MUCaps: ``pool``, ``caption_backends``; MUImage/MUVideo: ``pool``)."""
     from m2ugen_data.shards import build_dataset_shards
 
     build = build_dataset_shards(

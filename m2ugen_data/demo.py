@@ -59,6 +59,11 @@ def main(
     wall = time.perf_counter() - t0
     print_summary(summary, example_dialogue(wh, "muedit"))
     console.print(f"finished in {wall:.1f} s; query the manifests with `m2ugen-data --warehouse {warehouse} sql '...'`")
+    console.print(
+        f"image and video datasets into the same warehouse: `m2ugen-data --warehouse {warehouse} serve`, then "
+        "`prefect deployment run build-muimage/local` (or build-muvideo/local)",
+        highlight=False,
+    )
 
 
 def print_summary(summary: dict, example: dict | None) -> None:

@@ -49,3 +49,22 @@ def test_merge_counts_and_chunks():
     merged = merge_counts([{"ok": 2, "status": {"ok": 2}, "files": ["a"]}, {"ok": 1, "status": {"ok": 1, "failed": 1}}])
     assert merged == {"ok": 3, "status": {"ok": 3, "failed": 1}}
     assert chunked(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
+
+
+def test_visual_flows_have_deployments_and_their_own_synthetic_corpus(tmp_path):
+    from flows.params import VisualOptions
+    from flows.serve import deployments
+    from flows.visual import own_corpus
+    from m2ugen_data.synth.corpus import plan_corpus
+
+    names = {f"{d.flow_name}/{d.name}" for d in deployments(str(tmp_path))}
+    assert {"build-muimage/local", "build-muimage/audioset", "build-muvideo/local", "build-muvideo/audioset"} <= names
+    with pytest.raises(ValidationError):
+        VisualOptions(caption_backend="clip")
+    given = SyntheticSource(n=5)  # a run that overrides the group gets seed 0, as build-muedit's default
+    corpora = {ds: own_corpus(str(tmp_path), ds, ds, given) for ds in ("muimage", "muvideo")}
+    assert corpora["muimage"].corpus_dir == str(tmp_path / "synth-muimage")
+    ids = {ds: {p.clip_id for p in plan_corpus(5, c.seed, 0.0, 0.0)} for ds, c in corpora.items()}
+    ids["muedit"] = {p.clip_id for p in plan_corpus(5, given.seed, 0.0, 0.0)}
+    assert not ids["muimage"] & ids["muedit"] and not ids["muvideo"] & ids["muedit"] and not ids["muimage"] & ids["muvideo"]
+    assert own_corpus(str(tmp_path), "muimage", "muimage", SyntheticSource(corpus_dir="/c")).corpus_dir == "/c"

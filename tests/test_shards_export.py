@@ -16,7 +16,10 @@ def test_export_writes_reference_json_and_media(warehouse, tmp_path):
     results = export_reference(
         warehouse, out, media=MediaMode.copy, source_options={"mucaps": {"label_name": tiny.label_name}}
     )
-    assert [(r.dataset, r.records) for r in results] == [("mucaps", 4), ("muedit", len(tiny.ok_pairs))]
+    assert [(r.dataset, r.records) for r in results] == [
+        ("mucaps", 4), ("muedit", len(tiny.ok_pairs)), ("muimage", 0), ("muvideo", 0)  # no visual data here
+    ]
+    assert json.loads((out / "MUImage" / "MUImageInstructions.json").read_text()) == []
 
     captions = json.loads((out / "MUCaps" / "MUCapsCaptions.json").read_text())
     mucaps_clips = [c for i, c in enumerate(tiny.clip_ids) if i % 2 == 0]

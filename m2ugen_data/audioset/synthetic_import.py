@@ -4,12 +4,19 @@ The corpus (``m2ugen_data.synth.corpus.render_corpus``) writes an official-forma
 per clip; importing runs the same selection code as AudioSet (so the CSV parser and label handling are
 exercised end to end) with every clip put in one pool, then copies the audio into the warehouse's media
 paths and records ``clips`` rows exactly as a download would. Rerunning replaces the same batches.
+
+Like a download, the image and video pools also get a source video (``media/video/...mp4``, recorded in
+``clips.video_path``): the corpus has none, so ``vision.synth_video`` draws one per clip whose visual truth
+(colour, motion, black, cuts) follows from the clip id, muxed with the clip's own FLAC. Videos already
+rendered are kept, so reruns are cheap.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +25,11 @@ from m2ugen_data.audio_io import AudioDecodeError, load_audio
 from m2ugen_data.audioset.failures import CORRUPT, PERMANENT
 from m2ugen_data.audioset.ontology import Ontology, load_ontology
 from m2ugen_data.audioset.segments_csv import read_segments_csv
-from m2ugen_data.audioset.selection import SelectionPolicy, SelectionReport, select_music
+from m2ugen_data.audioset.selection import (
+    SelectionPolicy,
+    SelectionReport,
+    select_music,
+)
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.warehouse import Warehouse, utc_now
 
@@ -33,8 +44,11 @@ class ImportReport:
 
 
 def import_synthetic(
-    wh: Warehouse, corpus_dir: str | Path, pool: str = "muedit", *, ontology: Ontology | None = None
+    wh: Warehouse, corpus_dir: str | Path, pool: str = "muedit", *, ontology: Ontology | None = None,
+    with_video: bool | None = None,
 ) -> ImportReport:
+    """Import the corpus into ``pool``; ``with_video`` (default: the pool is an image/video pool, as for a
+    download) also renders each clip's source video."""
     corpus = Path(corpus_dir)
     csv_path = corpus / "segments.csv"
     if not csv_path.is_file():
@@ -45,12 +59,14 @@ def import_synthetic(
     report.batch_id = f"segments-{SOURCE}-{digest}"
     wh.write_batch("segments", table, report.batch_id)
 
-    rows, failed = [], {}
-    for seg_row in table.select(["clip_id", "start_s", "end_s"]).to_pylist():
-        row = _import_clip(wh, corpus, seg_row["clip_id"])
-        rows.append(row)
-        if row["status"] != "ok":
-            failed[row["clip_id"]] = row["error"]
+    if with_video is None:
+        from m2ugen_data.audioset.download import VIDEO_POOLS
+
+        with_video = pool in VIDEO_POOLS
+    rows = [_import_clip(wh, corpus, clip_id) for clip_id in table.column("clip_id").to_pylist()]
+    if with_video:
+        rows = _add_videos(wh, rows)
+    failed = {row["clip_id"]: row["error"] for row in rows if row["status"] != "ok"}
     wh.write_batch("clips", rows, f"import-{SOURCE}-{digest}")
     return ImportReport(report, ok=len(rows) - len(failed), failed=failed)
 
@@ -76,3 +92,21 @@ def _import_clip(wh: Warehouse, corpus: Path, clip_id: str) -> dict:
         **row, "status": "ok", "audio_path": target.relative_to(wh.root).as_posix(),
         "duration_s": len(y) / sr, "sample_rate": sr, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
     }
+
+
+def _add_videos(wh: Warehouse, rows: list[dict]) -> list[dict]:
+    """Render the source video of every imported clip (ffmpeg runs release the GIL: one per core); a clip
+    whose video cannot be rendered fails as a download whose video failed would."""
+    from m2ugen_data.vision.synth_video import render_synth_videos
+
+    def one(row: dict) -> dict:
+        if row["status"] != "ok":
+            return row
+        try:
+            (truth,) = render_synth_videos(wh, [row["clip_id"]])
+        except M2UGenError as e:
+            return {**row, "status": "failed", "error_class": CORRUPT, "error": str(e).splitlines()[0]}
+        return {**row, "video_path": Path(truth["video_path"]).as_posix()}
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(one, rows))

@@ -3,12 +3,15 @@
 One DuckDB query per dataset joins the ``*_latest`` views (the newest row per record) and streams the rows
 in Arrow batches, so a million-clip warehouse never sits in memory. What the query excludes is a rule of
 the dataset (MUCaps: clip downloaded, analysis ok, ``is_music``, a caption; MUEdit: both clips downloaded and
-the pair's newest dialogue ``ok``, so rejected dialogues never reach a shard). What the query cannot see, a
-media file gone from disk or a row the sample model refuses, is skipped and counted by reason in ``skips``.
+the pair's newest dialogue ``ok``, so rejected dialogues never reach a shard; MUImage/MUVideo: clip of the
+pool downloaded, analysis ok and ``is_music``, frame or normalised clip ok, newest dialogue ``ok``). What the
+query cannot see, a media file gone from disk or a row the sample model refuses, is skipped and counted by
+reason in ``skips``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +21,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from m2ugen_data.errors import M2UGenError
-from m2ugen_data.shards.samples import mucaps_sample, muedit_sample
+from m2ugen_data.shards.samples import (
+    VISUAL_MODELS,
+    mucaps_sample,
+    muedit_sample,
+    visual_sample,
+)
 from m2ugen_data.shards.tar_writer import Sample
 from m2ugen_data.warehouse import Warehouse
 
@@ -157,10 +165,94 @@ def iter_muedit_samples(wh: Warehouse, *, skips: Counter[str] | None = None) -> 
             _skip(skips, "invalid", key, str(e).splitlines()[0])
 
 
+def _visual_sql(dataset: str, pool: str | None, select: str) -> tuple[str, dict[str, Any]]:
+    """The MUImage/MUVideo selection, shared by the samples and by the keys the disjointness check needs.
+    The caption CTEs find the caption rows whose text the dialogue was written from (provenance only)."""
+    params: dict[str, Any] = {"dataset": dataset, "kind": VISUAL_MODELS[dataset].modality}
+    pool_sql = ""
+    if pool is not None:
+        params["pool"] = pool
+        pool_sql = "AND s.pool = $pool"
+    sql = f"""
+        WITH vcap AS (
+            SELECT * FROM captions_latest WHERE modality = $kind
+            QUALIFY row_number() OVER (PARTITION BY item_id, text ORDER BY created_at DESC, backend) = 1
+        ), acap AS (
+            SELECT * FROM captions_latest WHERE modality = 'audio'
+            QUALIFY row_number() OVER (PARTITION BY item_id, text ORDER BY created_at DESC, backend) = 1
+        )
+        SELECT {select}
+        FROM dialogues_latest d
+        JOIN clips_latest c ON c.clip_id = d.input_id
+        JOIN features_latest f ON f.clip_id = d.input_id
+        JOIN visual_media_latest v ON v.clip_id = d.input_id AND v.kind = $kind
+        LEFT JOIN segments_latest s ON s.clip_id = d.input_id
+        LEFT JOIN vcap ON vcap.item_id = d.input_id AND vcap.text = d.input_caption
+        LEFT JOIN acap ON acap.item_id = d.input_id AND acap.text = d.output_caption
+        WHERE d.dataset = $dataset AND d.status = 'ok' AND d.input_id = d.output_id
+          AND c.status = 'ok' AND f.status = 'ok' AND f.is_music AND v.status = 'ok' {pool_sql}
+        ORDER BY d.input_id
+    """
+    return sql, params
+
+
+def visual_sample_keys(wh: Warehouse, dataset: str, *, pool: str | None) -> list[str]:
+    """The keys (clip ids) ``iter_visual_samples`` considers, without touching any media: what the
+    music-disjointness check compares with the other datasets before shards are written."""
+    sql, params = _visual_sql(dataset, pool, "d.input_id AS clip_id")
+    return [r["clip_id"] for r in _rows(wh, sql, params)]
+
+
+def iter_visual_samples(
+    wh: Warehouse, *, dataset: str, skips: Counter[str] | None = None, pool: str | None = None
+) -> Iterator[Sample]:
+    """MUImage/MUVideo: every music clip of ``pool`` (None: any pool; ``SAMPLE_SOURCES`` defaults it to the
+    dataset's own) with an ok frame or normalised clip and an ok dialogue. Media paths are derived from the
+    clip id, never read from a row."""
+    from m2ugen_data.vision.media_stage import media_relpath_for
+
+    select = (
+        "d AS dialogue, c AS clip, f AS features, v AS media, s AS segment, vcap AS input_caption, "
+        "acap AS output_caption"
+    )
+    sql, params = _visual_sql(dataset, pool, select)
+    kind = VISUAL_MODELS[dataset].modality
+    for row in _rows(wh, sql, params):
+        clip_id = row["clip"]["clip_id"]
+        try:
+            media = wh.abspath(media_relpath_for(kind, clip_id))
+            audio = media_file(wh, row["clip"]["audio_path"])
+            if audio is None or not media.is_file():
+                what = "audio" if audio is None else kind
+                _skip(skips, f"{what}_missing", clip_id, f"{what} file of {clip_id} not in the warehouse")
+                continue
+            sample = visual_sample(
+                dataset=dataset,
+                dialogue=row["dialogue"],
+                media=row["media"],
+                media_file=media,
+                audio=audio,
+                clip=row["clip"],
+                features=row["features"],
+                segment=_present(row["segment"]),
+                input_caption=_present(row["input_caption"], "item_id"),
+                output_caption=_present(row["output_caption"], "item_id"),
+            )
+        except (M2UGenError, ValidationError) as e:
+            _skip(skips, "invalid", clip_id, str(e).splitlines()[0])
+            continue
+        yield sample
+
+
 SampleSource = Callable[..., Iterator[Sample]]
 
 # dataset -> function(warehouse, *, skips=None, **options) yielding its samples in key order.
-SAMPLE_SOURCES: dict[str, SampleSource] = {"mucaps": iter_mucaps_samples, "muedit": iter_muedit_samples}
+SAMPLE_SOURCES: dict[str, SampleSource] = {
+    "mucaps": iter_mucaps_samples,
+    "muedit": iter_muedit_samples,
+    "muimage": functools.partial(iter_visual_samples, dataset="muimage", pool="muimage"),
+    "muvideo": functools.partial(iter_visual_samples, dataset="muvideo", pool="muvideo"),
+}
 
 
 def iter_dataset_samples(

@@ -83,6 +83,25 @@ def iter_shard_samples(path: str | Path) -> Iterator[dict[str, bytes | str]]:
         yield current
 
 
+def iter_shard_keys(path: str | Path) -> Iterator[str]:
+    """Each sample key of a shard once, in order, from the tar headers alone (member data is seeked over,
+    never read): what the music-disjointness check needs from other datasets' shards. Members are checked
+    as above."""
+    path = Path(path)
+    last: str | None = None
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for info in tar:
+                key, _ = _check_member(info)
+                if key != last:
+                    last = key
+                    yield key
+    except tarfile.TarError as e:
+        raise ShardFormatError(f"{path}: not a readable tar ({e})") from e
+    except OSError as e:
+        raise ShardFormatError(f"{path}: {e.strerror or e}") from e
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

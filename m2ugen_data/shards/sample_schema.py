@@ -14,9 +14,16 @@ New datasets register their model in ``SAMPLE_MODELS``; ``parse_sample_json`` di
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from m2ugen_data.errors import M2UGenError
 
@@ -165,7 +172,71 @@ class MUEditSample(InstructionSample):
     pair: PairMeasurements
 
 
-SAMPLE_MODELS: dict[str, type[BaseModel]] = {"mucaps": MUCapsSample, "muedit": MUEditSample}
+class VisualMeasurements(_Strict):
+    """The ``visual_media`` row of the frame (MUImage) or normalised clip (MUVideo) in the sample."""
+
+    kind: Literal["image", "video"]
+    extractor_version: NonEmpty
+    width: int | None
+    height: int | None
+    fps: float | None  # video: output frame rate
+    frames: int | None  # video: frames in the clip; image: candidate frames examined
+    duration_s: float | None
+    frame_time_s: float | None  # image: where in the source video the frame was taken
+    brightness: float | None
+    sharpness: float | None
+    motion: float | None
+    scene_cuts: int | None
+    dominant_colors: list[str]
+
+
+class CaptionSources(_Strict):
+    """Which captioner wrote each caption the dialogue was grounded in (None: no caption row has that text
+    any more, e.g. it was recaptioned after the dialogue was written)."""
+
+    input: CaptionProvenance | None
+    output: CaptionProvenance | None
+
+
+class VisualInstructionSample(InstructionSample):
+    """Image/video-to-music: the frame or clip and the music come from the same AudioSet video section, so
+    the key, ``input`` and ``output`` all name one clip; ``features`` measure the music, ``visual`` the media."""
+
+    modality: ClassVar[str]
+    key: ClipId
+    features: Features
+    visual: VisualMeasurements
+    captions: CaptionSources
+
+    @model_validator(mode="after")
+    def _one_clip_one_modality(self) -> VisualInstructionSample:
+        if not self.key == self.input.clip_id == self.output.clip_id:
+            raise ValueError(f"key, input and output must name one clip ({self.key}, {self.input.clip_id}, {self.output.clip_id})")
+        if self.conversation[0].input_modality != self.modality or self.visual.kind != self.modality:
+            raise ValueError(f"{self.dataset} samples take {self.modality} input")
+        return self
+
+
+class MUImageSample(VisualInstructionSample):
+    """Image-to-music (stage 3) and image captioning (stage 1): ``input.jpg`` + ``output.flac``."""
+
+    modality: ClassVar[str] = "image"
+    dataset: Literal["muimage"] = "muimage"
+
+
+class MUVideoSample(VisualInstructionSample):
+    """Video-to-music (stage 3) and video captioning (stage 1): ``input.mp4`` + ``output.flac``."""
+
+    modality: ClassVar[str] = "video"
+    dataset: Literal["muvideo"] = "muvideo"
+
+
+SAMPLE_MODELS: dict[str, type[BaseModel]] = {
+    "mucaps": MUCapsSample,
+    "muedit": MUEditSample,
+    "muimage": MUImageSample,
+    "muvideo": MUVideoSample,
+}
 
 
 def dump_sample_json(model: BaseModel) -> bytes:

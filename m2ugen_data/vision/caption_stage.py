@@ -10,7 +10,7 @@ fail alone are counted as failed and left out.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from m2ugen_data.errors import M2UGenError
@@ -45,9 +45,9 @@ def load_captioner(backend: str, **options: Any) -> Captioner:
 
 def pending_items(
     wh: Warehouse, kind: str, captioner: Captioner, *, limit: int | None = None, redo: bool = False,
-    label_namer: Callable[[str], str] | None = None,
+    label_namer: Callable[[str], str] | None = None, clip_ids: Collection[str] | None = None,
 ) -> tuple[list[VisualItem], int]:
-    """Items still to caption and how many were skipped as cached."""
+    """Items still to caption (among ``clip_ids`` when given) and how many were skipped as cached."""
     if kind not in KINDS:
         raise M2UGenError(f"unknown visual kind {kind!r}; expected image or video")
     con = wh.connect()
@@ -65,6 +65,9 @@ def pending_items(
     )
     columns = [d[0] for d in cur.description]
     rows = [dict(zip(columns, r)) for r in cur.fetchall()]
+    if clip_ids is not None:
+        wanted = set(clip_ids)
+        rows = [r for r in rows if r["clip_id"] in wanted]
     cached = 0 if redo else sum(r["cached"] for r in rows)
     todo = rows if redo else [r for r in rows if not r["cached"]]
     if limit is not None:
@@ -92,13 +95,16 @@ def caption_visual(
     wh: Warehouse, kind: str, backend: str = "grounded", *, captioner: Captioner | None = None,
     batch_size: int = 16, write_every: int = 256, limit: int | None = None, redo: bool = False,
     label_namer: Callable[[str], str] | None = None, on_batch: Callable[[int], None] | None = None,
-    **options: Any,
+    clip_ids: Collection[str] | None = None, **options: Any,
 ) -> dict[str, Any]:
-    """Caption pending ``kind`` items with ``backend`` (or a preloaded ``captioner``); returns a summary."""
+    """Caption pending ``kind`` items (only ``clip_ids`` when given) with ``backend`` (or a preloaded
+    ``captioner``); returns a summary."""
     captioner = captioner or load_captioner(backend, **options)
     if kind not in captioner.kinds:
         raise M2UGenError(f"backend {captioner.backend!r} captions {'/'.join(captioner.kinds)}, not {kind}")
-    items, cached = pending_items(wh, kind, captioner, limit=limit, redo=redo, label_namer=label_namer)
+    items, cached = pending_items(
+        wh, kind, captioner, limit=limit, redo=redo, label_namer=label_namer, clip_ids=clip_ids
+    )
     summary: dict[str, Any] = {"items": len(items) + cached, "cached": cached, "captioned": 0, "empty": 0, "failed": 0}
     errors: list[str] = []
     pending_rows: list[dict[str, Any]] = []

@@ -4,17 +4,29 @@ Pools are disjoint by a hash of the YouTube ID at selection time, but pools are 
 dataset: pairs, retries or a hand-edited segment list can bring a clip in twice. So the check looks at what
 each dataset actually uses, and counts a match at three levels: the same clip, another section of the same
 video (the same song), and byte-identical audio (the same upload under two IDs).
+
+``check_dataset_music`` is what the ``build-muimage``/``build-muvideo`` flows run before writing shards: the
+keys about to be sharded against the other datasets' manifests *and* the keys already in their shards (a
+clip moved to another pool after its shards were written is still in those shards).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
+from m2ugen_data.errors import M2UGenError
+from m2ugen_data.shards.read import iter_shard_keys, shard_paths
 from m2ugen_data.warehouse import Warehouse
 
 DATASETS = ("mucaps", "muedit", "muimage", "muvideo")
 VISUAL = ("muimage", "muvideo")
+AUDIO_ONLY = ("mucaps", "muedit")
+
+
+class MusicOverlapError(M2UGenError):
+    """MUImage/MUVideo music found in another dataset: its shards are not written unless overlap is allowed."""
 
 
 def music_ids_from_keys(dataset: str, keys: Iterable[str]) -> set[str]:
@@ -80,3 +92,43 @@ def music_overlaps(
         {"dataset": d, "clip_id": c, "other_dataset": od, "other_clip_id": oc, "match": m}
         for (d, c, od, oc), m in sorted(found.items())
     ]
+
+
+def shard_music_ids(wh: Warehouse, dataset: str) -> set[str]:
+    """Music clip ids in the shards the manifest lists for ``dataset`` (keys from tar headers only)."""
+    keys: list[str] = []
+    for path in shard_paths(wh, dataset):
+        if path.is_file():
+            keys.extend(iter_shard_keys(path))
+    return music_ids_from_keys(dataset, keys)
+
+
+@dataclass
+class DisjointReport:
+    dataset: str
+    checked: int  # music clips of ``dataset`` compared
+    against: dict[str, int]  # other dataset -> music clips it uses (manifests and shards)
+    overlaps: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def by_match(self) -> dict[str, int]:
+        return dict(Counter(o["match"] for o in self.overlaps))
+
+    def message(self, limit: int = 3) -> str:
+        """One line for an error or a log: how many, where, and the first few."""
+        first = "; ".join(f"{o['clip_id']} = {o['other_dataset']} {o['other_clip_id']} ({o['match']})" for o in self.overlaps[:limit])
+        others = ", ".join(sorted({o["other_dataset"] for o in self.overlaps}))
+        return f"{self.dataset}: {len(self.overlaps)} music overlap(s) with {others}: {first}"
+
+
+def check_dataset_music(
+    wh: Warehouse, dataset: str, candidates: Iterable[str], against: Iterable[str] = AUDIO_ONLY
+) -> DisjointReport:
+    """Compare ``candidates`` (the music clip ids ``dataset`` is about to use) with what each dataset of
+    ``against`` uses by its manifests and by its existing shards, at the clip, video and audio levels."""
+    manifests = music_ids_from_manifests(wh)
+    ids: dict[str, set[str]] = {dataset: set(candidates)}
+    for other in against:
+        ids[other] = manifests.get(other, set()) | shard_music_ids(wh, other)
+    overlaps = music_overlaps(ids, digests=audio_digests(wh), checked=(dataset,))
+    return DisjointReport(dataset, len(ids[dataset]), {o: len(ids[o]) for o in against}, overlaps)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from m2ugen_data.vision import measures
 from m2ugen_data.vision.models import Captioner, VisualItem, settings_hash
 
-VERSION = "grounded-visual-v1"
+VERSION = "grounded-visual-v2"  # v2: "An evenly lit ..."
 MAX_LABELS = 3
 # Motion energy (mean absolute luma change per 1/8 s, 0..1) upper bounds of the motion words.
 _MOTION_WORDS = ((0.01, "slight"), (0.03, "moderate"), (float("inf"), "strong"))
@@ -37,11 +37,12 @@ def _colors(names: Sequence[str]) -> str:
 
 
 def grounded_text(item: VisualItem) -> str:
-    """'A bright image dominated by blue.' / 'A dim video dominated by red and black, with strong motion and
-    2 scene cuts. The source video is labelled Guitar and Rock music.'"""
+    """'A bright image dominated by blue.' / 'An evenly lit video dominated by red and black, with strong motion
+    and 2 scene cuts. The source video is labelled Guitar and Rock music.'"""
     m = item.media
     noun = "image" if item.kind == "image" else "video"
-    head = f"A {brightness_word(m.get('brightness') or 0.0)} {noun}"
+    light = brightness_word(m.get("brightness") or 0.0)
+    head = f"{'An' if light[0] in 'aeiou' else 'A'} {light} {noun}"
     colors = _colors(m.get("dominant_colors") or ())
     parts = [f"{head} {colors}".strip()]
     if item.kind == "video":

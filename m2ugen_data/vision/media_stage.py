@@ -105,11 +105,12 @@ def batch_id(prefix: str, ids: Sequence[str], *extra: str) -> str:
 def run_media(
     wh: Warehouse, kind: str, *, pool: str | None = None, limit: int | None = None, workers: int = 2,
     chunk: int = 64, redo: bool = False, on_done: Callable[[dict[str, Any]], None] | None = None,
-    **options: Any,
+    clip_ids: Sequence[str] | None = None, **options: Any,
 ) -> Counter:
     """Process every pending clip with ``workers`` threads (decoding and ffmpeg release the GIL); returns
-    counts by ``status`` and ``status:reason``."""
-    todo = pending_clips(wh, kind, pool=pool, limit=limit, redo=redo)
+    counts by ``status`` and ``status:reason``. ``clip_ids`` (a flow's batch, planned with ``pending_clips``)
+    processes exactly those clips instead of querying what is pending."""
+    todo = list(clip_ids) if clip_ids is not None else pending_clips(wh, kind, pool=pool, limit=limit, redo=redo)
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     counts: Counter = Counter()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool_exec:

@@ -1,0 +1,39 @@
+"""``build-muvideo``: select, download (audio + video), normalise the clip, analyse, caption music and video,
+write dialogues, check the music is disjoint from MUCaps/MUEdit, shard (``input.mp4`` + ``output.flac``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows import params
+from flows.params import (
+    AudioSetSource,
+    Pool,
+    RunOptions,
+    Source,
+    SyntheticSource,
+    TextBackends,
+    VisualOptions,
+)
+from flows.runners import make_task_runner
+from flows.visual import build_visual
+
+
+@flow(name="build-muvideo", task_runner=make_task_runner(), log_prints=True, persist_result=False)
+def build_muvideo(
+    warehouse: str = "warehouse",
+    source: Source = "synthetic",
+    pool: Pool = "muvideo",
+    synthetic: SyntheticSource = params.SYNTHETIC,
+    audioset: AudioSetSource = params.AUDIOSET,
+    text: TextBackends = params.TEXT,
+    visual: VisualOptions = params.VISUAL,
+    run: RunOptions = params.RUN,
+) -> dict[str, Any]:
+    """MUVideo: one normalised clip per music video section with a video-to-music dialogue grounded in both captions."""
+    return build_visual(
+        "build-muvideo", "muvideo", warehouse=warehouse, source=source, pool=pool, synthetic=synthetic,
+        audioset=audioset, text=text, visual=visual, run=run,
+    )
