@@ -31,6 +31,7 @@ def build_mucaps(
     """MUCaps: music clips that pass the music filter, each with a caption."""
     root = steps.resolve_root(warehouse)
     ontology = audioset.ontology if source == "audioset" else None
+    synthetic = steps.own_corpus(root, "mucaps", pool, synthetic)
     counts: dict[str, Any] = {"acquire": steps.acquire(root, source, synthetic, audioset, pool)}
     counts["analyse"] = steps.analyse(root, pool, run)
     counts["filter"] = tasks.music_filter(root)

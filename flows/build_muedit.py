@@ -33,6 +33,7 @@ def build_muedit(
     """MUEdit: tempo- and meter-matched pairs of music clips with a two-turn edit dialogue each."""
     root = steps.resolve_root(warehouse)
     ontology = audioset.ontology if source == "audioset" else None
+    synthetic = steps.own_corpus(root, "muedit", pool, synthetic)
     counts: dict[str, Any] = {"acquire": steps.acquire(root, source, synthetic, audioset, pool)}
     counts["analyse"] = steps.analyse(root, pool, run)
     counts["pairs"] = tasks.mine_pairs(root, pool, pairs)

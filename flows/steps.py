@@ -74,6 +74,24 @@ def merge_counts(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- steps
 
 
+# Clip ids follow from the synthetic seed alone, so each dataset renders its own corpus in its own seed
+# namespace: otherwise two flows on the default seed in one warehouse would import the same clips into two
+# pools (the later import moving them), and MUImage/MUVideo music would overlap MUEdit's.
+SYNTH_NAMESPACES = {"muedit": ("synth", 0), "muimage": ("synth-muimage", 1_000_000),
+                    "muvideo": ("synth-muvideo", 2_000_000), "mucaps": ("synth-mucaps", 3_000_000)}
+
+
+def own_corpus(root: str, dataset: str, pool: str, synthetic: SyntheticSource) -> SyntheticSource:
+    """The synthetic source ``dataset`` renders: its own directory (unless one is given; a pool other than
+    the dataset's own gets ``synth-<pool>``) and always its own seed namespace (``seed`` + a per-dataset offset)."""
+    directory, offset = SYNTH_NAMESPACES[dataset]
+    if pool != dataset:
+        directory = f"synth-{pool}"
+    return synthetic.model_copy(
+        update={"corpus_dir": synthetic.corpus_dir or str(Path(root) / directory), "seed": synthetic.seed + offset}
+    )
+
+
 def acquire(root: str, source: Source, synthetic: SyntheticSource, audioset: AudioSetSource, pool: str) -> dict[str, Any]:
     """Segments and audio of ``pool`` into the warehouse: render + import the synthetic corpus, or select the
     AudioSet music segments (all pools, by stable hash) and download this pool's clips."""

@@ -302,7 +302,12 @@ def write_shards(root: str, dataset: str, run: RunOptions, options: dict[str, An
     from m2ugen_data.shards import build_dataset_shards
 
     build = build_dataset_shards(
-        _wh(root), dataset, max_samples=run.shard_max_samples, max_bytes=run.shard_max_bytes, **(options or {})
+        _wh(root),
+        dataset,
+        max_samples=run.shard_max_samples,
+        max_bytes=run.shard_max_bytes,
+        workers=run.shard_workers,
+        **(options or {}),
     )
     return {
         "shards": len(build.shards), "samples": build.samples, "bytes": build.bytes, "skipped": dict(build.skipped),

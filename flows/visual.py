@@ -4,15 +4,12 @@ acquire (clips with their source videos) -> frames or normalised clips -> analys
 passed -> caption the music and the image/video of every music clip among them -> dialogues ->
 music-disjointness check -> shards.
 
-The synthetic source gets its own corpus per visual pool (``<warehouse>/synth-<pool>``, seed offset per pool):
-clip ids follow from the seed alone, so a visual flow on the default seed in the same warehouse as
-``build-muedit`` would otherwise import MUEdit's clips into its own pool, exactly the overlap the check exists
-to catch.
+The synthetic source gets its own corpus and seed namespace per dataset (``steps.own_corpus``), so the
+disjointness check meets real overlaps only.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from flows import steps, tasks
@@ -27,20 +24,6 @@ from flows.params import (
 from m2ugen_data.warehouse import open_warehouse
 
 KINDS = {"muimage": "image", "muvideo": "video"}
-SYNTH_SEED_OFFSET = {"muimage": 1_000_000, "muvideo": 2_000_000}
-
-
-def own_corpus(root: str, dataset: str, pool: str, synthetic: SyntheticSource) -> SyntheticSource:
-    """The synthetic source this dataset renders: its own directory (unless one is given) and always its own
-    seed namespace (``seed`` + a per-dataset offset), so no clip id is shared with another flow's corpus."""
-    return synthetic.model_copy(
-        update={
-            "corpus_dir": synthetic.corpus_dir or str(Path(root) / f"synth-{pool}"),
-            "seed": synthetic.seed + SYNTH_SEED_OFFSET[dataset],
-        }
-    )
-
-
 def media(root: str, kind: str, pool: str, options: VisualOptions, run: RunOptions) -> dict[str, Any]:
     """Frames or normalised clips for the pool's downloaded clips not yet done by this extractor version."""
     from m2ugen_data.vision.media_stage import pending_clips
@@ -92,7 +75,7 @@ def build_visual(
     kind = KINDS[dataset]
     root = steps.resolve_root(warehouse)
     ontology = audioset.ontology if source == "audioset" else None
-    synthetic = own_corpus(root, dataset, pool, synthetic)
+    synthetic = steps.own_corpus(root, dataset, pool, synthetic)
     counts: dict[str, Any] = {"acquire": steps.acquire(root, source, synthetic, audioset, pool)}
     counts["media"] = media(root, kind, pool, visual, run)
     counts["analyse"] = steps.analyse(root, pool, run, only=set(with_media(root, kind, pool)).__contains__)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from pydantic import ValidationError
 
@@ -54,7 +56,7 @@ def test_merge_counts_and_chunks():
 def test_visual_flows_have_deployments_and_their_own_synthetic_corpus(tmp_path):
     from flows.params import VisualOptions
     from flows.serve import deployments
-    from flows.visual import own_corpus
+    from flows.steps import own_corpus
     from m2ugen_data.synth.corpus import plan_corpus
 
     names = {f"{d.flow_name}/{d.name}" for d in deployments(str(tmp_path))}
@@ -62,9 +64,13 @@ def test_visual_flows_have_deployments_and_their_own_synthetic_corpus(tmp_path):
     with pytest.raises(ValidationError):
         VisualOptions(caption_backend="clip")
     given = SyntheticSource(n=5)  # a run that overrides the group gets seed 0, as build-muedit's default
-    corpora = {ds: own_corpus(str(tmp_path), ds, ds, given) for ds in ("muimage", "muvideo")}
+    corpora = {ds: own_corpus(str(tmp_path), ds, ds, given) for ds in ("muimage", "muvideo", "mucaps")}
     assert corpora["muimage"].corpus_dir == str(tmp_path / "synth-muimage")
     ids = {ds: {p.clip_id for p in plan_corpus(5, c.seed, 0.0, 0.0)} for ds, c in corpora.items()}
     ids["muedit"] = {p.clip_id for p in plan_corpus(5, given.seed, 0.0, 0.0)}
-    assert not ids["muimage"] & ids["muedit"] and not ids["muvideo"] & ids["muedit"] and not ids["muimage"] & ids["muvideo"]
+    assert own_corpus(str(tmp_path), "muedit", "muedit", given) == given.model_copy(
+        update={"corpus_dir": str(tmp_path / "synth")}
+    )  # the demo's corpus is unchanged
+    for a, b in itertools.combinations(ids, 2):
+        assert not ids[a] & ids[b], (a, b)
     assert own_corpus(str(tmp_path), "muimage", "muimage", SyntheticSource(corpus_dir="/c")).corpus_dir == "/c"
