@@ -215,3 +215,17 @@ def test_refilter_rewrites_only_changed_verdicts(warehouse, tmp_path: Path) -> N
     assert counts == {"clips": 1, "changed": 1, "is_music": 1, "not_music": 0}
     assert warehouse.read("features").to_pylist()[0]["is_music"] is True
     assert refilter(warehouse, MusicFilterConfig(require_music_label=False))["changed"] == 0
+
+
+def test_parallel_workers_warm_up_safely_on_a_cold_numba_cache(tmp_path):
+    """A fresh install has no numba cache: pool workers warming up at once used to segfault (CI found it)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    code = "from m2ugen_data.analysis.analyze import init_worker; init_worker()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env) for _ in range(3)]
+    codes = [p.wait(timeout=300) for p in procs]
+    assert codes == [0, 0, 0]
+    assert any((tmp_path / "numba-cache").rglob("*.nbi")), "the cache was not written"

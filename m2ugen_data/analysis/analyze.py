@@ -12,9 +12,12 @@ or very short clip is ``rejected`` with its level measurements but no rhythm (a 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import multiprocessing
 import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -68,9 +71,28 @@ def init_worker() -> None:
     if _MODELS is not None:
         return
     quiet_libraries()
-    _MODELS = Models(rhythm.load_rhythm_models(), tonal.load_key_model(), speech.load_vad())
-    warm = np.random.default_rng(0).standard_normal(44100 * 4).astype(np.float32) * 0.1
-    _run_analysers(warm, Thresholds(), {})
+    with _jit_warmup_lock():
+        models = Models(rhythm.load_rhythm_models(), tonal.load_key_model(), speech.load_vad())
+        warm = np.random.default_rng(0).standard_normal(44100 * 4).astype(np.float32) * 0.1
+        _MODELS = models
+        _run_analysers(warm, Thresholds(), {})
+
+
+@contextlib.contextmanager
+def _jit_warmup_lock() -> Iterator[None]:
+    """Let one process at a time warm up librosa's numba functions.
+
+    numba's on-disk cache is not safe against two processes compiling the same function at once: on a fresh
+    install (cold cache) two pool workers warming up together segfaulted. Under this lock the first worker
+    compiles and writes the cache; the others wait, then load the compiled code in well under a second.
+    """
+    lock_path = Path(tempfile.gettempdir()) / "m2ugen-numba-warmup.lock"
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def analyse_file(
