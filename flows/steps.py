@@ -172,6 +172,7 @@ def finish(
     else:
         shards = tasks.write_shards(root, dataset, run, shard_options)
     summary = tasks.summarise(root, dataset, pool)
+    tasks.refresh_catalog(root)
     summary["failures"].update({f"shard:{k}": v for k, v in shards["skipped"].items()})
     summary.update(
         flow=flow_name, warehouse=root,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
@@ -320,3 +320,17 @@ def summarise(root: str, dataset: str, pool: str) -> dict[str, Any]:
     from flows.summary import warehouse_summary
 
     return warehouse_summary(_wh(root), dataset, pool)
+
+
+@stage_task(name="refresh-catalog", retries=0)
+def refresh_catalog(root: str) -> str:
+    """Rewrite ``catalog.duckdb`` so DuckDB clients opened on the warehouse see every manifest after a run.
+
+    A catalog held open by another process (DuckDB locks the file) is a warning, not a failed run: the
+    manifests are complete either way, and `m2ugen-data catalog` rewrites it later.
+    """
+    try:
+        return str(_wh(root).refresh_catalog())
+    except WarehouseError as e:
+        get_run_logger().warning("catalog.duckdb not refreshed: %s (run `m2ugen-data catalog` later)", e)
+        return ""

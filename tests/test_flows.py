@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import pytest
 import soundfile as sf
 import webdataset as wds
@@ -96,6 +97,9 @@ def test_muedit_shards_open_with_webdataset_and_match_duckdb(reference):
     assert verify_shards(wh, "muedit").ok
     counts = reference["summary"]["counts"]
     assert counts["shard_samples"] == len(samples) == counts["dialogues_accepted"]
+    # the run leaves a catalog any DuckDB client can open, and it agrees with the shards
+    catalog = duckdb.connect(str(wh.root / "catalog.duckdb"), read_only=True)
+    assert catalog.execute("SELECT sum(samples) FROM shards_latest WHERE dataset = 'muedit'").fetchone()[0] == len(samples)
 
 
 def test_bad_input_is_recorded_and_the_rest_completes(reference, corpus):
