@@ -65,13 +65,13 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
     ``env``. Stopped (its process group) at the end of the session.
     """
     import os
-    import signal
     import socket
     import subprocess
     import sys
     import time
 
     import httpx
+    from processes import stop_process_group
 
     home = tmp_path_factory.mktemp("prefect_home")
     with socket.socket() as s:
@@ -108,11 +108,17 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
             time.sleep(0.5)
         yield {"url": url, "env": env}
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process_group(proc)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def flow_api(prefect_api):
+    """``prefect_api`` with this process's Prefect settings pointed at it, for in-process flow runs.
+
+    No log shipping from this process: its handler would still be flushing when the server stops.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_api["url"], PREFECT_LOGGING_TO_API_ENABLED: False}):
+        yield prefect_api

@@ -35,19 +35,6 @@ SCRIPT = Path(__file__).with_name("flow_script.py")
 
 
 @pytest.fixture(scope="module")
-def api(prefect_api):
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_LOGGING_TO_API_ENABLED,
-        temporary_settings,
-    )
-
-    # no log shipping from this process: its handler would still be flushing when the server stops
-    with temporary_settings({PREFECT_API_URL: prefect_api["url"], PREFECT_LOGGING_TO_API_ENABLED: False}):
-        yield prefect_api
-
-
-@pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict:
     """14 clips (3 sibling groups, 2 troubled clips); one clean clip's FLAC is replaced by garbage and
     another clean clip will crash the analyser."""
@@ -61,7 +48,7 @@ def corpus(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference(api, corpus, tmp_path_factory) -> dict:
+def reference(flow_api, corpus, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("wh_ref") / "wh"
     with pytest.MonkeyPatch.context() as mp:
         inject(mp, corpus["crash"])
@@ -121,11 +108,11 @@ def test_bad_input_is_recorded_and_the_rest_completes(reference, corpus):
     assert summary["failures"]["dialogue:human:empty"] == 1
 
 
-def test_summary_artifact_is_published(reference, api):
+def test_summary_artifact_is_published(reference, flow_api):
     import httpx
 
     body = {"artifacts": {"key": {"any_": ["build-muedit-summary", "build-muedit-report"]}}, "sort": "CREATED_DESC", "limit": 10, "offset": 0}
-    resp = httpx.post(f"{api['url']}/artifacts/filter", json=body, timeout=10)
+    resp = httpx.post(f"{flow_api['url']}/artifacts/filter", json=body, timeout=10)
     resp.raise_for_status()
     arts = resp.json()
     assert {a["key"] for a in arts} >= {"build-muedit-summary", "build-muedit-report"}
@@ -158,10 +145,10 @@ def _files(wh: Warehouse, name: str) -> dict[str, tuple[int, int]]:
     return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in wh.manifest_files(name)}
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(reference, corpus, api, tmp_path):
+def test_resume_after_sigkill_matches_an_uninterrupted_run(reference, corpus, flow_api, tmp_path):
     root = tmp_path / "wh"
     cmd = [sys.executable, str(SCRIPT), str(root), str(corpus["dir"]), str(N), str(SEED), corpus["crash"]]
-    proc = subprocess.Popen(cmd, env=api["env"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=flow_api["env"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     features_dir = root / "manifests" / "features"
     while not (features_dir.is_dir() and any(features_dir.glob("*.parquet"))):
         assert proc.poll() is None, f"flow ended before any analysis batch: {proc.stderr.read().decode()[-2000:]}"
@@ -174,7 +161,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(reference, corpus, ap
     assert 0 < len(analysed_before) < N - 2, "the kill must land in the middle of the analysis"
     assert not (root / "shards" / "muedit").exists() or not list((root / "shards" / "muedit").glob("*.tar"))
 
-    done = subprocess.run(cmd, env=api["env"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600, check=False)
+    done = subprocess.run(cmd, env=flow_api["env"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600, check=False)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
 
     after = _files(wh, "features")
@@ -203,7 +190,7 @@ def test_rerun_skips_finished_work(reference, corpus):
     assert summary["counts"] == reference["summary"]["counts"]
 
 
-def test_build_mucaps_end_to_end(api, tmp_path):
+def test_build_mucaps_end_to_end(flow_api, tmp_path):
     from flows.build_mucaps import build_mucaps
     from flows.params import RunOptions, SyntheticSource
 
@@ -227,7 +214,7 @@ def test_build_mucaps_end_to_end(api, tmp_path):
     assert sum(v for k, v in summary["failures"].items() if k.startswith("analysis:rejected")) == 2
 
 
-def test_fan_out_finishes_every_batch_then_raises_and_retries_only_infrastructure_errors(api, tmp_path):
+def test_fan_out_finishes_every_batch_then_raises_and_retries_only_infrastructure_errors(flow_api, tmp_path):
     from prefect import flow
 
     from flows.steps import fan_out

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from processes import stop_process_group
 
 from m2ugen_data.shards import verify_shards
 from m2ugen_data.warehouse import open_warehouse
@@ -56,12 +55,7 @@ def test_serve_and_run_local_deployment(prefect_api, tmp_path):
         assert done.returncode == 0, output[-3000:] + (tmp_path / "serve.log").read_text()[-3000:]
         assert "Completed" in output
     finally:
-        os.killpg(serve.pid, signal.SIGTERM)
-        try:
-            serve.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(serve.pid, signal.SIGKILL)
-            serve.wait()
+        stop_process_group(serve)
         serve_log.close()
 
     wh = open_warehouse(wh_root, create=False)

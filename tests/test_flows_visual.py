@@ -44,18 +44,6 @@ REJECTED_SCENES = {"muimage": {"black", "plain"}, "muvideo": {"black", "plain", 
 MEDIA = {"muimage": "input.jpg", "muvideo": "input.mp4"}
 
 
-@pytest.fixture(scope="module")
-def api(prefect_api):
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_LOGGING_TO_API_ENABLED,
-        temporary_settings,
-    )
-
-    with temporary_settings({PREFECT_API_URL: prefect_api["url"], PREFECT_LOGGING_TO_API_ENABLED: False}):
-        yield prefect_api
-
-
 def run_flow(dataset: str, root: Path, **kwargs):
     from flows.build_muimage import build_muimage
     from flows.build_muvideo import build_muvideo
@@ -71,7 +59,7 @@ def run_flow(dataset: str, root: Path, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def built(api, tmp_path_factory) -> dict:
+def built(flow_api, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("visual") / "wh"
     wh = open_warehouse(root)
     tiny = make_tiny_warehouse(wh)
@@ -192,7 +180,7 @@ def test_summary_counts_match_the_warehouse(built):
         assert s["counts"]["shard_samples"] == len(expected_keys(built["root"], ds)) == s["counts"]["dialogues_accepted"]
 
 
-def test_forced_overlap_fails_the_shard_step_and_is_reported(built, api, tmp_path):
+def test_forced_overlap_fails_the_shard_step_and_is_reported(built, flow_api, tmp_path):
     """A MUEdit pair that uses a MUImage clip's music (and a MUCaps clip from another section of the same
     video): the flow refuses to write shards, says why, and the artifact lists both; allowing it writes them."""
     import httpx
@@ -214,7 +202,7 @@ def test_forced_overlap_fails_the_shard_step_and_is_reported(built, api, tmp_pat
     assert wh.read("shards", where="dataset = 'muimage'").to_pylist() == before  # the old shard set stands
 
     body = {"artifacts": {"key": {"any_": ["build-muimage-report"]}}, "sort": "CREATED_DESC", "limit": 1, "offset": 0}
-    resp = httpx.post(f"{api['url']}/artifacts/filter", json=body, timeout=10)
+    resp = httpx.post(f"{flow_api['url']}/artifacts/filter", json=body, timeout=10)
     resp.raise_for_status()
     report = resp.json()[0]["data"]
     assert "shards NOT written" in report and f"| {victim} | muedit | {victim} | clip |" in report
