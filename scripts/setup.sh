@@ -23,6 +23,18 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
   fi
 fi
 
+# Real-instrument audio for the hearing tests and the dev sets (m2ugen-data devset): fluidsynth and a
+# General-MIDI soundfont. Not needed to build datasets, so a non-root machine only gets a warning.
+if ! command -v fluidsynth >/dev/null 2>&1 || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing fluidsynth and fluid-soundfont-gm with apt-get (real-instrument test audio)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends fluidsynth fluid-soundfont-gm >/dev/null
+  else
+    echo "setup: warning: fluidsynth/fluid-soundfont-gm missing; the real-audio tests will be skipped" >&2
+  fi
+fi
+
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python >= 3.11 required" >&2; exit 1; }
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 
@@ -51,4 +63,7 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   fi
 fi
 pip_install -e ".[$EXTRAS]"
+# The MusiCNN tagger's trained checkpoints (m2ugen_data.analysis.taggers reads and converts them once).
+# --no-deps: musicnn's own code pins numpy<1.17 and TensorFlow 1, neither of which we import or need.
+pip_install --no-deps "musicnn==0.1.0"
 echo "$want" > "$stamp"

@@ -1,0 +1,222 @@
+"""Music tags from MusiCNN (MagnaTagATune and Million Song Dataset top-50), offline, on PyTorch.
+
+Why this model: the ``musicnn`` 0.1.0 wheel is the only pip-installable package here that carries trained
+music taggers (instruments, voice, genre, mood, era). Its code needs TensorFlow 1 and numpy < 1.17, so we use
+its checkpoints only: ``pip install --no-deps musicnn==0.1.0`` puts them on disk, ``tf_checkpoint`` reads
+them without TensorFlow and ``musicnn_net`` runs them in PyTorch. The conversion runs once per checkpoint
+and is cached as safetensors, keyed by the checkpoint's hash.
+
+The front-end is musicnn's: librosa mel power (16 kHz, n_fft 512, hop 256, 96 bands), rounded to float16
+as musicnn stores it, then log10(10000 x + 1) in float32, cut into non-overlapping 187-frame (3 s) patches
+(musicnn's default for tagging). Checked against musicnn's own ``batch_data`` (numpy 1.26, librosa 0.11):
+bit-identical except the first and last frame, where we pin librosa's padding to "reflect", the default of
+the librosa that musicnn was released and trained with (librosa >= 0.10 pads with zeros). A clip's tags are the mean over its patches of the per-patch sigmoid probabilities, as musicnn's
+``top_tags`` computes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from m2ugen_data.analysis import tf_checkpoint
+from m2ugen_data.analysis.musicnn_net import MusiCNN, build_musicnn, state_dict_from_tf, tf_variable_names
+from m2ugen_data.atomic import atomic_path
+from m2ugen_data.errors import M2UGenError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+N_FFT = 512
+HOP = 256
+N_MELS = 96
+PATCH_FRAMES = 187  # librosa.time_to_frames(3 s, sr 16000, n_fft 512, hop 256) + 1, as musicnn computes it
+ONE_PATCH_SAMPLES = (PATCH_FRAMES - 1) * HOP  # centred frames: a clip of n samples has 1 + n // HOP frames
+LOG_GAIN = 10000.0
+BATCH_PATCHES = 16  # patches per forward pass: bounds memory on long clips (one patch's maps are ~30 MB)
+
+MTT_TAGS: tuple[str, ...] = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
+    "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing",
+    "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop",
+    "soft", "sitar", "solo", "man", "classic", "choir", "voice", "new age", "dance", "male voice",
+    "female vocal", "beats", "harp", "cello", "no voice", "weird", "country", "metal", "female voice", "choral",
+)  # fmt: skip
+MSD_TAGS: tuple[str, ...] = (
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+    "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul",
+    "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies",
+    "blues", "hard rock", "ambient", "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop", "70s",
+    "party", "country", "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal",
+    "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
+)  # fmt: skip
+
+MUSICNN_VERSION = "0.1.0"
+CONVERTER_VERSION = "torch1"  # bump when musicnn_net's layout or the conversion changes: invalidates caches
+MODELS: dict[str, tuple[str, ...]] = {"MTT_musicnn": MTT_TAGS, "MSD_musicnn": MSD_TAGS}
+TAGGER_VERSION = f"musicnn-{MUSICNN_VERSION}:{'+'.join(MODELS)}:{CONVERTER_VERSION}"
+INSTALL_HINT = f"install its checkpoints with 'pip install --no-deps musicnn=={MUSICNN_VERSION}'"
+
+
+@dataclass(frozen=True)
+class TagModels:
+    """The two converted taggers, ready for inference (eval mode, no gradients)."""
+
+    mtt: MusiCNN
+    msd: MusiCNN
+    source: Path  # the musicnn package directory the checkpoints came from
+
+
+# ---------------------------------------------------------------------------------------------- locating
+
+
+def find_musicnn_dir(explicit: Path | None = None) -> Path:
+    """The directory holding ``MTT_musicnn/`` and ``MSD_musicnn/``: explicit, $M2UGEN_MUSICNN_DIR, or the
+    installed ``musicnn`` package, located without importing it (its ``__init__`` is harmless, but its
+    modules import TensorFlow)."""
+    chosen = explicit or (Path(os.environ["M2UGEN_MUSICNN_DIR"]) if os.environ.get("M2UGEN_MUSICNN_DIR") else None)
+    if chosen is not None:
+        if not chosen.is_dir():
+            raise M2UGenError(f"MusiCNN model directory {chosen} does not exist; {INSTALL_HINT}")
+        return chosen
+    spec = importlib.util.find_spec("musicnn")
+    if spec is None or not spec.submodule_search_locations:
+        raise M2UGenError(f"the musicnn package is not installed; {INSTALL_HINT} or set M2UGEN_MUSICNN_DIR")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _cache_dir() -> Path:
+    """$M2UGEN_CACHE (shared with other converted models) or ~/.cache/m2ugen/musicnn."""
+    root = os.environ.get("M2UGEN_CACHE")
+    return Path(root) / "musicnn" if root else Path.home() / ".cache" / "m2ugen" / "musicnn"
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _checkpoint_hash(index: tf_checkpoint.CheckpointIndex) -> str:
+    """SHA-256 over the index and data files: a changed or re-downloaded checkpoint gets a new cache entry."""
+    digest = hashlib.sha256(CONVERTER_VERSION.encode())
+    for path in (index.path, *(index.data_path(shard) for shard in range(index.num_shards))):
+        try:
+            with path.open("rb") as fh:
+                digest.update(hashlib.file_digest(fh, "sha256").digest())
+        except OSError as exc:
+            raise M2UGenError(f"cannot read TensorFlow checkpoint file {path}: {exc.strerror}") from None
+    return digest.hexdigest()
+
+
+def _read_cache(path: Path) -> dict[str, torch.Tensor] | None:
+    """A cached state dict, or None when absent or unreadable (then we convert again and overwrite it)."""
+    if not path.is_file():
+        return None
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as exc:
+        log.warning("ignoring unreadable MusiCNN cache %s (%s); converting again", path, exc)
+        return None
+
+
+def _write_cache(path: Path, state: dict[str, torch.Tensor]) -> None:
+    """Atomic write; a read-only cache directory costs a conversion per process, not a failure."""
+    try:
+        with atomic_path(path) as tmp:
+            save_file(state, str(tmp), metadata={"tagger": TAGGER_VERSION})
+    except OSError as exc:
+        log.warning("cannot cache converted MusiCNN weights at %s (%s); they will be converted again", path, exc)
+
+
+def load_model(checkpoint_dir: Path, num_tags: int) -> MusiCNN:
+    """One tagger from the cache when its checkpoint hash matches, else converted (and cached)."""
+    index = tf_checkpoint.read_index(checkpoint_dir / ".index")
+    cache = _cache_dir() / f"{checkpoint_dir.name}-{_checkpoint_hash(index)[:16]}.safetensors"
+    state = _read_cache(cache)
+    if state is None:
+        state = state_dict_from_tf(tf_checkpoint.read_tensors(index, tf_variable_names()))
+        _write_cache(cache, state)
+    net = build_musicnn(state)
+    if net.config.num_classes != num_tags:
+        raise M2UGenError(f"{checkpoint_dir} has {net.config.num_classes} outputs, expected {num_tags} tags")
+    return net
+
+
+def load_taggers(model_dir: Path | None = None) -> TagModels:
+    """Both taggers from the musicnn package (see ``find_musicnn_dir``). Torch's thread count is left alone:
+    the caller's process pool decides it."""
+    root = find_musicnn_dir(model_dir)
+    mtt, msd = (load_model(root / name, len(tags)) for name, tags in MODELS.items())
+    return TagModels(mtt=mtt, msd=msd, source=root)
+
+
+# ---------------------------------------------------------------------------------------------- inference
+
+
+def log_mel(y16: np.ndarray) -> np.ndarray:
+    """musicnn's log-mel (frames, 96) of 16 kHz mono audio.
+
+    The mel power is rounded to float16 as musicnn does (and as its training data was stored); the log is
+    taken in float32 explicitly. Under musicnn's numpy (< 2) ``10000 * x`` on a float16 array is promoted to
+    float32 by value-based casting; numpy 2 keeps float16 and would overflow to inf above x = 6.55, which a
+    -10 dBFS sine already reaches. ``pad_mode="reflect"`` was librosa's default when musicnn was released
+    (librosa >= 0.10 pads with zeros); it only changes the first and last frame.
+    """
+    mel = librosa.feature.melspectrogram(
+        y=np.asarray(y16, dtype=np.float32), sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS,
+        pad_mode="reflect",
+    )  # fmt: skip
+    with np.errstate(over="ignore"):  # a mel power above float16's range becomes inf; tag_audio refuses it
+        mel16 = mel.T.astype(np.float16).astype(np.float32)
+    return np.log10(LOG_GAIN * mel16 + 1.0)
+
+
+def mel_patches(y16: np.ndarray) -> np.ndarray:
+    """Non-overlapping 187-frame (3 s) log-mel patches, (n_patches, 187, 96) float32; the tail that does
+    not fill a patch is dropped, as musicnn does. Shorter than one patch: zero patches."""
+    if len(y16) < ONE_PATCH_SAMPLES:  # also spares librosa signals too short to pad
+        return np.zeros((0, PATCH_FRAMES, N_MELS), np.float32)
+    frames = log_mel(y16)
+    n_patches = len(frames) // PATCH_FRAMES
+    return np.ascontiguousarray(frames[: n_patches * PATCH_FRAMES].reshape(n_patches, PATCH_FRAMES, N_MELS))
+
+
+def patch_probabilities(net: MusiCNN, patches: np.ndarray) -> np.ndarray:
+    """Sigmoid tag probabilities per patch (n_patches, n_tags), in batches of ``BATCH_PATCHES``."""
+    with torch.inference_mode():
+        chunks = [
+            torch.sigmoid(net(torch.from_numpy(patches[i : i + BATCH_PATCHES]))).numpy()
+            for i in range(0, len(patches), BATCH_PATCHES)
+        ]
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def tag_audio(y16: np.ndarray, models: TagModels) -> dict[str, np.ndarray] | None:
+    """{"mtt": (50,), "msd": (50,)} mean per-patch probabilities of a 16 kHz mono clip.
+
+    None (never a guessed tag) when the clip is shorter than one 3 s patch, or when the audio, its log-mel
+    or the network's output is not finite. Multi-channel input is the caller's bug: ValueError.
+    """
+    y = np.asarray(y16, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"tag_audio wants mono audio (one dimension), got shape {y.shape}")
+    if not np.isfinite(y).all():
+        return None
+    patches = mel_patches(y)
+    if len(patches) == 0 or not np.isfinite(patches).all():
+        return None
+    tags = {
+        "mtt": patch_probabilities(models.mtt, patches).mean(axis=0),
+        "msd": patch_probabilities(models.msd, patches).mean(axis=0),
+    }
+    if not all(np.isfinite(p).all() for p in tags.values()):
+        return None
+    return tags
