@@ -1,8 +1,9 @@
-"""MusiCNN taggers on PyTorch: equal to the original TF network, musicnn's front-end, and honest failures.
+"""MusiCNN taggers on onnxruntime: equal to the original TF network, musicnn's front-end, and honest failures.
 
 The reference outputs in ``tests/data/musicnn_reference.npz`` were recorded once by
 ``tools/musicnn_reference.py`` from musicnn's own TF graph, restored from the same checkpoints, on log-mel
-patches of real instrument audio (fluidsynth renders). The test feeds the same patches to our conversion.
+patches of real instrument audio (fluidsynth renders). The tests feed the same patches to our conversion,
+through the same onnxruntime sessions and code path that ``tag_audio`` uses.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pytest
-import torch
+from scipy.special import expit
 
 from m2ugen_data.analysis import taggers
 from m2ugen_data.analysis.tf_checkpoint import crc32c
@@ -41,12 +42,6 @@ def models(cache_dir: Path) -> taggers.TagModels:
     return taggers.load_taggers()
 
 
-def _probs(net: torch.nn.Module, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    with torch.inference_mode():
-        logits = net(torch.from_numpy(patches))
-    return logits.numpy(), torch.sigmoid(logits).numpy()
-
-
 # ---------------------------------------------------------------------------------------------- equality
 
 
@@ -54,26 +49,58 @@ def _probs(net: torch.nn.Module, patches: np.ndarray) -> tuple[np.ndarray, np.nd
 def test_conversion_equals_original_network(models: taggers.TagModels, key: str) -> None:
     ref = np.load(REFERENCE)
     assert tuple(ref[f"{key}_tags"]) == {"mtt": taggers.MTT_TAGS, "msd": taggers.MSD_TAGS}[key]
-    logits, probs = _probs(getattr(models, key), ref["patches"])
-    assert np.abs(probs - ref[f"{key}_probs"]).max() <= 1e-4
+    logits = taggers.patch_logits(getattr(models, key), ref["patches"])
+    assert logits.dtype == np.float32
+    assert np.abs(expit(logits) - ref[f"{key}_probs"]).max() <= 1e-4
     assert np.abs(logits - ref[f"{key}_logits"]).max() <= 1e-4  # logits: a saturated sigmoid hides nothing
 
 
-def test_cache_is_written_once_and_reloads_identically(models: taggers.TagModels, cache_dir: Path) -> None:
-    cached = sorted(p.name for p in cache_dir.glob("*.safetensors"))
-    assert [name.split("-")[0] for name in cached] == ["MSD_musicnn", "MTT_musicnn"]
-    again = taggers.load_taggers()
-    for a, b in zip(models.mtt.state_dict().values(), again.mtt.state_dict().values(), strict=True):
-        assert torch.equal(a, b)
-
-
-def test_unreadable_cache_is_converted_again(models: taggers.TagModels, cache_dir: Path) -> None:
-    path = next(cache_dir.glob("MTT_musicnn-*.safetensors"))
-    path.write_bytes(b"not a safetensors file")
+def test_tag_audio_equals_original_network(models: taggers.TagModels, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole inference path of ``tag_audio`` (runs of ``BATCH_PATCHES``, sigmoid, mean over patches) on the
+    reference patches: equal to the original network's mean probabilities."""
     ref = np.load(REFERENCE)
-    _, probs = _probs(taggers.load_taggers().mtt, ref["patches"])
-    assert np.abs(probs - ref["mtt_probs"]).max() <= 1e-4
-    assert path.stat().st_size > 1_000_000  # rewritten
+    monkeypatch.setattr(taggers, "mel_patches", lambda y: ref["patches"])
+    monkeypatch.setattr(taggers, "BATCH_PATCHES", 3)  # 4 patches: two runs
+    tags = taggers.tag_audio(np.zeros(SR * 12, np.float32), models)
+    assert tags is not None
+    for key in ("mtt", "msd"):
+        assert tags[key].dtype == np.float32
+        assert np.abs(tags[key] - ref[f"{key}_probs"].mean(axis=0)).max() <= 1e-4
+
+
+def test_cache_is_written_once_and_reloads_identically(models: taggers.TagModels, cache_dir: Path) -> None:
+    cached = sorted(cache_dir.glob("*.onnx"))
+    assert [path.name.split("-")[0] for path in cached] == ["MSD_musicnn", "MTT_musicnn"]
+    written = [(path.stat().st_mtime_ns, path.read_bytes()) for path in cached]
+    again = taggers.load_taggers()
+    assert [(path.stat().st_mtime_ns, path.read_bytes()) for path in cached] == written  # read, not rewritten
+    patches = np.load(REFERENCE)["patches"]
+    np.testing.assert_array_equal(taggers.patch_logits(again.mtt, patches), taggers.patch_logits(models.mtt, patches))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda p: p.write_bytes(b"not an onnx model"), id="garbage"),
+        pytest.param(lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), id="truncated"),
+        pytest.param(lambda p: p.write_bytes(b""), id="empty"),
+    ],
+)
+def test_unusable_cache_is_converted_again(models: taggers.TagModels, cache_dir: Path, damage) -> None:
+    path = next(cache_dir.glob("MTT_musicnn-*.onnx"))
+    good = path.read_bytes()
+    damage(path)
+    ref = np.load(REFERENCE)
+    logits = taggers.patch_logits(taggers.load_taggers().mtt, ref["patches"])
+    assert np.abs(logits - ref["mtt_logits"]).max() <= 1e-4
+    assert path.read_bytes() == good  # rewritten; the conversion is deterministic
+
+
+def test_sessions_run_on_one_thread(models: taggers.TagModels) -> None:
+    """Analysis workers are one process per core; a tagger that spawned its own threads would oversubscribe."""
+    for session in (models.mtt, models.msd):
+        options = session.get_session_options()
+        assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
 
 
 # ---------------------------------------------------------------------------------------------- front-end
@@ -254,10 +281,3 @@ def test_rendered_instrument_is_among_top_tags(models: taggers.TagModels, tmp_pa
     assert tags is not None
     top = [taggers.MTT_TAGS[i] for i in np.argsort(-tags["mtt"])[:3]]
     assert tag in top, top
-
-
-def test_loading_leaves_torch_threads_alone(cache_dir: Path) -> None:
-    """The analysis pool sets torch's thread count per worker; loading the taggers must not change it."""
-    before = torch.get_num_threads()
-    taggers.load_taggers()
-    assert torch.get_num_threads() == before

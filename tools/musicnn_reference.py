@@ -159,21 +159,18 @@ def tf_run(inp: Path, out: Path, model_dir: Path) -> None:
     np.savez(out, **results)
 
 
-def compare_with_torch(reference: dict[str, np.ndarray], patches: np.ndarray) -> None:
-    """Print our PyTorch conversion's max |diff| from the original, per model."""
-    import torch
-
-    from m2ugen_data.analysis.taggers import load_taggers
+def compare_with_ours(reference: dict[str, np.ndarray], patches: np.ndarray) -> None:
+    """Print our conversion's (the onnxruntime graph tag_audio runs) max |diff| from the original, per model."""
+    from m2ugen_data.analysis.taggers import load_taggers, patch_logits
 
     models = load_taggers()
-    with torch.inference_mode():
-        for key, net in (("mtt", models.mtt), ("msd", models.msd)):
-            logits = net(torch.from_numpy(patches)).numpy()
-            probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-            print(
-                f"{key}: max |diff| probabilities {np.abs(probs - reference[f'{key}_probs']).max():.2e}, "
-                f"logits {np.abs(logits - reference[f'{key}_logits']).max():.2e}"
-            )
+    for key, session in (("mtt", models.mtt), ("msd", models.msd)):
+        logits = patch_logits(session, patches)
+        probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        print(
+            f"{key}: max |diff| probabilities {np.abs(probs - reference[f'{key}_probs']).max():.2e}, "
+            f"logits {np.abs(logits - reference[f'{key}_logits']).max():.2e}"
+        )
 
 
 def main() -> None:
@@ -202,7 +199,7 @@ def main() -> None:
         **original,
     )
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes, {len(patches)} patches, TF {original['tf_version']})")
-    compare_with_torch(original, patches)
+    compare_with_ours(original, patches)
 
 
 if __name__ == "__main__":
