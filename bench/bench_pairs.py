@@ -1,21 +1,28 @@
-"""MUEdit pair mining at scale: ours (sorted-neighbourhood band join + greedy degree cap) vs a baseline
-(every candidate pair inside neighbouring 4% tempo bins per meter, the same rules and score, then per-clip
-top-k by a window function, with no degree cap).
+"""MUEdit pair mining at scale: ours (sorted-neighbourhood band join + compiled rules + greedy degree cap)
+against a baseline that examines every pair of neighbouring 4% tempo bins per meter under the same rules,
+score and degree cap, and against the miner as it was at a git revision (``--against-rev``, before/after).
 
-Feature tables of 10k, 100k and 1M clips are generated with realistic distributions (log-normal tempo
-around 115 BPM, 85% 4/4, AudioSet-like key and Zipf instrument-label frequencies, loudness around -14
-LUFS, a beat confidence spread, timbre vectors clustered by the leading instrument) plus a known number of
-planted pairs (same tempo, meter, key and beat phase to within measurement noise, other instruments).
-Planted-pair recall falls with size for both methods: among a million clips, random partners exist that
-match a clip's tempo and phase as well as its planted sibling does, and the score cannot tell them apart. Each (method, size) runs in its own subprocess,
-so peak memory is that run's ``ru_maxrss``; the baseline is killed at a timeout when it cannot finish.
+Feature tables of 10k, 100k and 1M clips are generated with realistic distributions: log-normal tempo
+around 115 BPM, 85% 4/4, popular-music key frequencies, beats on a grid from a random offset; MusiCNN-like
+MTT tag vectors (instrument and voice words present with pop-music frequencies, their tags at 0.3-0.6 as
+MusiCNN rates an audible instrument, every other tag near zero) and the measured instrument words derived
+from them; one chord per beat (~2 beats/s x 10 s) from a common four-chord progression in the clip's key,
+held 2 or 4 beats, with 12% of beats mis-recognised and 3% N; Zipf AudioSet labels and timbre vectors
+clustered by the leading label. n/100 planted sibling pairs: b re-orchestrates a (same tempo, meter, key,
+beat phase and chords to within measurement noise, its own chord-recognition errors, other instruments).
+Planted recall says how many siblings the miner pairs among a million strangers, some of which match a
+clip's tempo and beat phase better than its sibling does. Each (method, size) runs in its own subprocess,
+so peak memory is that run's ``ru_maxrss``; a run is killed at the timeout, and the baseline refuses
+(saying how many pairs it would examine) when its candidates would not fit in memory.
 
     .venv/bin/python bench/bench_pairs.py [--sizes 10000 100000 1000000] [--timeout 300] [--threads 2]
+        [--methods ours baseline] [--against-rev HEAD]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -28,24 +35,129 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 MAJOR = ["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
 MINOR = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "Bb", "B"]
 # Popular-music key frequencies (major keys on guitar/piano-friendly tonics are commonest).
 MAJOR_W = np.array([10, 3, 9, 4, 6, 5, 3, 10, 3, 8, 4, 3], dtype=float)
 MINOR_W = np.array([3, 3, 3, 1, 6, 3, 3, 3, 2, 7, 2, 4], dtype=float)
+# Share of pop clips in which each instrument or voice word is heard (the words of pairs.content_tag_index).
+WORD_FREQ = {
+    **{"drums": 0.5, "guitar": 0.35, "piano": 0.25, "synth": 0.2, "strings": 0.12, "violin": 0.04},
+    **{"cello": 0.02, "flute": 0.03, "harp": 0.02, "harpsichord": 0.01, "sitar": 0.01, "voice": 0.45},
+}
+# Four-chord progressions as (semitones above the tonic, minor triad) per chord.
+PROGRESSIONS = {
+    "major": (
+        ((0, 0), (7, 0), (9, 1), (5, 0)),  # I V vi IV
+        ((0, 0), (5, 0), (7, 0), (0, 0)),  # I IV V I
+        ((0, 0), (9, 1), (5, 0), (7, 0)),  # I vi IV V
+        ((9, 1), (5, 0), (0, 0), (7, 0)),  # vi IV I V
+        ((2, 1), (7, 0), (0, 0), (0, 0)),  # ii V I I
+    ),
+    "minor": (
+        ((0, 1), (8, 0), (3, 0), (10, 0)),  # i VI III VII
+        ((0, 1), (5, 1), (7, 1), (0, 1)),  # i iv v i
+        ((0, 1), (10, 0), (8, 0), (10, 0)),  # i VII VI VII
+        ((0, 1), (5, 1), (10, 0), (3, 0)),  # i iv VII III
+    ),
+}
+PROGRESSION_TABLE = np.array(PROGRESSIONS["major"] + PROGRESSIONS["minor"])  # (9, 4, 2); minor ones from 5
+# The key's diatonic triads, (semitones, minor), for major and minor keys: what a recogniser confuses.
+DIATONIC = np.array(
+    [((0, 0), (2, 1), (4, 1), (5, 0), (7, 0), (9, 1)), ((0, 1), (3, 0), (5, 1), (7, 1), (8, 0), (10, 0))]
+)
+CHORD_LABELS = ["N"] + [f"{r}:maj" for r in MAJOR] + [f"{r}:min" for r in MAJOR]  # index = harmony chord id
+BASELINE_MAX_EDGES = 60_000_000  # more candidate pairs than this would not fit the bench's memory
 
 
-def generate(n: int, seed: int = 0) -> tuple[pa.Table, pa.Table, np.ndarray]:
+def _chord_id(tonic: np.ndarray, semis: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    return (1 + (tonic + semis) % 12 + 12 * minor).astype(np.int8)
+
+
+def chord_tracks(
+    rng: np.random.Generator, key_idx: np.ndarray, n_beats: np.ndarray, source: np.ndarray
+) -> pa.Array:
+    """One chord label per beat interval for every clip; clip i plays clip ``source[i]``'s progression,
+    hold and start (itself, or the clip it re-orchestrates), then gets its own recognition errors."""
+    n = len(key_idx)
+    tonic, minor = key_idx % 12, key_idx >= 12
+    prog = np.where(minor, 5 + rng.integers(0, 4, n), rng.integers(0, 5, n))[source]
+    hold = np.where(rng.uniform(size=n) < 0.7, 4, 2)[source]
+    start = rng.integers(0, 16, n)[source]
+    chords = np.maximum(n_beats - 1, 0)
+    parent = np.repeat(np.arange(n), chords)
+    beat = np.arange(chords.sum()) - np.repeat(np.cumsum(chords) - chords, chords)
+    slot = ((beat + start[parent]) // hold[parent]) % 4
+    chord = PROGRESSION_TABLE[prog[parent], slot]
+    ids = _chord_id(tonic[parent], chord[:, 0], chord[:, 1])
+    u = rng.uniform(size=len(ids))
+    wrong = u < 0.12  # another triad of the key instead: the typical recognition error
+    dia = DIATONIC[minor[parent[wrong]].astype(int), rng.integers(0, 6, int(wrong.sum()))]
+    ids[wrong] = _chord_id(tonic[parent[wrong]], dia[:, 0], dia[:, 1])
+    ids[u > 0.97] = 0  # N
+    offsets = np.concatenate([[0], np.cumsum(chords)]).astype(np.int32)
+    values = pa.DictionaryArray.from_arrays(pa.array(ids.astype(np.int32)), pa.array(CHORD_LABELS)).cast(pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def tag_vectors(
+    rng: np.random.Generator, n: int, copy_voice: np.ndarray, other: np.ndarray
+) -> tuple[pa.Array, pa.Array]:
+    """MTT probabilities (list<float32> of 50) and measured instrument words per clip. Clips ``other`` get
+    an instrumentation that differs from clip ``copy_voice`` of the same row (a re-orchestration keeps
+    the voice and changes the instruments)."""
+    from m2ugen_data.analysis.pairs import content_tag_index
+    from m2ugen_data.analysis.tag_words import DEFAULT_RULE
+    from m2ugen_data.analysis.taggers import MTT_TAGS
+
+    index = content_tag_index()
+    words = list(index)
+    freq = np.array([WORD_FREQ[w] for w in words])
+    present = rng.uniform(size=(n, len(words))) < freq
+    inst = [i for i, w in enumerate(words) if w != "voice"]
+    voice = words.index("voice")
+    none = ~present[:, inst].any(axis=1)  # everything plays something
+    present[none, np.array(inst)[rng.choice(len(inst), int(none.sum()), p=freq[inst] / freq[inst].sum())]] = True
+    a, b = copy_voice, other
+    present[b, voice] = present[a, voice]
+    same = (present[a][:, inst] == present[b][:, inst]).all(axis=1)
+    for row_a, row_b in zip(a[same], b[same]):  # swap the lead: drop one of a's instruments, add one a lacks
+        have = [j for j in inst if present[row_a, j]]
+        lack = [j for j in inst if not present[row_a, j]]
+        present[row_b, have[rng.integers(len(have))]] = False
+        present[row_b, lack[rng.integers(len(lack))]] = True
+    tags = rng.beta(1, 20, (n, len(MTT_TAGS))).astype(np.float32)
+    for j, w in enumerate(words):
+        rows = np.flatnonzero(present[:, j])
+        cols = list(index[w])
+        tags[np.ix_(rows, cols)] = rng.beta(4, 5, (len(rows), len(cols))) * (0.8 if w == "voice" else 1.0)
+    word_prob = np.stack([tags[:, list(index[w])].max(axis=1) for w in words if w != "voice"], axis=1)
+    order = np.argsort(-word_prob, axis=1, kind="stable")
+    heard = np.take_along_axis(word_prob, order, axis=1) >= DEFAULT_RULE.instrument
+    heard &= np.cumsum(heard, axis=1) <= DEFAULT_RULE.max_instruments
+    names = pa.array([w for w in words if w != "voice"])
+    values = pa.DictionaryArray.from_arrays(pa.array(order[heard].astype(np.int32)), names).cast(pa.string())
+    offsets = np.concatenate([[0], np.cumsum(heard.sum(axis=1))]).astype(np.int32)
+    tag_list = pa.FixedSizeListArray.from_arrays(pa.array(tags.reshape(-1)), len(MTT_TAGS)).cast(pa.list_(pa.float32()))
+    return tag_list, pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def generate(n: int, seed: int = 0, planted_share: float = 0.02) -> tuple[pa.Table, pa.Table, np.ndarray]:
+    """Features, AudioSet labels and the planted sibling pairs (clip ids a, b); ``planted_share`` of the
+    clips are in planted pairs."""
     rng = np.random.default_rng(seed)
-    planted = n // 100
+    planted = int(n * planted_share) // 2
     tempo = np.clip(np.exp(rng.normal(math.log(115), 0.2, n)), 55, 210)
     meter = np.where(rng.uniform(size=n) < 0.85, 4, 3).astype(np.int32)
     keys = np.array([f"{k} major" for k in MAJOR] + [f"{k} minor" for k in MINOR])
     kw = np.concatenate([MAJOR_W * 0.65 / MAJOR_W.sum(), MINOR_W * 0.35 / MINOR_W.sum()])
-    key = keys[rng.choice(24, n, p=kw)]
+    key_idx = rng.choice(24, n, p=kw)
     conf = rng.beta(5, 3, n)
     loud = rng.normal(-14, 4, n)
     offset = rng.uniform(0, 1, n) * 60 / tempo
@@ -53,11 +165,11 @@ def generate(n: int, seed: int = 0) -> tuple[pa.Table, pa.Table, np.ndarray]:
     zipf = 1 / np.arange(1, 61)
     label_ids = rng.choice(60, int(n_labels.sum()), p=zipf / zipf.sum())
     offsets = np.concatenate([[0], np.cumsum(n_labels)])
-    # planted pairs: b copies a's tempo, meter, key and beat phase (plus measurement noise), other labels
+    # planted siblings: b copies a's tempo, meter, key, beat phase and chords (plus measurement noise)
     idx = rng.permutation(n)[: 2 * planted].reshape(planted, 2)
     a, b = idx[:, 0], idx[:, 1]
     tempo[b] = tempo[a] * (1 + rng.normal(0, 0.0005, planted))
-    meter[b], key[b], conf[a], conf[b] = meter[a], key[a], 0.9, 0.9
+    meter[b], key_idx[b], conf[a], conf[b] = meter[a], key_idx[a], 0.9, 0.9
     offset[b] = np.mod(offset[a] + rng.normal(0, 0.002, planted), 60 / tempo[b])
     loud[b] = loud[a] + rng.normal(0, 1, planted)
     label_ids[offsets[a]] = 58  # a's first label and b's are rare and different: the sets differ
@@ -69,6 +181,9 @@ def generate(n: int, seed: int = 0) -> tuple[pa.Table, pa.Table, np.ndarray]:
     beat_off = np.concatenate([[0], np.cumsum(n_beats)])
     parent = np.repeat(np.arange(n), n_beats)
     beats = offset[parent] + (np.arange(beat_off[-1]) - beat_off[parent]) * (60 / tempo[parent])
+    source = np.arange(n)
+    source[b] = a
+    tags, words = tag_vectors(rng, n, a, b)
     ytid = np.char.add("v", np.char.zfill(np.arange(n).astype(str), 10))
     clip_id = np.char.add(ytid, "_0")
     timbre_list = pa.FixedSizeListArray.from_arrays(pa.array(timbre.reshape(-1)), 24).cast(pa.list_(pa.float32()))
@@ -80,10 +195,13 @@ def generate(n: int, seed: int = 0) -> tuple[pa.Table, pa.Table, np.ndarray]:
             "tempo_conf": conf,
             "beats": pa.ListArray.from_arrays(pa.array(beat_off.astype(np.int32)), pa.array(beats)),
             "meter": meter,
-            "key": key,
+            "key": keys[key_idx],
             "loudness_lufs": loud,
             "timbre": timbre_list,
             "is_music": np.ones(n, dtype=bool),
+            "tags_mtt": tags,
+            "instruments": words,
+            "beat_chords": chord_tracks(rng, key_idx, n_beats, source),
         }
     )
     names = pa.array([f"/m/inst{i:02d}" for i in range(60)])
@@ -94,30 +212,36 @@ def generate(n: int, seed: int = 0) -> tuple[pa.Table, pa.Table, np.ndarray]:
     return features, labels, np.stack([clip_id[a], clip_id[b]], axis=1)
 
 
+# Every pair of eligible clips in the same or a neighbouring tempo bin (bin width = the tolerance) of the
+# same meter: what a straightforward SQL join examines. Rules, score and degree cap are then ours.
 BASELINE_SQL = """
-WITH c AS (
-    SELECT f.clip_id, f.meter, ln(f.tempo_bpm) AS lt, f.loudness_lufs AS loud, f.timbre, l.instruments,
-           floor(ln(f.tempo_bpm) / {tol}) AS bin, 60 / f.tempo_bpm AS ibi, ph.phase
-    FROM f JOIN l USING (clip_id) JOIN ph USING (clip_id)
-    WHERE f.status = 'ok' AND f.is_music AND f.tempo_conf >= 0.3 AND f.meter IN (3, 4)
-),
-e AS (
-    SELECT a.clip_id AS src, b.clip_id AS tgt, abs(a.lt - b.lt) AS dlt, abs(a.loud - b.loud) AS dloud,
-           len(list_intersect(a.instruments, b.instruments))
-               / len(list_distinct(list_concat(a.instruments, b.instruments))) AS jac,
-           list_distance(a.timbre, b.timbre) / sqrt(24) AS td,
-           least(a.ibi, b.ibi) AS grid,
-           abs(fmod(a.phase, least(a.ibi, b.ibi)) - fmod(b.phase, least(a.ibi, b.ibi))) AS dph
-    FROM c a JOIN c b ON a.meter = b.meter AND b.bin BETWEEN a.bin - 1 AND a.bin + 1 AND a.clip_id <> b.clip_id
-),
-v AS (
-    SELECT src, tgt,
-           0.4 * (1 - dlt / {tol}) + 0.3 * (1 - 2 * least(dph, grid - dph) / grid) + 0.3 * least(1, td / 20) AS score
-    FROM e
-    WHERE dlt <= {tol} AND dloud <= 6 AND substr(src, 1, 11) <> substr(tgt, 1, 11) AND (jac < 0.5 OR td > 8)
-)
-SELECT src, tgt, score FROM v QUALIFY row_number() OVER (PARTITION BY src ORDER BY score DESC, tgt) <= {k}
+WITH b AS (SELECT *, floor(lt / {tol}) AS bin FROM c)
+SELECT least(x.id, y.id) AS lo, greatest(x.id, y.id) AS hi, 0 AS rel, abs(x.lt - y.lt) AS dlt,
+       least(x.ibi, y.ibi) AS grid,
+       abs(fmod(x.phase, least(x.ibi, y.ibi)) - fmod(y.phase, least(x.ibi, y.ibi))) AS dph
+FROM b x JOIN b y ON x.block = y.block AND y.bin BETWEEN x.bin - 1 AND x.bin + 1 AND x.id < y.id
+WHERE abs(x.lt - y.lt) <= {tol}
 """
+# The pairs that join enumerates, from the bin populations: within a bin, and between neighbouring bins.
+BASELINE_COUNT_SQL = """
+WITH b AS (SELECT block, floor(lt / {tol}) AS bin, count(*) AS c FROM c GROUP BY ALL)
+SELECT coalesce(sum(x.c * (x.c - 1) / 2 + x.c * coalesce(y.c, 0)), 0)::BIGINT
+FROM b x LEFT JOIN b y ON y.block = x.block AND y.bin = x.bin + 1
+"""
+
+
+def miner_at(rev: str, scratch: Path) -> object:
+    """``m2ugen_data.analysis.pairs`` as it was at git revision ``rev`` (the before of a before/after)."""
+    code = subprocess.run(
+        ["git", "show", f"{rev}:m2ugen_data/analysis/pairs.py"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout
+    path = scratch / f"pairs_at_{rev.replace('~', '_').replace('^', '_')}.py"
+    path.write_text(code)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_child(method: str, data_dir: str, threads: int) -> None:
@@ -128,37 +252,45 @@ def run_child(method: str, data_dir: str, threads: int) -> None:
     labels = pq.read_table(Path(data_dir) / "labels.parquet")
     planted = pq.read_table(Path(data_dir) / "planted.parquet")
     t0 = time.perf_counter()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    if method.startswith("ours"):
-        from m2ugen_data.analysis.pairs import PairRules, mine_pairs
-
-        window = int(method.split("-w")[1]) if "-w" in method else PairRules().window
-        res = mine_pairs(features, labels, PairRules(window=window), threads=threads, memory_limit="4GB")
-        src, tgt = res.pairs.column("src_id").to_pylist(), res.pairs.column("tgt_id").to_pylist()
-        extra = {
-            "candidates": res.candidates,
-            "score_sum": round(float(pa.compute.sum(res.pairs.column("score")).as_py() or 0), 1),
-            "timings": {k: round(v, 2) for k, v in res.timings.items()},
-        }
+    if method.startswith("ours") or method.startswith("@"):
+        if method.startswith("@"):
+            miner = miner_at(method[1:], Path(data_dir))
+        else:
+            from m2ugen_data.analysis import pairs as miner
+        window = int(method.split("-w")[1]) if "-w" in method else miner.PairRules().window
+        res = miner.mine_pairs(features, labels, miner.PairRules(window=window), threads=threads, memory_limit="4GB")
     else:
+        from m2ugen_data.analysis.pairs import MiningResult, PairRules, clip_arrays, eligible_clips, select_pairs
+
+        rules = PairRules()
+        elig, clip_rej = eligible_clips(features, labels, rules)
+        cand, clips = clip_arrays(elig, rules)
         con = duckdb.connect()
         con.execute(f"SET threads = {threads}")
         con.execute("SET memory_limit = '4GB'")
-        from m2ugen_data.analysis.pairs import beat_phase
-
-        tempo = features.column("tempo_bpm").to_numpy()
-        phase = pa.table({"clip_id": features.column("clip_id"), "phase": beat_phase(features.column("beats"), tempo)})
-        con.register("f", features)
-        con.register("l", labels)
-        con.register("ph", phase)
-        out = con.sql(BASELINE_SQL.format(tol=math.log1p(0.04), k=2)).fetchall()
-        src, tgt = [r[0] for r in out], [r[1] for r in out]
-        extra = {}
+        con.register("c", cand)
+        tol = math.log1p(rules.tolerance)
+        (count,) = con.sql(BASELINE_COUNT_SQL.format(tol=tol)).fetchall()[0]
+        if count > BASELINE_MAX_EDGES:
+            sys.exit(f"the baseline would examine {count:,} pairs (more than {BASELINE_MAX_EDGES:,} do not fit)")
+        edges = con.sql(BASELINE_SQL.format(tol=tol)).to_arrow_table()
+        con.close()
+        res = MiningResult(pairs=pa.table({}), eligible=elig.num_rows, clips=features.num_rows)
+        res.candidates, res.pair_rejections = edges.num_rows, {}
+        select_pairs(res, elig, clips, edges, rules)
     wall = time.perf_counter() - t0
+    src, tgt = res.pairs.column("src_id").to_pylist(), res.pairs.column("tgt_id").to_pylist()
     found = set(zip(src, tgt)) | set(zip(tgt, src))
     pa_, pb = planted.column("a").to_pylist(), planted.column("b").to_pylist()
     recall = sum((x, y) in found for x, y in zip(pa_, pb)) / max(1, len(pa_))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    extra = {
+        "candidates": res.candidates,
+        "score_sum": round(float(pc.sum(res.pairs.column("score")).as_py() or 0), 1),
+        "timings": {k: round(v, 2) for k, v in res.timings.items()},
+    }
+    if "harmony_sim" in res.pairs.column_names:
+        extra["mean_harmony_sim"] = round(float(pc.mean(res.pairs.column("harmony_sim")).as_py() or 0), 3)
     print(json.dumps({"wall_s": wall, "peak_mb": peak_mb, "pairs": len(src), "recall": recall, **extra}))
 
 
@@ -167,6 +299,9 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--methods", nargs="+", default=["ours", "ours-w64", "baseline"],
+                    help="ours, ours-w<N> (another window), baseline; ours-w64 runs at the smallest size only")  # fmt: skip
+    ap.add_argument("--against-rev", help="also run the miner of this git revision on the same data (before/after)")
     ap.add_argument("--child", nargs=2, metavar=("METHOD", "DIR"))
     args = ap.parse_args()
     if args.child:
@@ -182,10 +317,13 @@ def main() -> None:
             pq.write_table(features, d / "features.parquet")
             pq.write_table(labels, d / "labels.parquet")
             pq.write_table(pa.table({"a": planted[:, 0], "b": planted[:, 1]}), d / "planted.parquet")
+            del features, labels
             print(f"generated {n} clips ({len(planted)} planted pairs) in {time.perf_counter() - t:.1f}s", flush=True)
-            # an 8x wider window at the smallest size shows what the narrow band join leaves on the table
-            extra = ["ours-w64"] if n == min(args.sizes) else []
-            for method in ("ours", *extra, "baseline"):
+            # a wider window at the smallest size shows what the narrow band join leaves on the table
+            methods = [m for m in args.methods if not m.startswith("ours-w") or n == min(args.sizes)]
+            if args.against_rev:
+                methods.insert(0, f"@{args.against_rev}")
+            for method in methods:
                 cmd = [sys.executable, __file__, "--threads", str(args.threads), "--child", method, str(d)]
                 t = time.perf_counter()
                 try:
@@ -205,7 +343,7 @@ def main() -> None:
         if "error" in r:
             print(f"{r['clips']:>9} {r['method']:>9} {'-':>8} {'-':>8} {'-':>8} {'-':>15}  {r['error']}")
         else:
-            note = f"candidates {r['candidates']}, score sum {r['score_sum']}, {r['timings']}" if "candidates" in r else ""
+            note = f"candidates {r['candidates']}, score sum {r['score_sum']}, {r['timings']}"
             print(
                 f"{r['clips']:>9} {r['method']:>9} {r['wall_s']:>8.1f} {r['peak_mb']:>8.0f} {r['pairs']:>8}"
                 f" {r['recall']:>15.3f}  {note}"

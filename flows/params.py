@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from m2ugen_data.analysis.pairs import PairRules
 from m2ugen_data.audioset.download import DEFAULT_URL_TEMPLATE
 
 Source = Literal["synthetic", "audioset"]
@@ -72,13 +73,19 @@ class TextBackends(_Params):
     retry_rejected: bool = Field(False, description="Ask again for dialogues rejected before under the same prompt.")
 
 
+_RULES = PairRules()  # the defaults live once, in PairRules
+
+
 class PairOptions(_Params):
     """MUEdit pair mining rules (see ``m2ugen_data.analysis.pairs.PairRules``)."""
 
-    tolerance: float = Field(0.04, gt=0.0, lt=0.3)
-    allow_double: bool = False
-    key_rule: Literal["same", "relative", "any"] = "same"
-    k: int = Field(2, ge=1, description="Pairs per clip at most.")
+    tolerance: float = Field(_RULES.tolerance, gt=0.0, lt=0.3)
+    allow_double: bool = _RULES.allow_double
+    key_rule: Literal["same", "relative", "any"] = _RULES.key_rule  # type: ignore[assignment]
+    k: int = Field(_RULES.k, ge=1, description="Pairs per clip at most.")
+    min_harmony_sim: float = Field(
+        _RULES.min_harmony_sim, ge=0.0, le=1.0, description="Keep only pairs sharing this fraction of beat chords (0: any music)."
+    )
 
 
 class VisualOptions(_Params):

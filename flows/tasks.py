@@ -164,7 +164,13 @@ def music_filter(root: str) -> dict[str, Any]:
 def mine_pairs(root: str, pool: str, options: PairOptions) -> dict[str, Any]:
     from m2ugen_data.analysis.pairs import PairRules, mine_warehouse
 
-    rules = PairRules(tolerance=options.tolerance, allow_double=options.allow_double, key_rule=options.key_rule, k=options.k)
+    rules = PairRules(
+        tolerance=options.tolerance,
+        allow_double=options.allow_double,
+        key_rule=options.key_rule,
+        k=options.k,
+        min_harmony_sim=options.min_harmony_sim,
+    )
     result, _ = mine_warehouse(_wh(root), rules, pool)
     return {
         "pairs": result.pairs.num_rows, "eligible": result.eligible, "clips": result.clips,

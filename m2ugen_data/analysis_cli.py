@@ -1,6 +1,7 @@
 """``m2ugen-data analyze`` and ``m2ugen-data pairs mine``: the analysis and MUEdit mining commands.
 
-Heavy imports (madmom, librosa, DuckDB work) happen inside the commands so ``m2ugen-data --help`` stays fast;
+Heavy imports (madmom, librosa, the analysers' models) happen inside the commands so ``m2ugen-data --help``
+stays fast; only ``PairRules`` is imported up front, because its defaults are the options' defaults;
 ``m2ugen_data.cli`` is imported lazily too, because it imports this module to register the commands.
 """
 
@@ -10,15 +11,22 @@ from typing import Annotated
 
 import typer
 
+from m2ugen_data.analysis.pairs import PairRules
+
 analyze_app = typer.Typer(
-    help="Measure tempo, beats, meter, key, loudness, speech and timbre of downloaded clips.",
+    help="Measure tempo, beats, meter, key, chords, instruments/genre/mood/voice tags, loudness, speech, timbre "
+    "and music-likeness of downloaded clips.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
+# The pair rules' defaults are PairRules' own (one definition for the CLI, the flows and the Python API).
+_RULES = PairRules()
 pairs_app = typer.Typer(help="Mine MUEdit source/target pairs from the features manifest.", no_args_is_help=True)
 
 
-def _filter_options(max_speech: float, min_lufs: float, max_lufs: float, no_label_check: bool):
+def _filter_options(
+    max_speech: float, min_lufs: float, max_lufs: float, no_label_check: bool, min_music_score: float | None
+):
     from m2ugen_data.analysis.music_filter import MusicFilterConfig
 
     return MusicFilterConfig(
@@ -26,6 +34,7 @@ def _filter_options(max_speech: float, min_lufs: float, max_lufs: float, no_labe
         min_loudness_lufs=min_lufs,
         max_loudness_lufs=max_lufs,
         require_music_label=not no_label_check,
+        min_music_score=min_music_score,
     )
 
 
@@ -33,6 +42,10 @@ MaxSpeech = Annotated[float, typer.Option(help="Music filter: largest speech rat
 MinLufs = Annotated[float, typer.Option(help="Music filter: quietest integrated loudness (LUFS).")]
 MaxLufs = Annotated[float, typer.Option(help="Music filter: loudest integrated loudness (LUFS).")]
 NoLabelCheck = Annotated[bool, typer.Option(help="Music filter: do not require a music label.")]
+MinMusicScore = Annotated[
+    float | None,
+    typer.Option(help="Music filter: lowest measured music-likeness (0..1; default: the calibrated threshold)."),
+]
 
 
 @analyze_app.callback()
@@ -47,6 +60,7 @@ def analyze(
     min_lufs: MinLufs = -45.0,
     max_lufs: MaxLufs = -3.0,
     no_label_check: NoLabelCheck = False,
+    min_music_score: MinMusicScore = None,
 ) -> None:
     """Analyse downloaded clips (clips manifest, status ok) into the features manifest."""
     if ctx.invoked_subcommand is not None:
@@ -66,7 +80,7 @@ def analyze(
     if not clips:
         console.print("no downloaded clips to analyse" + (f" in pool {pool!r}" if pool else ""))
         return
-    cfg = _filter_options(max_speech, min_lufs, max_lufs, no_label_check)
+    cfg = _filter_options(max_speech, min_lufs, max_lufs, no_label_check, min_music_score)
     columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("analysing", total=len(clips))
@@ -80,6 +94,11 @@ def analyze(
             progress=lambda n: bar.advance(task, n),
         )
     _print_analysis_summary(summary)
+    if summary.outdated:
+        console.print(
+            f"{summary.outdated} clip(s) had features from an older analyser version (features schema < 2: no "
+            "tags, chords or music score) and were analysed again; their old rows stay in the manifest history"
+        )
 
 
 def _print_analysis_summary(summary) -> None:
@@ -92,6 +111,8 @@ def _print_analysis_summary(summary) -> None:
     t.add_column("value", justify="right")
     t.add_row("clips requested", str(summary.requested))
     t.add_row("skipped (already analysed)", str(summary.skipped))
+    if summary.outdated:
+        t.add_row("re-analysed (older analyser version)", str(summary.outdated))
     t.add_row("analysed", str(summary.analysed))
     for status, n in sorted(summary.status.items()):
         t.add_row(f"status {status}", str(n))
@@ -112,6 +133,7 @@ def refilter_cmd(
     min_lufs: MinLufs = -45.0,
     max_lufs: MaxLufs = -3.0,
     no_label_check: NoLabelCheck = False,
+    min_music_score: MinMusicScore = None,
 ) -> None:
     """Re-apply the MUCaps music filter with new bounds (no audio is decoded; changed rows are rewritten)."""
     import pyarrow as pa
@@ -119,7 +141,9 @@ def refilter_cmd(
     from m2ugen_data.analysis.music_filter import refilter
     from m2ugen_data.cli_common import get_warehouse, print_arrow
 
-    counts = refilter(get_warehouse(ctx), _filter_options(max_speech, min_lufs, max_lufs, no_label_check))
+    counts = refilter(
+        get_warehouse(ctx), _filter_options(max_speech, min_lufs, max_lufs, no_label_check, min_music_score)
+    )
     print_arrow(pa.Table.from_pylist([counts]), title="music filter")
 
 
@@ -127,20 +151,33 @@ def refilter_cmd(
 def mine(
     ctx: typer.Context,
     pool: Annotated[str | None, typer.Option(help="Only clips of this pool (default: all analysed clips).")] = None,
-    tolerance: Annotated[float, typer.Option(help="Largest relative tempo difference.")] = 0.04,
-    k: Annotated[int, typer.Option("--k", help="Pairs per clip at most (both directions count).")] = 2,
-    key_rule: Annotated[str, typer.Option(help="Key relation required: same | relative | any.")] = "any",
-    allow_double: Annotated[bool, typer.Option(help="Also pair clips at half or double tempo.")] = False,
-    min_conf: Annotated[float, typer.Option(help="Smallest beat (tempo) confidence of both clips.")] = 0.3,
-    max_loudness_diff: Annotated[float, typer.Option(help="Largest loudness difference (LU).")] = 6.0,
-    max_jaccard: Annotated[float, typer.Option(help="Instrument sets differ when Jaccard is below this...")] = 0.5,
-    min_timbre_dist: Annotated[float, typer.Option(help="...or timbre distance is above this.")] = 8.0,
+    tolerance: Annotated[float, typer.Option(help="Largest relative tempo difference.")] = _RULES.tolerance,
+    k: Annotated[int, typer.Option("--k", help="Pairs per clip at most (both directions count).")] = _RULES.k,
+    key_rule: Annotated[str, typer.Option(help="Key relation required: same | relative | any.")] = _RULES.key_rule,
+    allow_double: Annotated[
+        bool, typer.Option("--allow-double/--no-allow-double", help="Also pair clips at half or double tempo.")
+    ] = _RULES.allow_double,
+    min_conf: Annotated[float, typer.Option(help="Smallest beat (tempo) confidence of both clips.")] = _RULES.min_tempo_conf,
+    max_loudness_diff: Annotated[float, typer.Option(help="Largest loudness difference (LU).")] = _RULES.max_loudness_diff,
+    min_content_dist: Annotated[
+        float, typer.Option(help="Content differs: instrument tag vectors at least this far apart (cosine)...")
+    ] = _RULES.min_content_dist,
+    min_sound_dist: Annotated[
+        float, typer.Option(help="...or their timbre farther apart than this (clips with tags).")
+    ] = _RULES.min_sound_dist,
+    min_harmony_sim: Annotated[
+        float, typer.Option(help="Keep only pairs sharing at least this fraction of beat chords (0: any music).")
+    ] = _RULES.min_harmony_sim,
+    max_jaccard: Annotated[
+        float, typer.Option(help="Clips analysed without tags: label sets differ when Jaccard is below this...")
+    ] = _RULES.max_label_jaccard,
+    min_timbre_dist: Annotated[float, typer.Option(help="...or timbre distance is above this.")] = _RULES.min_timbre_dist,
     any_clip: Annotated[bool, typer.Option(help="Do not require the MUCaps music filter verdict.")] = False,
-    window: Annotated[int, typer.Option(help="Neighbours per clip per sort order in the band join.")] = 8,
+    window: Annotated[int, typer.Option(help="Neighbours per clip per sort order in the band join.")] = _RULES.window,
     threads: Annotated[int | None, typer.Option(help="DuckDB threads (default: all cores).")] = None,
     memory_limit: Annotated[str | None, typer.Option(help="DuckDB memory limit, e.g. 4GB.")] = None,
 ) -> None:
-    """Mine tempo- and beat-matched pairs that differ in instruments or timbre; write the pairs manifest."""
+    """Mine tempo- and beat-matched pairs that differ in measured content, preferring shared harmony."""
     import pyarrow as pa
 
     from m2ugen_data.analysis.pairs import PairRules, mine_warehouse
@@ -151,6 +188,9 @@ def mine(
         allow_double=allow_double,
         min_tempo_conf=min_conf,
         max_loudness_diff=max_loudness_diff,
+        min_content_dist=min_content_dist,
+        min_sound_dist=min_sound_dist,
+        min_harmony_sim=min_harmony_sim,
         max_label_jaccard=max_jaccard,
         min_timbre_dist=min_timbre_dist,
         key_rule=key_rule,

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from m2ugen_data import analysis_cli, audioset_cli, serve_cli, shards_cli, text_cli, vision_cli
+from m2ugen_data import analysis_cli, audioset_cli, devset_cli, serve_cli, shards_cli, text_cli, vision_cli
 from m2ugen_data.cli_common import OutputFormat, console, err_console, get_warehouse, print_arrow
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.warehouse import ENV_VAR
@@ -108,6 +108,7 @@ app.add_typer(analysis_cli.pairs_app, name="pairs")
 app.add_typer(text_cli.app)  # caption, dialogue
 app.add_typer(vision_cli.app)  # media, caption-visual
 app.add_typer(shards_cli.app, name="shards")
+app.add_typer(devset_cli.app, name="devset")
 app.command("export")(shards_cli.export_cmd)
 app.command("serve")(serve_cli.serve)  # Prefect deployments
 

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+# 2: features gained measured content (tags, derived instrument/genre/mood/vocal sets, chords, music score,
+#    tempo octave provenance), pairs gained measured-content columns, captions gained their evidence.
+#    Older batches read with the new columns null; stages re-analyse rows of an older analyser version.
+SCHEMA_VERSION = "2"
 
 _ts = pa.timestamp("us", tz="UTC")
 _strs = pa.list_(pa.string())
@@ -101,6 +104,22 @@ FEATURES = Manifest(
         ("timbre", _f32s),  # compact timbre vector (MFCC statistics)
         ("is_music", pa.bool_()),  # MUCaps music filter verdict
         ("music_reasons", _strs),  # why is_music is false (empty when true)
+        # ---- schema 2: what is playing, measured from the audio (never from the AudioSet labels)
+        ("tempo_raw_bpm", pa.float64()),  # the beat tracker's own tempo, before octave correction
+        ("tempo_method", pa.string()),  # which rule chose tempo_bpm (e.g. "dbn", "octave:prior")
+        ("tags_mtt", _f32s),  # MusiCNN MagnaTagATune top-50 probabilities (order: analysis.taggers.MTT_TAGS)
+        ("tags_msd", _f32s),  # MusiCNN Million Song Dataset top-50 probabilities (order: taggers.MSD_TAGS)
+        ("instruments", _strs),  # measured instrument words, derived from the tags with tag_thresholds
+        ("genres", _strs),  # measured genre words
+        ("moods", _strs),  # measured mood words
+        ("vocals", pa.string()),  # vocal | female vocal | male vocal | instrumental; null when unsure
+        ("tag_thresholds", pa.string()),  # JSON: the rule (thresholds) that derived the four sets above
+        ("beat_chords", _strs),  # one chord per beat interval [beats[i], beats[i+1]), mir_eval syntax; N = none
+        ("chord_change_rate", pa.float64()),  # chord changes per bar
+        ("harmony", _f32s),  # 24-d chord-root histogram (12 major, 12 minor), beat-weighted, sums to 1
+        ("music_score", pa.float64()),  # 0..1 music-likeness from the audio (analysis.music_likeness)
+        ("music_descriptors", _f32s),  # the score's inputs (order: music_likeness.DESCRIPTORS), for re-scoring
+        ("model_versions", pa.string()),  # JSON: analyser -> model/version that produced its columns
         ("updated_at", _ts, False),
     ),
     key=("clip_id",),
@@ -124,6 +143,11 @@ PAIRS = Manifest(
         ("label_jaccard", pa.float64()),
         ("timbre_dist", pa.float64()),
         ("beat_sim", pa.float64()),
+        # ---- schema 2: measured content
+        ("instruments_added", _strs),  # measured instruments in the target, not in the source
+        ("instruments_removed", _strs),  # measured instruments in the source, not in the target
+        ("content_dist", pa.float64()),  # distance between the clips' instrument tag vectors
+        ("harmony_sim", pa.float64()),  # beat-synchronous chord-sequence similarity (best alignment), 0..1
         ("score", pa.float64()),
         ("miner_version", pa.string(), False),
         ("created_at", _ts, False),
@@ -142,6 +166,7 @@ CAPTIONS = Manifest(
         ("model", pa.string()),
         ("prompt_hash", pa.string(), False),
         ("text", pa.string()),
+        ("evidence", pa.string()),  # schema 2, JSON: phrase slot -> the measurement that backs it
         ("created_at", _ts, False),
     ),
     key=("item_id", "modality", "backend"),

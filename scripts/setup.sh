@@ -23,16 +23,15 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
   fi
 fi
 
-# Real-instrument audio for the hearing tests and the dev sets (m2ugen-data devset): fluidsynth and a
-# General-MIDI soundfont. Not needed to build datasets, so a non-root machine only gets a warning.
-if ! command -v fluidsynth >/dev/null 2>&1 || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing fluidsynth and fluid-soundfont-gm with apt-get (real-instrument test audio)" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends fluidsynth fluid-soundfont-gm >/dev/null
-  else
-    echo "setup: warning: fluidsynth/fluid-soundfont-gm missing; the real-audio tests will be skipped" >&2
-  fi
+# Real sounds for the hearing tests and the dev sets (m2ugen-data devset): fluidsynth + a General-MIDI
+# soundfont + mma, and the Debian packages whose recorded music, effects, crowds and speech the
+# recordings dev set cuts (scripts/devset-deps.sh, ~300 MB once). Not needed to build datasets, so a
+# non-root machine only gets a warning and those tests skip.
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  bash scripts/devset-deps.sh all >/dev/null
+else
+  bash scripts/devset-deps.sh all >/dev/null 2>&1 || \
+    echo "setup: warning: dev-set Debian packages missing (run scripts/devset-deps.sh as root); real-audio tests will skip" >&2
 fi
 
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python >= 3.11 required" >&2; exit 1; }

@@ -15,6 +15,7 @@ import numpy as np
 from m2ugen_data.audio_io import write_flac
 from m2ugen_data.ids import make_clip_id
 from m2ugen_data.warehouse import Warehouse
+from rows import with_nulls
 
 SR = 16000
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -59,11 +60,11 @@ def make_tiny_warehouse(wh: Warehouse, n_clips: int = 8, seconds: float = 1.0) -
              "sample_rate": SR, "bytes": path.stat().st_size, "sha256": f"{i:064x}", "updated_at": T0}
         )
         features.append(
-            {"clip_id": c, "status": "ok", "reason": None, "analyser_version": "test-1", "duration_s": seconds,
+            with_nulls("features", {"clip_id": c, "status": "ok", "reason": None, "analyser_version": "test-1", "duration_s": seconds,
              "tempo_bpm": 100.0 + i, "tempo_conf": 0.9, "beats": [0.1, 0.7], "downbeats": [0.1], "meter": 4,
              "key": "A minor", "key_conf": 0.8, "loudness_lufs": -14.0, "peak_dbfs": -6.0, "clip_ratio": 0.0,
              "silence_ratio": 0.0, "speech_ratio": float("nan"), "onset_rate": 2.0, "centroid_hz": freq[c],
-             "chroma": [0.1] * 12, "timbre": [0.0] * 4, "is_music": True, "music_reasons": [], "updated_at": T0}
+             "chroma": [0.1] * 12, "timbre": [0.0] * 4, "is_music": True, "music_reasons": [], "updated_at": T0})
         )
         captions.append(
             {"clip_id": c, "backend": "grounded", "text": f"A {freq[c]:.0f} Hz tone at {100 + i} BPM."}
@@ -73,8 +74,9 @@ def make_tiny_warehouse(wh: Warehouse, n_clips: int = 8, seconds: float = 1.0) -
     wh.write_batch("features", features, "feat-0")
     wh.write_batch(
         "captions",
-        [{"item_id": r["clip_id"], "modality": "audio", "backend": r["backend"], "model": None,
-          "prompt_hash": "p0", "text": r["text"], "created_at": T0} for r in captions],
+        [with_nulls("captions", {"item_id": r["clip_id"], "modality": "audio", "backend": r["backend"],
+                                 "model": None, "prompt_hash": "p0", "text": r["text"], "created_at": T0})
+         for r in captions],
         "cap-0",
     )
     tw = TinyWarehouse(wh, clip_ids, freq)
@@ -82,10 +84,10 @@ def make_tiny_warehouse(wh: Warehouse, n_clips: int = 8, seconds: float = 1.0) -
     for i in range(0, n_clips - 1):
         src, tgt = clip_ids[i], clip_ids[i + 1]
         pairs.append(
-            {"src_id": src, "tgt_id": tgt, "tempo_src": 100.0 + i, "tempo_tgt": 101.0 + i,
+            with_nulls("pairs", {"src_id": src, "tgt_id": tgt, "tempo_src": 100.0 + i, "tempo_tgt": 101.0 + i,
              "tempo_ratio": (101.0 + i) / (100.0 + i), "meter": 4, "key_src": "A minor", "key_tgt": "A minor",
              "labels_added": ["/m/042v_gx"], "labels_removed": [], "label_jaccard": 0.5, "timbre_dist": 1.0,
-             "beat_sim": 0.9, "score": 0.8, "miner_version": "test-1", "created_at": T0}
+             "beat_sim": 0.9, "score": 0.8, "miner_version": "test-1", "created_at": T0})
         )
         status = "rejected" if i == 2 else "ok"
         dialogues.append(_dialogue(src, tgt, status, T0))

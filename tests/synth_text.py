@@ -1,7 +1,11 @@
 """Warehouse rows built from the synthetic corpus truth, for the caption and dialogue tests.
 
 Features and segments copy the truth (tempo, meter, key, instruments), so every caption and dialogue can be
-checked against numbers and names the test knows independently of the code under test.
+checked against numbers and names the test knows independently of the code under test. By default the
+columns the truth has nothing for (the measured tags, chords, ...) are null: these rows read like an analysis
+from before measured content, whose captions speak from the segment labels. With ``measured=True`` the
+instrument sets are what a tagger would report (``TAGGER_WORDS``: no word for organ or brass, "guitar" for
+every guitar), as the integrated analysis writes them.
 """
 
 from __future__ import annotations
@@ -12,8 +16,24 @@ from pathlib import Path
 from m2ugen_data.audioset.ontology import load_ontology
 from m2ugen_data.synth.corpus import load_truth
 from m2ugen_data.warehouse import Warehouse, utc_now
+from rows import with_nulls
 
 GENRE_ROOT, MOOD_ROOT = "/m/0kpv1t", "/t/dd00030"
+# Truth instrument name -> the tagger word that hears it (names absent here have no tagger word).
+TAGGER_WORDS = {
+    "Acoustic guitar": "guitar",
+    "Electric guitar": "guitar",
+    "Bass guitar": "guitar",
+    "Piano": "piano",
+    "Synthesizer": "synth",
+    "Flute": "flute",
+    "Drum kit": "drums",
+}
+
+
+def tagger_words(truth_row: dict) -> list[str]:
+    """The measured instrument set of a truth row, in tagger words."""
+    return sorted({TAGGER_WORDS[n] for n in truth_row["instrument_names"] if n in TAGGER_WORDS})
 
 
 def musical_truth(corpus: Path) -> list[dict]:
@@ -21,7 +41,7 @@ def musical_truth(corpus: Path) -> list[dict]:
     return [r for r in load_truth(corpus).to_pylist() if r["trouble"] == "none" and r["tempo_bpm"]]
 
 
-def fill_warehouse(wh: Warehouse, truth: list[dict], pool: str = "muedit") -> None:
+def fill_warehouse(wh: Warehouse, truth: list[dict], pool: str = "muedit", *, measured: bool = False) -> None:
     ont = load_ontology()
     now = utc_now()
     segments, features = [], []
@@ -42,7 +62,7 @@ def fill_warehouse(wh: Warehouse, truth: list[dict], pool: str = "muedit") -> No
             }
         )
         features.append(
-            {
+            with_nulls("features", {
                 "clip_id": r["clip_id"],
                 "status": "ok",
                 "reason": None,
@@ -67,13 +87,22 @@ def fill_warehouse(wh: Warehouse, truth: list[dict], pool: str = "muedit") -> No
                 "is_music": True,
                 "music_reasons": [],
                 "updated_at": now,
-            }
+            } | (_measured_columns(r) if measured else {}))
         )
     wh.write_batch("segments", segments, "synth")
     wh.write_batch("features", features, "synth")
 
 
-def truth_pairs(truth: list[dict]) -> list[dict]:
+def _measured_columns(r: dict) -> dict:
+    return {
+        "instruments": tagger_words(r),
+        "genres": ["rock"] if "/m/06by7" in r["labels"] else [],
+        "moods": [],
+        "vocals": "instrumental",
+    }
+
+
+def truth_pairs(truth: list[dict], *, measured: bool = False) -> list[dict]:
     """Sibling pairs (same composition, other instruments) plus pairs across groups (tempo and key change)."""
     now = utc_now()
     grouped = [r for r in truth if r["group_id"]]
@@ -83,7 +112,7 @@ def truth_pairs(truth: list[dict]) -> list[dict]:
     for a, b in {(a["clip_id"], b["clip_id"]): (a, b) for a, b in pairs}.values():
         ia, ib = set(a["instruments"]), set(b["instruments"])
         rows.append(
-            {
+            with_nulls("pairs", {
                 "src_id": a["clip_id"],
                 "tgt_id": b["clip_id"],
                 "tempo_src": a["tempo_bpm"],
@@ -100,6 +129,11 @@ def truth_pairs(truth: list[dict]) -> list[dict]:
                 "score": 1.0,
                 "miner_version": "truth",
                 "created_at": now,
-            }
+            } | (_measured_change(a, b) if measured else {}))
         )
     return rows
+
+
+def _measured_change(a: dict, b: dict) -> dict:
+    wa, wb = tagger_words(a), tagger_words(b)
+    return {"instruments_added": [w for w in wb if w not in wa], "instruments_removed": [w for w in wa if w not in wb]}

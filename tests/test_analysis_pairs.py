@@ -1,7 +1,10 @@
 """MUEdit pair mining on generated feature tables whose every measurement is known.
 
-The miner (DuckDB band join + greedy degree cap) is checked against a brute-force reference that forms
-every pair in plain Python, applies the rules as the issue states them, and runs the sequential greedy.
+The miner (DuckDB band join + compiled rules + greedy degree cap) is checked against a brute-force
+reference that forms every pair in plain Python, applies the rules as the issue states them, and runs the
+sequential greedy. Two measures are taken from their definitions rather than re-derived: which MTT tags
+name each instrument word (``content_tag_index``) and the chord-sequence similarity
+(``harmony.chord_sequence_similarity``); the reference computes everything else itself.
 """
 
 from __future__ import annotations
@@ -10,25 +13,72 @@ import math
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from m2ugen_data.analysis.pairs import PairRules, beat_phase, mine_pairs, mine_warehouse
+from m2ugen_data.analysis.harmony import chord_ids, chord_sequence_similarity
+from m2ugen_data.analysis.pairs import (
+    MINER_VERSION,
+    PairRules,
+    beat_phase,
+    chord_sequences,
+    content_tag_index,
+    content_vectors,
+    every_other_beat,
+    harmony_class,
+    mine_pairs,
+    mine_warehouse,
+)
+from m2ugen_data.analysis.taggers import MTT_TAGS
 from m2ugen_data.analysis.tonal import parse_key
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.schemas import FEATURES, PAIRS
 
 KEYS = ["C major", "A minor", "G major", "E minor", "Eb major"]
-INSTRUMENTS = ["/m/piano", "/m/guitar", "/m/drums", "/m/organ", "/m/flute", "/m/brass"]
+INSTRUMENTS = ["/m/piano", "/m/guitar", "/m/drums", "/m/organ", "/m/flute", "/m/brass"]  # AudioSet-like labels
+WORDS = ["piano", "guitar", "drums", "flute", "strings", "voice"]  # measured instrument words used here
+PROGRESSIONS = (
+    ("C:maj", "G:maj", "A:min", "F:maj"),
+    ("A:min", "F:maj", "C:maj", "G:maj"),
+    ("D:min", "G:maj", "C:maj", "A:min"),
+    ("E:min", "C:maj", "G:maj", "D:maj"),
+    ("F:maj", "Bb:maj", "C:maj", "G:min"),
+)
+TAGS_TYPE = pa.list_(pa.float32())
 
 
-def make_features(n: int, seed: int, *, videos: int | None = None) -> tuple[pa.Table, pa.Table, dict]:
-    """Random clips with known tempo, meter, key, beat offset, loudness, labels and timbre."""
+def tag_vector(rng: np.random.Generator, words: list[str]) -> list[float]:
+    """50 MTT probabilities: the words' tags clearly up (0.3-0.8, where MusiCNN puts an audible instrument),
+    every other tag near zero. float32 values, so the reference sees exactly what the miner reads."""
+    v = rng.uniform(0, 0.06, len(MTT_TAGS)).astype(np.float32)
+    for w in words:
+        for i in content_tag_index()[w]:
+            v[i] = rng.uniform(0.3, 0.8)
+    return [float(x) for x in v]
+
+
+def chord_track(rng: np.random.Generator, beats: int) -> list[str]:
+    """One chord per beat interval: a four-chord progression, each chord held 2 or 4 beats, random start."""
+    prog = PROGRESSIONS[rng.integers(len(PROGRESSIONS))]
+    hold = int(rng.choice([2, 4]))
+    start = int(rng.integers(0, len(prog) * hold))
+    return [prog[((i + start) // hold) % len(prog)] for i in range(beats)]
+
+
+def make_features(
+    n: int, seed: int, *, videos: int | None = None, tagged: float = 0.85, chorded: float = 0.9
+) -> tuple[pa.Table, pa.Table, dict]:
+    """Random clips with known tempo, meter, key, beat offset, loudness, labels, timbre, instrument tags
+    (NULL for a share of clips, as for analyses older than tags) and beat chords (NULL for a share)."""
     rng = np.random.default_rng(seed)
     videos = videos or n
     vid = [f"v{int(v):010d}" for v in rng.integers(0, videos, n)]
     ids = [f"{vid[i]}_{i * 10000}" for i in range(n)]
     tempo = np.exp(rng.normal(math.log(110), 0.25, n))
     offset = rng.uniform(0, 1, n) * 60 / tempo
+    beats = [np.arange(offset[i], 10.0, 60 / tempo[i]).tolist() for i in range(n)]
+    words = [sorted(rng.choice(WORDS[:4], rng.integers(1, 3), replace=False).tolist()) for _ in range(n)]
+    has_tags, has_chords = rng.uniform(size=n) < tagged, rng.uniform(size=n) < chorded
     truth = {
         "clip_id": ids,
         "tempo": tempo,
@@ -41,24 +91,31 @@ def make_features(n: int, seed: int, *, videos: int | None = None) -> tuple[pa.T
         "instruments": [sorted(rng.choice(INSTRUMENTS, rng.integers(1, 4), replace=False).tolist()) for _ in range(n)],
         "status": np.where(rng.uniform(size=n) < 0.05, "rejected", "ok"),
         "is_music": rng.uniform(size=n) > 0.05,
+        "tags": [tag_vector(rng, w) if t else None for w, t in zip(words, has_tags)],
+        "words": [w if t else None for w, t in zip(words, has_tags)],
+        "chords": [chord_track(rng, len(b) - 1) if c else None for b, c in zip(beats, has_chords)],
     }
-    beats = [np.arange(offset[i], 10.0, 60 / tempo[i]).tolist() for i in range(n)]
-    features = pa.table(
+    return table_of(truth, beats), pa.table({"clip_id": ids, "instruments": truth["instruments"]}), truth
+
+
+def table_of(truth: dict, beats: list[list[float]]) -> pa.Table:
+    return pa.table(
         {
-            "clip_id": ids,
+            "clip_id": truth["clip_id"],
             "status": truth["status"],
-            "tempo_bpm": tempo,
+            "tempo_bpm": truth["tempo"],
             "tempo_conf": truth["conf"],
             "beats": beats,
-            "meter": truth["meter"].astype(np.int32),
+            "meter": np.asarray(truth["meter"]).astype(np.int32),
             "key": truth["key"],
             "loudness_lufs": truth["loud"],
             "timbre": [row.tolist() for row in truth["timbre"]],
             "is_music": truth["is_music"],
+            "tags_mtt": pa.array(truth["tags"], TAGS_TYPE),
+            "instruments": pa.array(truth["words"], pa.list_(pa.string())),
+            "beat_chords": pa.array(truth["chords"], pa.list_(pa.string())),
         }
     )
-    labels = pa.table({"clip_id": ids, "instruments": truth["instruments"]})
-    return features, labels, truth
 
 
 def _key_ok(a: str, b: str, rule: str) -> bool:
@@ -69,6 +126,28 @@ def _key_ok(a: str, b: str, rule: str) -> bool:
         major, minor = (pa_, pb) if ma == "major" else (pb, pa_)
         return (minor + 3) % 12 == major
     return False
+
+
+def content_distance(a: list[float] | None, b: list[float] | None) -> float | None:
+    """Cosine distance of the instrument-word vectors (each word: its strongest MTT tag); None when a clip
+    has no tags."""
+    if a is None or b is None:
+        return None
+    va = [max(np.float32(a[i]) for i in idx) for idx in content_tag_index().values()]
+    vb = [max(np.float32(b[i]) for i in idx) for idx in content_tag_index().values()]
+    dot = sum(float(x) * float(y) for x, y in zip(va, vb))
+    na, nb = sum(float(x) ** 2 for x in va), sum(float(y) ** 2 for y in vb)
+    return max(0.0, 1 - dot / math.sqrt(na * nb))
+
+
+def harmony_similarity(a: list[str] | None, b: list[str] | None, octave: int) -> float | None:
+    """Chord-sequence similarity; at half/double tempo the faster clip (a when octave is 1) on every other
+    beat. None when a clip has no chords."""
+    if a is None or b is None:
+        return None
+    ia, ib = chord_ids(a), chord_ids(b)
+    ia, ib = (ia[::2] if octave == 1 else ia), (ib[::2] if octave == -1 else ib)
+    return float(np.float32(chord_sequence_similarity(ia, ib)))
 
 
 def brute_force(truth: dict, rules: PairRules) -> set[tuple[str, str]]:
@@ -96,10 +175,19 @@ def brute_force(truth: dict, rules: PairRules) -> set[tuple[str, str]]:
                 continue
             if truth["clip_id"][i][:11] == truth["clip_id"][j][:11]:
                 continue
-            si, sj = set(truth["instruments"][i]), set(truth["instruments"][j])
-            jac = len(si & sj) / len(si | sj)
             tdist = float(np.linalg.norm(truth["timbre"][i] - truth["timbre"][j]) / math.sqrt(24))
-            if not (jac < rules.max_label_jaccard or tdist > rules.min_timbre_dist):
+            cdist = content_distance(truth["tags"][i], truth["tags"][j])
+            if cdist is not None:  # measured instrumentation or sound must differ
+                if cdist < rules.min_content_dist and not tdist > rules.min_sound_dist:
+                    continue
+                bonus = min(1.0, cdist / rules.content_scale)
+            else:  # no tags: AudioSet labels or timbre
+                si, sj = set(truth["instruments"][i]), set(truth["instruments"][j])
+                if not (len(si & sj) / len(si | sj) < rules.max_label_jaccard or tdist > rules.min_timbre_dist):
+                    continue
+                bonus = min(1.0, tdist / rules.timbre_scale)
+            hsim = harmony_similarity(truth["chords"][i], truth["chords"][j], o)
+            if rules.min_harmony_sim > 0 and (hsim is None or hsim < np.float32(rules.min_harmony_sim)):
                 continue
             # beat grids: the slower clip's grid is halved at double tempo; offsets compared modulo the
             # faster grid's period
@@ -114,7 +202,8 @@ def brute_force(truth: dict, rules: PairRules) -> set[tuple[str, str]]:
             score = (
                 rules.w_tempo * max(0.0, 1 - abs(d - o * math.log(2)) / tol)
                 + rules.w_beat * beat_sim
-                + rules.w_timbre * min(1.0, tdist / rules.timbre_scale)
+                + rules.w_harmony * (hsim or 0.0)
+                + rules.w_content * bonus
             )
             a, b = sorted((truth["clip_id"][i], truth["clip_id"][j]))
             edges.append((-score, a, b))
@@ -139,8 +228,9 @@ def _pairs(result) -> set[tuple[str, str]]:
         PairRules(window=400),
         PairRules(window=400, key_rule="relative", allow_double=True, k=1),
         PairRules(window=400, key_rule="any", tolerance=0.02, k=3, max_label_jaccard=0.34),
+        PairRules(window=400, min_harmony_sim=0.4, min_content_dist=0.4),
     ],
-    ids=["same-key", "relative-double-k1", "any-key-k3"],
+    ids=["any-key", "relative-double-k1", "any-key-k3", "harmony-rule"],
 )
 def test_miner_equals_brute_force_when_the_window_covers_every_block(rules: PairRules) -> None:
     features, labels, truth = make_features(260, seed=1, videos=200)
@@ -151,30 +241,48 @@ def test_miner_equals_brute_force_when_the_window_covers_every_block(rules: Pair
 
 
 def test_every_pair_satisfies_every_rule_and_the_degree_cap_with_a_small_window() -> None:
-    rules = PairRules(window=4, key_rule="any", allow_double=True)
+    rules = PairRules(window=4, key_rule="any", allow_double=True, min_sound_dist=1e9)  # tags alone decide
     features, labels, truth = make_features(1500, seed=2, videos=1000)
     result = mine_pairs(features, labels, rules)
     assert result.pairs.num_rows > 100
     idx = {c: i for i, c in enumerate(truth["clip_id"])}
     degree: dict[str, int] = {}
+    kinds = {"tags": 0, "fallback": 0}
     for row in result.pairs.to_pylist():
         i, j = idx[row["src_id"]], idx[row["tgt_id"]]
         ratio = truth["tempo"][j] / truth["tempo"][i]
-        assert any(abs(ratio / m - 1) <= rules.tolerance + 1e-9 for m in (0.5, 1.0, 2.0))
+        octave = [o for o, m in ((-1, 0.5), (0, 1.0), (1, 2.0)) if abs(ratio / m - 1) <= rules.tolerance + 1e-9]
+        assert octave
         assert row["tempo_ratio"] == pytest.approx(ratio)
         assert truth["meter"][i] == truth["meter"][j] == row["meter"]
         assert abs(truth["loud"][i] - truth["loud"][j]) <= rules.max_loudness_diff
         assert row["src_id"][:11] != row["tgt_id"][:11]
         si, sj = set(truth["instruments"][i]), set(truth["instruments"][j])
         assert row["label_jaccard"] == pytest.approx(len(si & sj) / len(si | sj))
-        assert row["label_jaccard"] < rules.max_label_jaccard or row["timbre_dist"] > rules.min_timbre_dist
         assert set(row["labels_added"]) == sj - si and set(row["labels_removed"]) == si - sj
+        cdist = content_distance(truth["tags"][i], truth["tags"][j])
+        if cdist is None:
+            kinds["fallback"] += 1
+            assert row["content_dist"] is None and row["instruments_added"] is None
+            assert row["label_jaccard"] < rules.max_label_jaccard or row["timbre_dist"] > rules.min_timbre_dist
+        else:
+            kinds["tags"] += 1
+            assert row["content_dist"] == pytest.approx(cdist, abs=1e-9)
+            assert row["content_dist"] >= rules.min_content_dist or row["timbre_dist"] > rules.min_sound_dist
+            wi, wj = set(truth["words"][i]), set(truth["words"][j])
+            assert set(row["instruments_added"]) == wj - wi and set(row["instruments_removed"]) == wi - wj
+        # octave 1: tgt (j) at twice the src tempo, the faster clip, compared on every other beat
+        hsim = harmony_similarity(truth["chords"][j], truth["chords"][i], octave[0])
+        assert row["harmony_sim"] == (None if hsim is None else pytest.approx(hsim))
         assert min(truth["conf"][i], truth["conf"][j]) >= rules.min_tempo_conf
+        assert row["miner_version"] == MINER_VERSION
         for c in (row["src_id"], row["tgt_id"]):
             degree[c] = degree.get(c, 0) + 1
+    assert min(kinds.values()) > 0  # both content rules were exercised
     assert max(degree.values()) <= rules.k
     assert sum(result.degree_histogram.values()) == result.eligible
     assert result.pair_rejections["degree_cap"] == result.valid - result.pairs.num_rows
+    assert result.pair_rejections["too_similar"] > 0 and result.pair_rejections["harmony"] == 0
 
 
 def test_mining_is_deterministic_and_independent_of_row_order() -> None:
@@ -186,28 +294,133 @@ def test_mining_is_deterministic_and_independent_of_row_order() -> None:
     assert a.pairs.select(cols).to_pylist() == b.pairs.select(cols).to_pylist()
 
 
-def test_planted_pairs_are_found_among_dense_random_clips() -> None:
-    """200 planted pairs (same tempo and beat phase to within measurement noise, far-apart timbres) hidden
-    in 8,000 clips of one key and meter: the band join looks at only 2 x 8 neighbours per clip, yet the
-    planted pairs, the best-scoring partners, are found."""
-    n, planted = 8000, 200
-    features, labels, _ = make_features(n, seed=4)
-    rng = np.random.default_rng(5)
-    f, lab = features.to_pydict(), labels.to_pydict()
+def _siblings_and_strangers(n: int, groups: int, seed: int) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]:
+    """``n`` clips of one key and meter; ``groups`` triples (a, b, s): b is a re-orchestration of a (same
+    chords, other instrument tags, tempo and beat phase equal to within measurement noise), s a stranger
+    whose tempo and beat phase equal a's exactly (other chords, other instruments)."""
+    features, labels, _ = make_features(n, seed=seed, tagged=1.0, chorded=1.0)
+    rng = np.random.default_rng(seed + 1)
+    f = features.to_pydict()
     f.update(status=["ok"] * n, is_music=[True] * n, meter=[4] * n, key=["C major"] * n, tempo_conf=[0.9] * n)
-    pairs = rng.permutation(n)[: 2 * planted].reshape(planted, 2)
-    for a, b in pairs:
-        f["tempo_bpm"][b] = f["tempo_bpm"][a] * (1 + rng.normal(0, 1e-4))
-        period = 60 / f["tempo_bpm"][b]
-        f["beats"][b] = np.arange(f["beats"][a][0] % period + abs(rng.normal(0, 5e-4)), 10, period).tolist()
-        f["loudness_lufs"][b] = f["loudness_lufs"][a] + rng.normal(0, 1)
-        f["timbre"][b] = (np.asarray(f["timbre"][a]) + 30.0).tolist()  # timbre distance 30 > scale 20
-        lab["instruments"][a], lab["instruments"][b] = ["/m/piano"], ["/m/guitar"]
-    result = mine_pairs(pa.table(f, schema=features.schema), pa.table(lab), PairRules(window=8))
-    found = _pairs(result)
-    ids = f["clip_id"]
-    hits = sum((min(ids[a], ids[b]), max(ids[a], ids[b])) in found for a, b in pairs)
-    assert hits >= 0.9 * planted
+    triples = rng.permutation(n)[: 3 * groups].reshape(groups, 3)
+    for a, b, s in triples:
+        for c, noise in ((b, 1e-4), (s, 0.0)):
+            f["tempo_bpm"][c] = f["tempo_bpm"][a] * (1 + rng.normal(0, noise))
+            period = 60 / f["tempo_bpm"][c]
+            shift = abs(rng.normal(0, 5e-4)) if noise else 0.0
+            f["beats"][c] = np.arange(f["beats"][a][0] % period + shift, 10, period).tolist()
+            f["loudness_lufs"][c] = f["loudness_lufs"][a] + rng.normal(0, 1)
+        sib = f["beat_chords"][a][: len(f["beats"][b]) - 1]
+        f["beat_chords"][b] = sib + [sib[-1]] * (len(f["beats"][b]) - 1 - len(sib))
+        prog = [p for p in PROGRESSIONS if p[0] != f["beat_chords"][a][0]][0]
+        f["beat_chords"][s] = [prog[(i // 4) % 4] for i in range(len(f["beats"][s]) - 1)]
+        f["tags_mtt"][a] = tag_vector(rng, ["piano"])
+        f["tags_mtt"][b] = tag_vector(rng, ["flute"])
+        f["tags_mtt"][s] = tag_vector(rng, ["guitar", "drums"])
+        f["instruments"][a], f["instruments"][b], f["instruments"][s] = ["piano"], ["flute"], ["drums", "guitar"]
+    return pa.table(f, schema=features.schema), labels, triples, np.array(f["clip_id"])
+
+
+def test_re_orchestrations_outrank_same_tempo_strangers() -> None:
+    """Each stranger matches a's tempo and beat phase better than a's sibling does; only the shared chords
+    speak for the sibling. With one pair per clip, a pairs with its sibling; without the harmony term (the
+    v1 score) the stranger wins."""
+    features, labels, triples, ids = _siblings_and_strangers(600, 60, seed=11)
+
+    def partner_share(rules: PairRules, member: int) -> float:
+        found = _pairs(mine_pairs(features, labels, rules))
+        return np.mean([tuple(sorted((ids[t[0]], ids[t[member]]))) in found for t in triples])
+
+    assert partner_share(PairRules(k=1), member=1) >= 0.95
+    assert partner_share(PairRules(k=1, w_harmony=0.0), member=2) >= 0.8
+
+
+def test_siblings_are_found_among_dense_random_clips() -> None:
+    """60 sibling triples hidden in 8,000 clips of one key and meter, where a tempo bucket holds hundreds
+    of strangers as well aligned as the sibling: the harmony-class sort orders still bring the sibling into
+    the 2 x 8 neighbours a clip is compared with."""
+    features, labels, triples, ids = _siblings_and_strangers(8000, 60, seed=4)
+    found = _pairs(mine_pairs(features, labels, PairRules(window=8)))
+    hits = sum(tuple(sorted((ids[a], ids[b]))) in found for a, b, _ in triples)
+    assert hits >= 0.9 * len(triples)
+
+
+def _two_clips(
+    tags: tuple[list[float] | None, list[float] | None], labels: tuple[list[str], list[str]]
+) -> tuple[pa.Table, pa.Table]:
+    """Two clips that match in every way (tempo, beat grid, loudness, chords, timbre) but the given tags
+    and AudioSet labels."""
+    beats = np.arange(0.1, 10, 0.5).tolist()
+    chords = [PROGRESSIONS[0][(i // 4) % 4] for i in range(len(beats) - 1)]
+    ids = ["aaaaaaaaaaa_0", "bbbbbbbbbbb_0"]
+    truth = {
+        "clip_id": ids,
+        "status": ["ok", "ok"],
+        "tempo": [120.0, 120.0],
+        "conf": [0.9, 0.9],
+        "meter": [4, 4],
+        "key": ["C major"] * 2,
+        "loud": [-14.0, -14.0],
+        "timbre": np.zeros((2, 24), np.float32),
+        "is_music": [True, True],
+        "tags": list(tags),
+        "words": [None, None],
+        "chords": [chords, chords],
+    }
+    return table_of(truth, [beats, beats]), pa.table({"clip_id": ids, "instruments": list(labels)})
+
+
+def test_clips_with_the_same_measured_instruments_are_too_similar_whatever_their_labels() -> None:
+    rng = np.random.default_rng(12)
+    piano = tag_vector(rng, ["piano", "strings"])
+    louder = [min(1.0, 1.3 * x) for x in piano]  # the same instruments, the tagger more confident
+    features, labels = _two_clips((piano, louder), (["/m/piano"], ["/m/guitar"]))  # labels disagree
+    result = mine_pairs(features, labels)
+    assert result.pairs.num_rows == 0 and result.pair_rejections["too_similar"] == 1
+    features, labels = _two_clips((piano, tag_vector(rng, ["flute"])), (["/m/piano"], ["/m/piano"]))
+    pair = mine_pairs(features, labels).pairs.to_pylist()
+    assert len(pair) == 1 and pair[0]["content_dist"] > 0.5 and pair[0]["label_jaccard"] == 1.0
+    assert pair[0]["harmony_sim"] == 1.0
+
+
+def test_clips_without_tags_fall_back_to_audioset_labels() -> None:
+    features, labels = _two_clips((None, None), (["/m/piano"], ["/m/guitar"]))
+    pair = mine_pairs(features, labels).pairs.to_pylist()
+    assert len(pair) == 1 and pair[0]["content_dist"] is None and pair[0]["label_jaccard"] == 0.0
+    assert pair[0]["instruments_added"] is None  # not measured, not "none"
+    features, labels = _two_clips((None, tag_vector(np.random.default_rng(0), ["flute"])), (["/m/piano"], ["/m/piano"]))
+    result = mine_pairs(features, labels)  # one clip untagged: labels (equal) and timbre (equal) decide
+    assert result.pairs.num_rows == 0 and result.pair_rejections["too_similar"] == 1
+
+
+def test_the_harmony_rule_keeps_only_pairs_that_share_chords() -> None:
+    rules = PairRules(window=400, min_harmony_sim=0.5)
+    features, labels, truth = make_features(400, seed=13)
+    result = mine_pairs(features, labels, rules)
+    assert result.pairs.num_rows > 0 and result.pair_rejections["harmony"] > 0
+    assert min(result.pairs.column("harmony_sim").to_pylist()) >= 0.5
+    unchorded = {c for c, ch in zip(truth["clip_id"], truth["chords"]) if ch is None}
+    assert not unchorded & {c for pair in _pairs(result) for c in pair}
+
+
+def test_chord_sequences_keep_unanalysed_apart_from_silent_and_halve_for_double_tempo() -> None:
+    values, offsets, measured = chord_sequences(pa.array([["C:maj", "N", "A:min"], None, [], ["G:maj"] * 5]))
+    assert measured.tolist() == [True, False, True, True]
+    assert offsets.tolist() == [0, 3, 3, 3, 8] and values.tolist() == [1, 0, 22, 8, 8, 8, 8, 8]
+    # C and Am: the C-major collection; none; none; G alone: the lowest collection holding it, C major
+    assert harmony_class(values, offsets).tolist() == [0, -1, -1, 0]
+    ids, bounds, _ = chord_sequences(pa.array([["E:min", "A:maj", "D:maj", "B:min"], ["G:min", "F:maj", "Bb:maj"]]))
+    assert harmony_class(ids, bounds).tolist() == [2, 5]  # D major; F major (= D minor)
+    half, half_offsets = every_other_beat(values, offsets)
+    assert half_offsets.tolist() == [0, 2, 2, 2, 5] and half.tolist() == [1, 22, 8, 8, 8]
+
+
+def test_content_words_cover_the_instrument_and_voice_tags() -> None:
+    index = content_tag_index()
+    named = {MTT_TAGS[i] for idx in index.values() for i in idx}
+    assert {"piano", "flute", "harpsichord", "sitar", "cello", "drums", "synth"} <= set(index)
+    assert {"vocal", "female", "male voice", "choir"} <= set(MTT_TAGS[i] for i in index["voice"])
+    assert not named & {"classical", "rock", "fast", "no vocals", "techno"}  # genre, tempo, negations
 
 
 def test_clip_rejections_are_counted_by_rule() -> None:
@@ -243,31 +456,141 @@ def test_beat_phase_recovers_the_grid_offset() -> None:
     np.testing.assert_allclose(beat_phase(beats, tempo), offsets, atol=1e-9)
 
 
-def test_unknown_key_rule_is_a_user_error() -> None:
+def test_bad_rules_are_user_errors() -> None:
     with pytest.raises(M2UGenError, match="key rule"):
         PairRules(key_rule="parallel")
+    with pytest.raises(M2UGenError, match="fractions"):
+        PairRules(min_harmony_sim=1.5)
 
 
-def test_mine_warehouse_writes_one_replaceable_batch(warehouse) -> None:
+def _features_rows(features: pa.Table) -> list[dict]:
     from m2ugen_data.warehouse import utc_now
 
-    features, labels, truth = make_features(200, seed=8)
     rows = []
     for r in features.to_pylist():
         row = {name: None for name in FEATURES.schema.names}
         row.update(r, analyser_version="test", updated_at=utc_now(), music_reasons=[], downbeats=[])
         rows.append(row)
-    warehouse.write_batch("features", rows, "f1")
-    seg = [
+    return rows
+
+
+def _segments(truth: dict) -> list[dict]:
+    from m2ugen_data.warehouse import utc_now
+
+    return [
         dict(clip_id=c, ytid=c[:11], start_s=0.0, end_s=10.0, labels=ins, instruments=ins, genres=[], moods=[])
         | dict(pool="muedit", source="test", updated_at=utc_now())
         for c, ins in zip(truth["clip_id"], truth["instruments"])
     ]
-    warehouse.write_batch("segments", seg, "s1")
+
+
+def test_mine_warehouse_writes_one_replaceable_batch(warehouse) -> None:
+    features, labels, truth = make_features(200, seed=8)
+    warehouse.write_batch("features", _features_rows(features), "f1")
+    warehouse.write_batch("segments", _segments(truth), "s1")
     result, batch = mine_warehouse(warehouse, PairRules(key_rule="any"), pool="muedit")
     assert result.pairs.num_rows > 0
     stored = warehouse.read("pairs")
     assert stored.num_rows == result.pairs.num_rows and stored.schema.names == PAIRS.schema.names
+    assert stored.column("content_dist").null_count < stored.num_rows
+    assert stored.column("harmony_sim").null_count < stored.num_rows
     mine_warehouse(warehouse, PairRules(key_rule="any", k=1), pool="muedit")
     assert len(warehouse.manifest_files("pairs")) == 1  # replaced, not appended
     assert warehouse.read("pairs").num_rows < stored.num_rows
+
+
+def test_mine_warehouse_reads_a_warehouse_analysed_before_tags_and_chords(warehouse) -> None:
+    features, labels, truth = make_features(200, seed=9)
+    schema2 = ["tags_mtt", "instruments", "beat_chords"]
+    old = pa.Table.from_pylist(_features_rows(features.drop_columns(schema2))).drop_columns(schema2)
+    warehouse.manifest_dir("features").mkdir(parents=True)
+    pq.write_table(old, warehouse.manifest_dir("features") / "old.parquet")  # a batch from before schema 2
+    warehouse.write_batch("segments", _segments(truth), "s1")
+    result, _ = mine_warehouse(warehouse, PairRules(key_rule="any"), pool="muedit")
+    assert result.pairs.num_rows > 0
+    assert result.pairs.column("content_dist").null_count == result.pairs.num_rows
+    assert result.pairs.column("harmony_sim").null_count == result.pairs.num_rows
+
+
+# --------------------------------------------------------------------------- evaluation against sibling truth
+
+
+def make_devset(groups: int, seed: int) -> tuple[pa.Table, pa.Table]:
+    """A General-MIDI-like dev set in miniature: sibling groups of 2-3 clips play one chord track on one
+    beat grid (each with its own chord-recognition errors) in different instrumentations; every other group
+    has a twin group (same tempo and beat grid, other chords), the hard negatives; groups alternate between
+    the dev and test splits."""
+    rng = np.random.default_rng(seed)
+    kits = [["piano"], ["flute"], ["guitar", "drums"], ["strings"], ["synth", "voice"]]
+    rows, truth = [], []
+    for g in range(groups):
+        tempo = float(np.exp(rng.normal(math.log(110), 0.2)))
+        offset = float(rng.uniform(0, 60 / tempo))
+        beats = np.arange(offset, 10, 60 / tempo).tolist()
+        for kind, song in (("group", g), ("twin", g)) if g % 2 == 0 else (("group", g),):
+            track = chord_track(rng, len(beats) - 1)
+            size = int(rng.integers(2, 4)) if kind == "group" else 1
+            for j, kit in enumerate(rng.permutation(len(kits))[:size]):
+                cid = f"{kind[0]}{song:04d}{j}xxxxx_0"
+                noisy = [c if rng.uniform() > 0.1 else "N" for c in track]
+                rows.append(
+                    dict(clip_id=cid, status="ok", tempo_bpm=tempo * (1 + rng.normal(0, 1e-4)), tempo_conf=0.9)
+                    | dict(beats=beats, meter=4, key="C major", loudness_lufs=-14 + rng.normal(0, 1))
+                    | dict(timbre=rng.normal(0, 12, 24).tolist(), is_music=True, tags_mtt=tag_vector(rng, kits[kit]))
+                    | dict(instruments=kits[kit], beat_chords=noisy)
+                )
+                truth.append(
+                    dict(clip_id=cid, group_id=f"{kind}{song}", split="dev" if g % 4 < 2 else "test")
+                    | dict(twin_id=f"t{song:04d}0xxxxx_0" if kind == "group" and g % 2 == 0 else None)
+                )
+    features = pa.Table.from_pylist(rows).cast(
+        pa.schema([FEATURES.schema.field(c) for c in rows[0]])
+    )  # fmt: skip
+    return features, pa.Table.from_pylist(truth)
+
+
+def test_evaluation_pairs_siblings_before_twins_and_checks_every_rule() -> None:
+    from m2ugen_data.analysis.pair_eval import evaluate
+
+    features, truth = make_devset(40, seed=21)
+    default = evaluate(features, truth, split="dev")
+    assert default.true_pairs > 20 and default.clips < features.num_rows  # the split was applied
+    assert default.violations == []
+    assert default.recall_at_k >= 0.9 and default.misses.get("too_similar", 0) == 0
+    # only siblings share chords: one pair per clip, or the harmony rule, leaves (almost) only siblings
+    strict = evaluate(features, truth, PairRules(k=1, min_harmony_sim=0.5), split="dev")
+    assert strict.violations == [] and strict.precision >= 0.9 and strict.twin_pairs == 0
+    assert strict.pair_rejections["harmony"] > 0
+    assert default.precision < strict.precision  # the default also pairs strangers (MUEdit's other kind)
+
+
+def test_pair_reason_names_the_first_broken_rule() -> None:
+    from m2ugen_data.analysis.pair_eval import content_distance, pair_reason
+
+    features, _ = make_devset(2, seed=23)
+    a, b = features.slice(0, 2).to_pylist()  # two siblings
+    for row in (a, b):
+        row.update(labels=[], content=content_vectors(pa.array([row["tags_mtt"]], TAGS_TYPE))[0])
+    rules = PairRules()
+    assert pair_reason(a, b, rules) is None
+    assert pair_reason(a, b | {"meter": 3}, rules) == "meter"
+    assert pair_reason(a, b | {"tempo_bpm": a["tempo_bpm"] * 1.1}, rules) == "tempo"
+    assert pair_reason(a, b | {"clip_id": a["clip_id"][:11] + "_5000"}, rules) == "same_video"
+    assert pair_reason(a, b | {"content": a["content"], "timbre": a["timbre"]}, rules) == "too_similar"
+    assert pair_reason(a, b | {"tempo_conf": 0.05}, rules) == "clip:low_beat_conf"
+    assert pair_reason(a, b | {"beat_chords": None}, PairRules(min_harmony_sim=0.5)) == "harmony"
+    assert content_distance(a["content"], None) is None and content_distance(a["content"], a["content"]) < 1e-6
+
+
+def test_evaluation_cli_prints_one_report_per_rule_set(tmp_path, capsys) -> None:
+    import json
+
+    from m2ugen_data.analysis.pair_eval import main
+
+    features, truth = make_devset(8, seed=24)
+    pq.write_table(features, tmp_path / "features.parquet")
+    pq.write_table(truth, tmp_path / "truth.parquet")
+    main([str(tmp_path / "features.parquet"), str(tmp_path / "truth.parquet"), "--split", "all", "--k", "1"])
+    (report,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert report["split"] is None and report["rules"]["k"] == 1 and report["violations"] == []
+    assert report["sibling_pairs"] > 0

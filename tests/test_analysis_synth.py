@@ -129,6 +129,8 @@ def test_speech_clip_fails_the_music_filter(analysed) -> None:
 
 
 def _rule_ok_by_truth(a: dict, b: dict, rules: PairRules, timbre_dist: float | None) -> bool:
+    """Tempo, meter, key and video by the corpus truth; content differs by truth (the rendered instrument
+    sets) or, as the miner measures it for tagged clips, by sound (timbre farther apart than min_sound_dist)."""
     ratio = a["tempo_bpm"] / b["tempo_bpm"]
     multiples = (0.5, 1.0, 2.0) if rules.allow_double else (1.0,)
     ia, ib = set(a["instruments"]), set(b["instruments"])
@@ -138,7 +140,7 @@ def _rule_ok_by_truth(a: dict, b: dict, rules: PairRules, timbre_dist: float | N
         and a["meter"] == b["meter"]
         and key_class(a["key"], rules.key_rule) == key_class(b["key"], rules.key_rule)
         and a["ytid"] != b["ytid"]
-        and (jac < rules.max_label_jaccard or (timbre_dist or 0) > rules.min_timbre_dist)
+        and (jac < rules.max_label_jaccard or (timbre_dist or 0) > rules.min_sound_dist)
     )
 
 
@@ -210,3 +212,18 @@ def test_cli_analyze_skips_done_clips_and_pairs_mine_reports(analysed) -> None:
     assert pairs and max(degree.values()) == 1
     bad = runner.invoke(app, ["--warehouse", str(wh.root), "pairs", "mine", "--key-rule", "fifth"])
     assert bad.exit_code != 0
+
+
+def test_rows_of_an_older_analyser_version_are_counted_and_analysed_again(analysed) -> None:
+    from m2ugen_data.analysis.analyze import ANALYSER_VERSION
+
+    wh, truth, features, _ = analysed
+    cid = _clean(truth)[0]
+    old = features[cid] | {"analyser_version": "1:rnn-downbeat+dbn30:cnn-key:silero-seq:mfcc24", "updated_at": utc_now()}
+    old |= dict.fromkeys(("tags_mtt", "tags_msd", "instruments", "beat_chords", "music_score", "music_descriptors"))
+    wh.write_batch("features", [old], "schema-1-row")
+    summary = analyze_clips(wh, [cid], workers=1)
+    assert summary.outdated == 1 and summary.analysed == 1 and summary.skipped == 0
+    latest = wh.read("features", where=f"clip_id = '{cid}'").to_pylist()[0]
+    assert latest["analyser_version"] == ANALYSER_VERSION and latest["tags_mtt"] is not None
+    assert analyze_clips(wh, [cid], workers=1).outdated == 0  # the rerun finds it current: skipped

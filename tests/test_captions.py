@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import sys
 import types
 
@@ -36,6 +37,11 @@ def test_grounded_captions_name_true_instruments_tempo_key_and_meter(synth_corpu
         assert r["key"] in text
         assert f"in {r['meter']}/4 time" in text
         assert ("rock" in text) == ("/m/06by7" in r["labels"])  # the genre label, named
+        # no measured tags (an analysis from before them): the labels speak, and the evidence says so
+        evidence = json.loads(row["evidence"])
+        assert evidence["labelled_instruments"]["source"] == "segments.instruments"
+        assert "instruments" not in evidence
+        assert evidence["tempo"] == {"source": "features.tempo_bpm", "value": round(r["tempo_bpm"], 3), "conf": 1.0}
 
 
 def test_grounded_phrasing_varies_by_clip_and_is_deterministic():
@@ -72,7 +78,7 @@ def test_unknown_label_ids_are_never_printed_as_names():
     f = facts_from_rows(
         "abcdefghijk_0", {"tempo_bpm": 100.0}, {"instruments": ["/m/05r5c", "/m/not_a_label"]}, ont.name
     )
-    assert f.instruments == ("piano",)
+    assert f.instruments is None and f.labelled_instruments == ("piano",)  # not measured: the labels speak
 
 
 def test_caption_cache_skips_done_items_and_redoes_changed_ones(warehouse):
@@ -153,6 +159,7 @@ def test_caption_writer_records_a_bad_clip_and_keeps_the_rest(tmp_path, warehous
     summary = write_captions(warehouse, MuLlamaCaptioner(model_dir=tmp_path), [good, bad])
     assert summary.written == 1 and list(summary.failed) == ["bbcdefghijk_0"]
     assert warehouse.read("captions").column("item_id").to_pylist() == ["abcdefghijk_0"]
+    assert warehouse.read("captions").column("evidence").to_pylist() == [None]  # a listening model cannot know
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
-from synth_text import fill_warehouse, musical_truth, truth_pairs
+from synth_text import TAGGER_WORDS, fill_warehouse, musical_truth, tagger_words, truth_pairs
 from typer.testing import CliRunner
 
 from m2ugen_data.audioset.ontology import load_ontology
@@ -24,23 +24,39 @@ from m2ugen_data.errors import M2UGenError
 from m2ugen_data.warehouse import utc_now
 
 
-@pytest.fixture
-def muedit_wh(synth_corpus, warehouse):
+def _muedit_warehouse(synth_corpus, warehouse, measured: bool):
     truth = musical_truth(synth_corpus)
-    fill_warehouse(warehouse, truth)
+    fill_warehouse(warehouse, truth, measured=measured)
     write_captions(warehouse, GroundedCaptioner(), caption_items(warehouse, load_ontology().name))
-    pairs = truth_pairs(truth)
+    pairs = truth_pairs(truth, measured=measured)
     warehouse.write_batch("pairs", pairs, "truth")
     return warehouse, {r["clip_id"]: r for r in truth}, pairs
 
 
-def _true_differences(src: dict, tgt: dict) -> list[str]:
-    """Phrases naming a real change, computed from the truth alone (not from the code under test)."""
+@pytest.fixture
+def muedit_wh(synth_corpus, warehouse):
+    """Label-only rows (an analysis from before measured content): captions and edits speak from labels."""
+    return _muedit_warehouse(synth_corpus, warehouse, measured=False)
+
+
+@pytest.fixture
+def measured_muedit_wh(synth_corpus, warehouse):
+    """Rows whose instruments were measured by a tagger (``synth_text.TAGGER_WORDS``)."""
+    return _muedit_warehouse(synth_corpus, warehouse, measured=True)
+
+
+def _true_differences(src: dict, tgt: dict, measured: bool = False) -> list[str]:
+    """Phrases naming a real change, computed from the truth alone (not from the code under test). With
+    measured instruments, a change is a tagger word that changed or a label the tagger has no word for."""
     names = dict(zip(src["instruments"], src["instrument_names"])) | dict(
         zip(tgt["instruments"], tgt["instrument_names"])
     )
-    changed = set(src["instruments"]) ^ set(tgt["instruments"])
-    terms = [names[m].lower() for m in changed]
+    changed = [names[m] for m in set(src["instruments"]) ^ set(tgt["instruments"])]
+    if measured:
+        terms = sorted(set(tagger_words(src)) ^ set(tagger_words(tgt)))
+        terms += [n.lower() for n in changed if n not in TAGGER_WORDS]
+    else:
+        terms = [n.lower() for n in changed]
     if abs(tgt["tempo_bpm"] / src["tempo_bpm"] - 1) > 0.04:
         terms.append(f"{round(tgt['tempo_bpm'])} bpm")
     if src["key"] != tgt["key"]:
@@ -66,6 +82,26 @@ def test_template_muedit_dialogues_name_a_true_difference(muedit_wh):
         assert f"{round(tgt['tempo_bpm'])} BPM" in r["gpt"] and tgt["key"] in r["gpt"]
         assert not re.search(r"\b(input|target)\b", human)
         assert r["input_caption"] and r["output_caption"] and r["backend"] == "template"
+
+
+def test_template_muedit_dialogues_speak_from_measured_instruments(measured_muedit_wh):
+    wh, truth, pairs = measured_muedit_wh
+    samples, _ = load_samples(wh, "muedit", load_ontology().name)
+    write_dialogues(wh, samples, TemplateBackend(), batch_size=16)
+    rows = wh.read("dialogues").to_pylist()
+    assert len(rows) == len(pairs)
+    covered = [n.lower() for n in TAGGER_WORDS if n.lower() not in TAGGER_WORDS.values()]  # "electric guitar", ...
+    for r in rows:
+        src, tgt = truth[r["input_id"]], truth[r["output_id"]]
+        terms = _true_differences(src, tgt, measured=True)
+        if not terms:  # e.g. acoustic -> electric guitar: the tagger hears a guitar in both, honestly rejected
+            assert r["status"] == "rejected" and r["reasons"] == ["human:no_measured_difference"], r
+            continue
+        human = r["human"].lower()
+        assert r["status"] == "ok" and any(t in human for t in terms), (r["human"], terms)
+        for text in (human, r["input_caption"].lower(), r["output_caption"].lower()):
+            assert not [n for n in covered if n in text], text  # the tagger's word speaks, not the label
+    assert sum(r["status"] == "ok" for r in rows) >= len(rows) // 2
 
 
 def test_template_phrasing_variety_above_floor(muedit_wh):
@@ -272,7 +308,7 @@ def test_visual_samples_need_both_captions(warehouse):
         "updated_at": now,
     }
     warehouse.write_batch("segments", [seg | {"clip_id": "abcdefghijk_0"}, seg | {"clip_id": "abcdefghijk_1000"}], "s")
-    cap = {"backend": "grounded", "model": "m", "prompt_hash": "h", "created_at": now}
+    cap = {"backend": "grounded", "model": "m", "prompt_hash": "h", "evidence": None, "created_at": now}
     warehouse.write_batch(
         "captions",
         [
@@ -285,6 +321,6 @@ def test_visual_samples_need_both_captions(warehouse):
     samples, skipped = load_samples(warehouse, "muimage", load_ontology().name)
     assert [s.sample_id for s in samples] == ["abcdefghijk_0"] and skipped == {"missing_image_caption": 1}
     assert samples[0].input_caption == "a cat on a sofa" and samples[0].output_caption == "A piano piece."
-    assert samples[0].target.instruments == ("piano",)
+    assert samples[0].target.words("instruments") == ("piano",)
     s = write_dialogues(warehouse, samples, TemplateBackend())
     assert s.accepted == 1

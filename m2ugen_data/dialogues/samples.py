@@ -19,23 +19,33 @@ from m2ugen_data.captions.facts import (
     join_words,
     label_names,
     tempo_change_word,
+    voice_name,
 )
+from m2ugen_data.captions.rules import KINDS
 from m2ugen_data.warehouse import Warehouse
 
 DATASETS = ("muedit", "muimage", "muvideo")
 VISUAL_MODALITY = {"muimage": "image", "muvideo": "video"}
 
+Words = tuple[str, ...]
+
 
 @dataclass(frozen=True)
 class EditDiff:
-    """Measured differences from the source to the target clip of a MUEdit pair (label names lowercased)."""
+    """What changed from the source to the target clip of a MUEdit pair, as far as it may be said.
 
-    added_instruments: tuple[str, ...] = ()
-    removed_instruments: tuple[str, ...] = ()
-    added_genres: tuple[str, ...] = ()
-    removed_genres: tuple[str, ...] = ()
-    added_moods: tuple[str, ...] = ()
-    removed_moods: tuple[str, ...] = ()
+    "Instruments" are the sound sources an edit adds or removes: the measured instruments, the measured
+    voice ("female vocals", "vocals"; a request names it like an instrument, so the validator accepts it by
+    the same terms) and AudioSet labels where the label rule lets them speak. Tempo and key are the
+    clips' confident measurements.
+    """
+
+    added_instruments: Words = ()
+    removed_instruments: Words = ()
+    added_genres: Words = ()
+    removed_genres: Words = ()
+    added_moods: Words = ()
+    removed_moods: Words = ()
     tempo_src: float | None = None
     tempo_tgt: float | None = None
     key_src: str | None = None
@@ -50,7 +60,7 @@ class EditDiff:
         return bool(self.key_src and self.key_tgt and self.key_src != self.key_tgt)
 
     def describe(self) -> str:
-        """A terse factual line for LLM prompts: 'add piano; remove drum kit; tempo 96 -> 120 BPM (faster)'."""
+        """A terse factual line for LLM prompts: 'add piano; remove drums; tempo 96 -> 120 BPM (faster)'."""
         parts = [f"add {join_words(self.added_instruments)}"] if self.added_instruments else []
         if self.removed_instruments:
             parts.append(f"remove {join_words(self.removed_instruments)}")
@@ -59,10 +69,14 @@ class EditDiff:
         if self.key_changed:
             parts.append(f"key {self.key_src} -> {self.key_tgt}")
         if self.added_moods:
-            parts.append(f"mood becomes {join_words(self.added_moods)}")
+            parts.append(f"mood becomes {join_words(self.added_moods)}{_was(self.removed_moods)}")
         if self.added_genres:
-            parts.append(f"style becomes {join_words(self.added_genres)}")
+            parts.append(f"style becomes {join_words(self.added_genres)}{_was(self.removed_genres)}")
         return "; ".join(parts) if parts else "no measured change"
+
+
+def _was(words: Words) -> str:
+    return f" (was {join_words(words)})" if words else ""
 
 
 @dataclass(frozen=True)
@@ -81,26 +95,66 @@ class DialogueSample:
         return VISUAL_MODALITY.get(self.dataset)
 
 
+def _unique(*groups: Words) -> Words:
+    return tuple(dict.fromkeys(w for g in groups for w in g))
+
+
+def _measured_change(kind: str, pair: Mapping[str, Any], src: MusicFacts, tgt: MusicFacts) -> tuple[Words, Words]:
+    """Measured words gained and lost: the pair's own instrument columns when the miner filled them, else
+    the difference of the two clips' measured sets; nothing when either clip was not measured."""
+    mined = pair.get("instruments_added"), pair.get("instruments_removed")
+    if kind == "instruments" and mined[0] is not None and mined[1] is not None:
+        return tuple(mined[0]), tuple(mined[1])
+    a, b = getattr(src, kind), getattr(tgt, kind)
+    if a is None or b is None:
+        return (), ()
+    return tuple(w for w in b if w not in a), tuple(w for w in a if w not in b)
+
+
+def voice_change(src: str | None, tgt: str | None) -> tuple[Words, Words]:
+    """Voices gained and lost between two measured vocals words. Unknown (None) on either side, or a vague
+    'vocal' against a gendered one, is no measured change."""
+    s, t = voice_name(src), voice_name(tgt)
+    if src is None or tgt is None or src == tgt or (s and t and "vocal" in (src, tgt)):
+        return (), ()
+    return ((t,) if t else ()), ((s,) if s else ())
+
+
 def edit_diff(
-    pair: Mapping[str, Any], src_seg: Mapping[str, Any], tgt_seg: Mapping[str, Any], namer: LabelNamer
+    pair: Mapping[str, Any],
+    src: MusicFacts,
+    tgt: MusicFacts,
+    src_seg: Mapping[str, Any],
+    tgt_seg: Mapping[str, Any],
+    namer: LabelNamer,
 ) -> EditDiff:
-    """Classify the pair's added/removed labels as instruments, genres or moods by the clips' segment lists."""
-    added, removed = set(pair.get("labels_added") or ()), set(pair.get("labels_removed") or ())
+    """The sayable difference of a pair: measured changes first, then the pair's label changes that the
+    label rule lets each clip's facts say (a label never overrides a measurement), then the voice."""
+    labels_added, labels_removed = set(pair.get("labels_added") or ()), set(pair.get("labels_removed") or ())
 
-    def pick(mids: set[str], seg: Mapping[str, Any], col: str) -> tuple[str, ...]:
-        return label_names([m for m in seg.get(col) or () if m in mids], namer, drop_music=col != "instruments")
+    def labelled(mids: set[str], seg: Mapping[str, Any], facts: MusicFacts, kind: str) -> Words:
+        names = label_names([m for m in seg.get(kind) or () if m in mids], namer, drop_music=kind != "instruments")
+        return tuple(n for n in names if n in getattr(facts, f"labelled_{kind}"))
 
+    changes: dict[str, tuple[Words, Words]] = {}
+    for kind in KINDS:
+        added, removed = _measured_change(kind, pair, src, tgt)
+        changes[kind] = (
+            _unique(added, labelled(labels_added, tgt_seg, tgt, kind)),
+            _unique(removed, labelled(labels_removed, src_seg, src, kind)),
+        )
+    voice_added, voice_removed = voice_change(src.vocals, tgt.vocals)
     return EditDiff(
-        added_instruments=pick(added, tgt_seg, "instruments"),
-        removed_instruments=pick(removed, src_seg, "instruments"),
-        added_genres=pick(added, tgt_seg, "genres"),
-        removed_genres=pick(removed, src_seg, "genres"),
-        added_moods=pick(added, tgt_seg, "moods"),
-        removed_moods=pick(removed, src_seg, "moods"),
-        tempo_src=pair.get("tempo_src"),
-        tempo_tgt=pair.get("tempo_tgt"),
-        key_src=pair.get("key_src"),
-        key_tgt=pair.get("key_tgt"),
+        added_instruments=_unique(changes["instruments"][0], voice_added),
+        removed_instruments=_unique(changes["instruments"][1], voice_removed),
+        added_genres=changes["genres"][0],
+        removed_genres=changes["genres"][1],
+        added_moods=changes["moods"][0],
+        removed_moods=changes["moods"][1],
+        tempo_src=src.tempo_bpm,
+        tempo_tgt=tgt.tempo_bpm,
+        key_src=src.key,
+        key_tgt=tgt.key,
     )
 
 
@@ -131,6 +185,8 @@ def muedit_samples(
             skipped["missing_caption"] += 1
             continue
         src_seg, tgt_seg = segments.get(src, {}), segments.get(tgt, {})
+        src_facts = facts_from_rows(src, features.get(src), src_seg, namer)
+        tgt_facts = facts_from_rows(tgt, features.get(tgt), tgt_seg, namer)
         samples.append(
             DialogueSample(
                 dataset="muedit",
@@ -139,8 +195,8 @@ def muedit_samples(
                 output_id=tgt,
                 input_caption=captions[src],
                 output_caption=captions[tgt],
-                target=facts_from_rows(tgt, features.get(tgt), tgt_seg, namer),
-                diff=edit_diff(p, src_seg, tgt_seg, namer),
+                target=tgt_facts,
+                diff=edit_diff(p, src_facts, tgt_facts, src_seg, tgt_seg, namer),
             )
         )
     return samples, skipped

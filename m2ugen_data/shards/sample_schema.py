@@ -157,6 +157,9 @@ class PairMeasurements(_Strict):
     key_tgt: str | None
     labels_added: list[str]
     labels_removed: list[str]
+    # measured instrument words the edit request is built from (null: the miner had no measurement)
+    instruments_added: list[str] | None = None
+    instruments_removed: list[str] | None = None
     label_jaccard: float | None
     timbre_dist: float | None
     beat_sim: float | None

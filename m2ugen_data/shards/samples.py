@@ -62,6 +62,11 @@ def _floats(vs: Iterable[Any] | None, digits: int | None = None) -> list[float]:
     return [round(f, digits) for f in out] if digits is not None else out
 
 
+def _words(vs: Iterable[str] | None) -> list[str] | None:
+    """A measured word list; None (not measured) stays None, unlike an empty list (measured: none)."""
+    return None if vs is None else list(vs)
+
+
 def clip_provenance(clip: Row, segment: Row | None) -> ClipProvenance:
     clip_id = validate_clip_id(clip["clip_id"])
     seg = segment or {}
@@ -169,6 +174,8 @@ def muedit_sample(
             key_tgt=pair.get("key_tgt"),
             labels_added=list(pair.get("labels_added") or ()),
             labels_removed=list(pair.get("labels_removed") or ()),
+            instruments_added=_words(pair.get("instruments_added")),
+            instruments_removed=_words(pair.get("instruments_removed")),
             label_jaccard=_num(pair.get("label_jaccard")),
             timbre_dist=_num(pair.get("timbre_dist")),
             beat_sim=_num(pair.get("beat_sim")),
