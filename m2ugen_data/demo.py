@@ -58,6 +58,7 @@ def main(
     summary = build_muedit(warehouse=str(wh.root), source="synthetic", synthetic=SyntheticSource(n=clips, seed=seed))
     wall = time.perf_counter() - t0
     print_summary(summary, example_dialogue(wh, "muedit"))
+    print_example_caption(wh)
     console.print(f"finished in {wall:.1f} s; query the manifests with `m2ugen-data --warehouse {warehouse} sql '...'`")
     console.print(
         f"image and video datasets into the same warehouse: `m2ugen-data --warehouse {warehouse} serve`, then "
@@ -91,6 +92,23 @@ def print_summary(summary: dict, example: dict | None) -> None:
         console.print(f"\n[bold]example dialogue[/] {example['sample_id']}")
         console.print(f"  human: {example['human']}", highlight=False)
         console.print(f"  gpt:   {example['gpt']}", highlight=False)
+
+
+def print_example_caption(wh) -> None:
+    """One grounded caption whose instruments were measured from the audio, and what backs each phrase."""
+    import json
+
+    row = wh.connect().execute(
+        "SELECT item_id, text, evidence FROM captions_latest WHERE backend = 'grounded' "
+        "AND evidence LIKE '%features.instruments%' ORDER BY item_id LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return
+    item, text, evidence = row
+    console.print(f"\n[bold]example caption[/] {item}")
+    console.print(f"  {text}", highlight=False)
+    backing = {slot: e.get("source") for slot, e in json.loads(evidence).items()}
+    console.print("  measured by: " + ", ".join(f"{k} <- {v}" for k, v in backing.items()), highlight=False)
 
 
 def run(argv: list[str] | None = None) -> None:

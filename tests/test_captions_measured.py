@@ -308,3 +308,12 @@ def test_muedit_samples_use_the_pairs_measured_columns(warehouse):
     assert sample.diff.added_instruments == ("harp", "female vocals")
     assert sample.diff.removed_instruments == ("piano",)  # measured once; the agreeing label adds nothing
     assert sample.target.words("instruments") == ("harp",)
+
+
+def test_chord_roots_are_spelled_for_the_measured_key() -> None:
+    from m2ugen_data.captions.rules import summarise_chords
+
+    beats = ["A#:maj"] * 4 + ["D#:maj"] * 4 + ["F:maj"] * 4
+    assert summarise_chords(beats, "Bb major").chords == ("Bb", "Eb", "F")
+    assert summarise_chords(["F#:maj"] * 4 + ["C#:min"] * 4, "E major").chords == ("F#", "C#m")
+    assert summarise_chords(["A#:maj"] * 4, None).chords == ("Bb",)

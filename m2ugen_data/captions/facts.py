@@ -299,7 +299,7 @@ def facts_from_rows(
     tempo_ok = confident(tempo, tempo_conf, TEMPO_CONF_MIN)
     key, key_conf = f.get("key") or None, _finite(f.get("key_conf"))
     key_ok = confident(key, key_conf, KEY_CONF_MIN)
-    summary = summarise_chords(f.get("beat_chords"))
+    summary = summarise_chords(f.get("beat_chords"), key)
     chords = confident_chords(summary)
     vocals = measured_vocals(f)
     sets = {kind: _kind_words(kind, f, s.get(kind), namer, vocals) for kind in KINDS}

@@ -31,7 +31,7 @@ from m2ugen_data.captions.facts import (
 )
 from m2ugen_data.captions.rules import KINDS
 
-VERSION = "grounded-v2"  # bump when phrasing changes: it is part of the prompt hash, so caches redo
+VERSION = "grounded-v3"  # bump when phrasing changes: it is part of the prompt hash, so caches redo
 
 
 @dataclass(frozen=True)

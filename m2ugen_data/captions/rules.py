@@ -135,12 +135,34 @@ class ChordSummary:
     coverage: float  # fraction of beats with a chord
 
 
-def summarise_chords(beat_chords: Sequence[str] | None) -> ChordSummary | None:
+_FLAT_SPELLING = {"C#": "Db", "D#": "Eb", "F#": "Gb", "G#": "Ab", "A#": "Bb"}
+# keys written with flats (madmom's key names): their chords are spelled with flats too ("Bb", not "A#")
+_FLAT_KEYS = frozenset(
+    {f"{t} major" for t in ("F", "Bb", "Eb", "Ab", "Db")} | {f"{t} minor" for t in ("D", "G", "C", "F", "Bb")}
+)
+_SHARP_KEYS = frozenset(
+    {f"{t} major" for t in ("G", "D", "A", "E", "B", "F#")} | {f"{t} minor" for t in ("E", "B", "F#", "C#", "G#", "D#")}
+)
+
+
+def spell_for_key(label: str, key: str | None) -> str:
+    """The chord recogniser names roots with sharps; a caption in Bb major should say Bb and Eb. Flat keys
+    get flats, sharp keys keep sharps, and without a known key the usual spellings (Bb, Eb, Ab; C#, F#)."""
+    root, sep, rest = label.partition(":")
+    if root not in _FLAT_SPELLING or key in _SHARP_KEYS:
+        return label
+    if key in _FLAT_KEYS or root in ("A#", "D#", "G#"):
+        return _FLAT_SPELLING[root] + sep + rest
+    return label
+
+
+def summarise_chords(beat_chords: Sequence[str] | None, key: str | None = None) -> ChordSummary | None:
     """The main chords of a beat-synchronous chord list and how much of it has a chord; None when no
-    chords were measured. The order of first appearance keeps a progression readable (Am F C G)."""
+    chords were measured. The order of first appearance keeps a progression readable (Am F C G); roots are
+    spelled for the measured key."""
     if not beat_chords:
         return None
-    chorded = [c for c in beat_chords if c not in NO_CHORD]
+    chorded = [spell_for_key(c, key) for c in beat_chords if c not in NO_CHORD]
     counts = Counter(s for s in map(chord_symbol, chorded) if s)
     floor = CHORD_SHARE_MIN * max(len(chorded), 1)
     main = {s for s, n in counts.most_common(MAX_MAIN_CHORDS) if n >= floor}
