@@ -288,20 +288,21 @@ def tag_sweep(gm: dict[str, dict], gm_truth: list[dict]) -> None:
 
 def speed(root: Path, truth: list[dict], n: int) -> None:
     """Seconds per clip by analyser in this process (one core), full analysis vs the madmom-only baseline."""
-    from m2ugen_data.analysis import rhythm
-    from m2ugen_data.analysis.analyze import _MODELS, analyse_file, init_worker
+    from m2ugen_data.analysis import analyze, rhythm
     from m2ugen_data.audio_io import load_audio
 
-    init_worker()
+    analyze.init_worker()
+    models = analyze._MODELS
+    assert models is not None
     clips = [(t["clip_id"], root / "gm" / t["path"]) for t in truth[:n]]
     totals: Counter[str] = Counter()
     base = []
     for cid, path in clips:  # interleaved, so load on the machine hits both alike
-        _, timings = analyse_file(cid, path)
+        _, timings = analyze.analyse_file(cid, path)
         totals.update(timings)
         t0 = time.perf_counter()
         y, _ = load_audio(path, sr=rhythm.SAMPLE_RATE)
-        rhythm.analyse_rhythm(y, _MODELS.rhythm)  # type: ignore[union-attr]
+        rhythm.analyse_rhythm(y, models.rhythm)
         base.append(time.perf_counter() - t0)
     print(f"\nseconds per 10 s clip, one process, {len(clips)} GM clips")
     print("| analyser | s/clip |\n|---|---|")
