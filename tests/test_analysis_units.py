@@ -160,7 +160,12 @@ def test_analyse_file_turns_bad_audio_into_rows(tmp_path: Path, models: an.Model
     t = np.arange(SR * 10) / SR
     garbage = tmp_path / "garbage.flac"
     garbage.write_bytes(b"not audio at all" * 100)
+    broken = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    broken[1000:1100] = np.nan
+    nan_wav = tmp_path / "nan.wav"
+    sf.write(nan_wav, broken, SR, subtype="FLOAT")
     cases = {
+        "nan": (nan_wav, "rejected", "non_finite_samples"),
         "missing": (tmp_path / "nope.flac", "failed", "missing_file"),
         "garbage": (garbage, "failed", "undecodable"),
         "short": (_write(tmp_path / "short.wav", click_track(120, 4, seconds=1.5)[0]), "rejected", "too_short"),
@@ -176,6 +181,7 @@ def test_analyse_file_turns_bad_audio_into_rows(tmp_path: Path, models: an.Model
         assert row["status"] == status, name
         assert row["reason"].split(":")[0] == reason, name
         assert row["tempo_bpm"] is None and row["meter"] is None, name  # never a fabricated tempo
+        assert row["tags_mtt"] is None and row["instruments"] is None and row["beat_chords"] is None, name
         assert row["is_music"] is False and reason in row["music_reasons"], name
 
 

@@ -162,6 +162,9 @@ def analyse_file(
 def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float]) -> dict:
     sr = rhythm.SAMPLE_RATE
     out: dict = {"duration_s": y44.size / sr}
+    if not np.isfinite(y44).all():  # a broken decoder or file: no analyser may see it, nothing is guessed
+        out.update(status="rejected", reason="non_finite_samples")
+        return out
     t = time.perf_counter()
     levels = loudness.measure_levels(y44, sr)
     out.update(
