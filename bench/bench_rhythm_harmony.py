@@ -376,6 +376,11 @@ def main() -> None:
     from m2ugen_data.analysis import harmony
     from m2ugen_data.analysis import tempo_octave as to
 
+    if not (args.set / "truth.parquet").is_file():
+        raise SystemExit(
+            f"no GM dev set at {args.set}: build it with `m2ugen-data devset build --kind gm --out {args.set.parent}`"
+            " (or run bench/bench_hearing.py, which builds both sets)"
+        )
     _pin_one_core()
     clips = load_clips(args.set, args.cache, args.limit)
     splits = {s: [c for c in clips if c.split == s] for s in ("dev", "test")}
