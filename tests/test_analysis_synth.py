@@ -227,3 +227,14 @@ def test_rows_of_an_older_analyser_version_are_counted_and_analysed_again(analys
     latest = wh.read("features", where=f"clip_id = '{cid}'").to_pylist()[0]
     assert latest["analyser_version"] == ANALYSER_VERSION and latest["tags_mtt"] is not None
     assert analyze_clips(wh, [cid], workers=1).outdated == 0  # the rerun finds it current: skipped
+
+
+def test_ok_rows_record_the_models_that_measured_them(analysed) -> None:
+    import json
+
+    _, truth, features, _ = analysed
+    row = features[_clean(truth)[0]]
+    versions = json.loads(row["model_versions"])
+    assert {"rhythm", "tempo_octave", "chords", "tags", "tag_words", "music_likeness"} <= set(versions)
+    assert versions["tags"].startswith("musicnn-0.1.0") and "likeness-fit" in versions["music_likeness"]
+    assert json.loads(row["tag_thresholds"])["rule"] == versions["tag_words"]

@@ -221,7 +221,7 @@ def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float]) -
         beat_chords=chords,
         chord_change_rate=harmony.chord_change_rate(chords, decision.meter),
         harmony=harmony.harmony_descriptor(chords).tolist(),
-        model_versions=MODEL_VERSIONS,
+        model_versions=_model_versions(_MODELS),
     )
     out.update(derived.tag_columns(tags))
     x = music_likeness.descriptors(out, sp.flatness_log10, tag_words.music_tag_max(tags, derived.TAG_NAMES))
@@ -229,19 +229,21 @@ def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float]) -
     return out
 
 
-MODEL_VERSIONS = json.dumps(
-    {
-        "rhythm": f"madmom {_madmom_version()} downbeats_blstm + DBN({rhythm.NUM_TEMPI} tempi)",
-        "tempo_octave": tempo_octave.VERSION,
-        "key": "madmom key_cnn",
-        "chords": harmony.CHORD_VERSION,
-        "tags": taggers.TAGGER_VERSION,
-        "tag_words": tag_words.RULE_VERSION,
-        "speech": "silero-vad",
-        "music_likeness": music_likeness.VERSION,
-    },
-    sort_keys=True,
-)
+def _model_versions(models: Models) -> str:
+    """What produced each group of columns, including the fitted music-likeness weights' own version."""
+    return json.dumps(
+        {
+            "rhythm": f"madmom {_madmom_version()} downbeats_blstm + DBN({rhythm.NUM_TEMPI} tempi)",
+            "tempo_octave": tempo_octave.VERSION,
+            "key": "madmom key_cnn",
+            "chords": harmony.CHORD_VERSION,
+            "tags": taggers.TAGGER_VERSION,
+            "tag_words": tag_words.RULE_VERSION,
+            "speech": "silero-vad",
+            "music_likeness": f"{music_likeness.VERSION} ({models.likeness.version})",
+        },
+        sort_keys=True,
+    )
 
 
 def _mtt_dict(tags: dict[str, np.ndarray] | None) -> dict[str, float] | None:
