@@ -22,7 +22,6 @@ so peak memory is that run's ``ru_maxrss``; a run is killed at the timeout, and 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -37,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from at_revision import module_at
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -232,16 +232,7 @@ FROM b x LEFT JOIN b y ON y.block = x.block AND y.bin = x.bin + 1
 
 def miner_at(rev: str, scratch: Path) -> object:
     """``m2ugen_data.analysis.pairs`` as it was at git revision ``rev`` (the before of a before/after)."""
-    code = subprocess.run(
-        ["git", "show", f"{rev}:m2ugen_data/analysis/pairs.py"], cwd=REPO, check=True, capture_output=True, text=True
-    ).stdout
-    path = scratch / f"pairs_at_{rev.replace('~', '_').replace('^', '_')}.py"
-    path.write_text(code)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
+    return module_at(rev, "m2ugen_data/analysis/pairs.py", scratch)
 
 
 def run_child(method: str, data_dir: str, threads: int) -> None:

@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import functools
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -50,6 +49,7 @@ import webdataset as wds
 
 from m2ugen_data.audio_io import write_flac
 from m2ugen_data.shards import Sample, ShardWriter
+from at_revision import module_at
 
 SR = 44100
 
@@ -123,16 +123,7 @@ def run_shards(writer: type, sources: list[Path], dst: Path, workers: int, durab
 
 def writer_at(rev: str, scratch: Path) -> type:
     """``ShardWriter`` as it was at git revision ``rev`` (the before of a before/after comparison)."""
-    repo = Path(__file__).resolve().parents[1]
-    code = subprocess.run(["git", "show", f"{rev}:m2ugen_data/shards/tar_writer.py"], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout
-    path = scratch / f"tar_writer_at_{rev}.py"
-    path.write_text(code)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module.ShardWriter
+    return module_at(rev, "m2ugen_data/shards/tar_writer.py", scratch).ShardWriter
 
 
 def measured(fn: Callable[..., float], *args: object) -> tuple[float, float]:

@@ -335,9 +335,8 @@ def analyze_clips(
     t0 = time.perf_counter()
     items = _resolve(warehouse, clips)
     summary = AnalysisSummary(requested=len(items))
-    summary.outdated = _outdated(warehouse, list(items))
+    done, summary.outdated = _analysed_state(warehouse, list(items))
     if not force:
-        done = _already_analysed(warehouse, list(items))
         items = {cid: p for cid, p in items.items() if cid not in done}
         summary.skipped = summary.requested - len(items)
         if progress and summary.skipped:
@@ -382,32 +381,20 @@ def _resolve(warehouse: Warehouse, clips: Mapping[str, str | Path] | Sequence[st
     return dict(sorted(items.items()))
 
 
-def _already_analysed(warehouse: Warehouse, clip_ids: list[str]) -> set[str]:
+def _analysed_state(warehouse: Warehouse, clip_ids: list[str]) -> tuple[set[str], int]:
+    """(clips done by this analyser version, ok or rejected; count of clips whose newest row is from
+    another version), from one scan of the latest features rows."""
     if not clip_ids or not warehouse.manifest_files("features"):
-        return set()
+        return set(), 0
     con = warehouse.connect()
     con.execute("CREATE TEMP TABLE wanted (clip_id VARCHAR)")
     con.executemany("INSERT INTO wanted VALUES (?)", [(c,) for c in clip_ids])
     rows = con.execute(
-        "SELECT f.clip_id FROM features_latest f JOIN wanted USING (clip_id) "
-        "WHERE f.analyser_version = ? AND f.status IN ('ok', 'rejected')",
+        "SELECT f.clip_id, f.analyser_version = ?, f.status IN ('ok', 'rejected') "
+        "FROM features_latest f JOIN wanted USING (clip_id)",
         [ANALYSER_VERSION],
     ).fetchall()
-    return {r[0] for r in rows}
-
-
-def _outdated(warehouse: Warehouse, clip_ids: list[str]) -> int:
-    if not clip_ids or not warehouse.manifest_files("features"):
-        return 0
-    con = warehouse.connect()
-    con.execute("CREATE TEMP TABLE wanted (clip_id VARCHAR)")
-    con.executemany("INSERT INTO wanted VALUES (?)", [(c,) for c in clip_ids])
-    return int(
-        con.execute(
-            "SELECT count(*) FROM features_latest f JOIN wanted USING (clip_id) WHERE f.analyser_version <> ?",
-            [ANALYSER_VERSION],
-        ).fetchone()[0]
-    )
+    return {c for c, current, final in rows if current and final}, sum(1 for _, current, _ in rows if not current)
 
 
 def _call(job: tuple) -> tuple[dict, dict[str, float]]:

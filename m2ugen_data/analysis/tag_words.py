@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -126,7 +127,9 @@ class TagSets:
     vocals: str | None
 
 
-def _index(names: Sequence[str]) -> dict[str, int]:
+@lru_cache(maxsize=8)
+def _index(names: tuple[str, ...]) -> dict[str, int]:
+    """Tag name -> position; cached, since every word of every clip looks its tags up here."""
     return {n: i for i, n in enumerate(names)}
 
 
@@ -134,7 +137,7 @@ def evidence(tags: Mapping[str, np.ndarray], names: Mapping[str, Sequence[str]],
     """The strongest probability among the tags backing a word (0 when none of them exists)."""
     best = 0.0
     for tag_set, tag in backing:
-        probs, idx = tags.get(tag_set), _index(names.get(tag_set, ()))
+        probs, idx = tags.get(tag_set), _index(tuple(names.get(tag_set, ())))
         if probs is not None and tag in idx:
             best = max(best, float(probs[idx[tag]]))
     return best
