@@ -28,7 +28,15 @@ def build_mucaps(
     text: TextBackends = params.TEXT,
     run: RunOptions = params.RUN,
 ) -> dict[str, Any]:
-    """MUCaps: music clips that pass the music filter, each with a caption."""
+    """MUCaps: music clips that pass the music filter, each with a caption.
+
+    As the paper built it: the released MUCaps is each video's *whole* audio, not its 10 s AudioSet segment
+    (21,966 files, 1,274 h, about 209 s a file; ``shared/DESIGN.md``). So with ``source="audioset"`` the default
+    ``audioset.span="auto"`` downloads the whole audio of every MUCaps video (up to ``audioset.max_duration_s``,
+    an hour; a longer video keeps an hour around its segment); analysis reads long audio as windows of the
+    segment length and aggregates them (``analysis/windows.py``), so the features and the caption describe the
+    whole file. ``audioset.span="segment"`` builds the 10 s variant instead.
+    """
     root = steps.resolve_root(warehouse)
     ontology = audioset.ontology if source == "audioset" else None
     synthetic = steps.own_corpus(root, "mucaps", pool, synthetic)

@@ -20,7 +20,14 @@ import numpy as np
 from m2ugen_data.atomic import atomic_path
 from m2ugen_data.system import require_ffmpeg
 from m2ugen_data.vision import measures
-from m2ugen_data.vision.decode import VideoDecodeError, decode_at_times, probe, probe_duration, to_array
+from m2ugen_data.vision.decode import (
+    LENGTH_TOLERANCE_S,
+    VideoDecodeError,
+    decode_at_times,
+    probe,
+    probe_duration,
+    to_array,
+)
 
 EXTRACTOR_VERSION = "clips-1"
 OUT_FPS = 16
@@ -104,7 +111,10 @@ def normalise_clip(
     src: str | Path, out: str | Path, *, fps: int = OUT_FPS, short_side: int = OUT_SHORT_SIDE,
     max_duration_s: float | None = None, threads: int = 0,
 ) -> ClipResult:
-    """Measure ``src``; reject black or still videos; otherwise write the normalised clip to ``out``."""
+    """Measure ``src``; reject black or still videos; otherwise write the normalised clip to ``out``.
+
+    Measuring decodes the whole source strictly (a file cut short fails as ``corrupt``), and the encoded clip
+    must be as long as the source (or ``max_duration_s``): a shorter one is removed and fails as ``corrupt``."""
     try:
         m = measure_clip(src)
     except VideoDecodeError as e:
@@ -118,6 +128,9 @@ def normalise_clip(
         info = probe(out)
     except VideoDecodeError as e:
         return ClipResult("failed", e.reason, measures=m)
+    if info.duration_s < min(m.duration_s, max_duration_s or m.duration_s) - LENGTH_TOLERANCE_S:
+        Path(out).unlink(missing_ok=True)
+        return ClipResult("failed", "corrupt", measures=m, duration_s=info.duration_s)
     return ClipResult(
         "ok", None, measures=m, width=info.width, height=info.height, fps=info.fps,
         frames=info.frames, duration_s=info.duration_s,

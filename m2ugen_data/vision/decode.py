@@ -3,6 +3,10 @@
 Sampling decodes the stream sequentially and keeps the first frame at or after each target time: short
 AudioSet sections (10 s) decode faster straight through than with keyframe seeks, and the result does not
 depend on where the encoder put its keyframes.
+
+Decoding is strict: a decoder error after the first frame, or frames that end well before the length the
+container declares (an MP4 cut short keeps its ``moov`` header and decodes "fine" up to the cut), is a
+``corrupt`` failure, never a shorter clip.
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ import numpy as np
 
 from m2ugen_data.errors import M2UGenError
 
+# Frames may end this much before the declared length (the last frame starts one frame period before the end;
+# containers round). A file cut short misses far more.
+LENGTH_TOLERANCE_S = 0.5
+
 
 class VideoDecodeError(M2UGenError):
     """A file that is missing, has no video stream, or whose video cannot be decoded.
 
-    ``reason`` is the short word recorded in the manifest (missing | no_video_stream | undecodable).
+    ``reason`` is the short word recorded in the manifest (missing | no_video_stream | undecodable | corrupt).
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -64,10 +72,22 @@ def _stream_duration(container: av.container.InputContainer, stream: av.VideoStr
 def _frames(container: av.container.InputContainer, path: Path) -> Iterator[av.VideoFrame]:
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    n = 0
     try:
-        yield from container.decode(stream)
+        for frame in container.decode(stream):
+            n += 1
+            yield frame
     except (av.FFmpegError, ValueError) as e:
-        raise VideoDecodeError("undecodable", f"{path}: decoding failed ({e})") from e
+        reason = "corrupt" if n else "undecodable"  # some frames decoded: the file broke part-way
+        raise VideoDecodeError(reason, f"{path}: decoding failed after {n} frames ({e})") from e
+
+
+def _check_reached(path: Path, duration: float, last_t: float | None, wanted_t: float) -> None:
+    """Raise ``corrupt`` when the frames stopped before ``wanted_t`` although the container declares more."""
+    if last_t is None:
+        raise VideoDecodeError("undecodable", f"{path}: no decodable video frames")
+    if min(wanted_t, duration) > last_t + LENGTH_TOLERANCE_S:
+        raise VideoDecodeError("corrupt", f"{path}: frames end at {last_t:.2f} s, the file declares {duration:.2f} s")
 
 
 def _frame_time(frame: av.VideoFrame, index: int, fps: float) -> float:
@@ -111,17 +131,18 @@ def decode_at_times(path: str | Path, times: Sequence[float]) -> Decoded:
         out_f: list[av.VideoFrame] = []
         width = height = 0
         i = 0
+        last_t: float | None = None
         for n, frame in enumerate(_frames(container, path)):
             width, height = frame.width, frame.height
-            t = _frame_time(frame, n, fps)
+            t = last_t = _frame_time(frame, n, fps)
             while i < len(targets) and t + 1e-6 >= targets[i]:
                 out_t.append(t)
                 out_f.append(frame)
                 i += 1
             if i >= len(targets):
                 break
-        if width == 0:
-            raise VideoDecodeError("undecodable", f"{path}: no decodable video frames")
+        if last_t is None or i < len(targets):  # targets left over: the stream ended before them
+            _check_reached(path, duration, last_t, targets[-1] if targets else 0.0)
         return Decoded(out_t, out_f, duration or (out_t[-1] if out_t else 0.0), width, height, fps)
 
 
@@ -154,6 +175,21 @@ def probe(path: str | Path) -> VideoInfo:
             _stream_duration(container, stream), int(ctx.width or 0), int(ctx.height or 0),
             float(stream.average_rate or 0.0), int(stream.frames or 0),
         )
+
+
+def scan_video(path: str | Path) -> VideoInfo:
+    """Decode every frame of the first video stream (one frame in memory at a time) and return what was
+    decoded; raises ``VideoDecodeError`` (``corrupt``) when decoding fails part-way or the frames end early."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 0.0)
+        duration = _stream_duration(container, stream)
+        n, last_t, width, height = 0, None, 0, 0
+        for n, frame in enumerate(_frames(container, path), start=1):
+            last_t, width, height = _frame_time(frame, n - 1, fps), frame.width, frame.height
+        _check_reached(path, duration, last_t, duration)
+        return VideoInfo(duration, width, height, fps, n)
 
 
 def probe_duration(path: str | Path) -> float:
