@@ -1,5 +1,11 @@
-"""``python -m m2ugen_data.demo --warehouse DIR`` (``make demo``): ``build-muedit`` on the synthetic corpus,
-in this process, with the offline defaults (grounded captions, template dialogues), then a DuckDB summary.
+"""``python -m m2ugen_data.demo --warehouse DIR`` (``make demo``): the four dataset flows (``build-mucaps``,
+``build-muedit``, ``build-muimage``, ``build-muvideo``) on the synthetic corpus, in this process, with the
+offline defaults (grounded captions, template dialogues), then a DuckDB summary per dataset and the dataset
+card (``m2ugen_data.report``).
+
+Each flow renders its own synthetic corpus (its own seed namespace, so the four datasets use disjoint music;
+the image and video pools also get rendered source videos) into the one warehouse, exactly as a deployment
+run with ``source=synthetic`` would.
 
 No Prefect server is needed: with no ``PREFECT_API_URL`` Prefect starts a temporary local API for the run.
 Its database goes to ``<warehouse>/.prefect`` (unless ``PREFECT_HOME`` is set), so nothing is written to the
@@ -9,16 +15,21 @@ warehouse holds it) and prints the same summary.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-DEMO_CLIPS = 48  # about a minute of analysis on 2 cores; six to ten sibling groups give the MUEdit pairs
+DATASETS = ("mucaps", "muedit", "muimage", "muvideo")
+# Per dataset: MUEdit still gets a few sibling groups to pair, MUImage/MUVideo about ten clips whose video
+# passes. All four: about 3 minutes on a shared 2-core machine (24 clips each: 195 s at load 4-6).
+DEMO_CLIPS = 20
 DEMO_SEED = 0
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -40,64 +51,106 @@ def prefect_environment(warehouse: Path, verbose: bool) -> None:
 @app.command()
 def main(
     warehouse: Annotated[Path, typer.Option(help="Warehouse root (created if missing).")] = Path("warehouse"),
-    clips: Annotated[int, typer.Option(min=2, help="Synthetic clips to render.")] = DEMO_CLIPS,
+    clips: Annotated[int, typer.Option(min=2, help="Synthetic clips to render per dataset.")] = DEMO_CLIPS,
     seed: Annotated[int, typer.Option()] = DEMO_SEED,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write the dataset card at the end.")] = True,
     verbose: Annotated[bool, typer.Option(help="Show Prefect's task logs.")] = False,
 ) -> None:
-    """Build MUEdit from the synthetic corpus and print what the warehouse now holds."""
+    """Build MUCaps, MUEdit, MUImage and MUVideo from the synthetic corpus and print what the warehouse holds."""
     from m2ugen_data.warehouse import open_warehouse
 
     wh = open_warehouse(warehouse)
     prefect_environment(wh.root, verbose)
-    from flows.build_muedit import build_muedit
-    from flows.params import SyntheticSource
-    from flows.summary import example_dialogue
+    from m2ugen_data.lifecycle import bind_prefect_server
 
-    console.print(f"[bold]build-muedit[/] on {clips} synthetic clips (seed {seed}) into {wh.root}")
-    t0 = time.perf_counter()
-    summary = build_muedit(warehouse=str(wh.root), source="synthetic", synthetic=SyntheticSource(n=clips, seed=seed))
+    bind_prefect_server()  # Prefect's temporary API as a child that dies with the demo (kill -9 included)
+    started, t0 = time.time(), time.perf_counter()
+    summaries = build_all(wh.root, clips, seed)
     wall = time.perf_counter() - t0
-    print_summary(summary, example_dialogue(wh, "muedit"))
-    print_example_caption(wh)
+    print_summaries(summaries)
+    print_examples(wh)
+    if report:
+        write_card(wh, started)
     console.print(f"finished in {wall:.1f} s; query the manifests with `m2ugen-data --warehouse {warehouse} sql '...'`")
     console.print(
-        f"image and video datasets into the same warehouse: `m2ugen-data --warehouse {warehouse} serve`, then "
-        "`prefect deployment run build-muimage/local` (or build-muvideo/local)",
-        highlight=False,
+        f"train on the shards (a CPU smoke run of the tiny model): `m2ugen-train --shards {warehouse}/`", highlight=False
     )
 
 
-def print_summary(summary: dict, example: dict | None) -> None:
-    counts, run = summary["counts"], summary["run"]
-    t = Table(title="warehouse (DuckDB over the latest manifest rows)")
-    for col in ("clips analysed", "pairs mined", "dialogues accepted", "dialogues rejected", "shards", "shard samples", "MiB"):
-        t.add_column(col, justify="right")
-    analysed = counts["analysed_ok"] + counts["analysis_rejected"] + counts["analysis_failed"]
-    t.add_row(
-        f"{analysed} ({counts['analysed_ok']} ok)", str(counts["pairs"]), str(counts["dialogues_accepted"]),
-        str(counts["dialogues_rejected"]), str(counts["shards"]), str(counts["shard_samples"]), f"{counts['shard_bytes'] / 2**20:.1f}",
-    )
+def build_all(root: Path, clips: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Run the four build flows in order; each returns its summary (warehouse counts, this run's work)."""
+    from flows.build_mucaps import build_mucaps
+    from flows.build_muedit import build_muedit
+    from flows.build_muimage import build_muimage
+    from flows.build_muvideo import build_muvideo
+    from flows.params import SyntheticSource
+
+    flows = {"mucaps": build_mucaps, "muedit": build_muedit, "muimage": build_muimage, "muvideo": build_muvideo}
+    source = SyntheticSource(n=clips, seed=seed)
+    summaries = {}
+    for dataset in DATASETS:
+        console.print(f"[bold]build-{dataset}[/] on {clips} synthetic clips (seed {seed}) into {root}")
+        t0 = time.perf_counter()
+        summaries[dataset] = flows[dataset](warehouse=str(root), source="synthetic", synthetic=source)
+        console.print(f"  {time.perf_counter() - t0:.1f} s; {this_run(summaries[dataset]['run'])}", highlight=False)
+    return summaries
+
+
+def this_run(run: dict[str, Any]) -> str:
+    """What this run did, against what the warehouse already held (a second run should be all 'done')."""
+    a, c = run["analyse"], run["caption"]
+    parts = [
+        f"analysed {a.get('analysed', 0)} clips ({a['already_done']} already done)",
+        f"captioned {c.get('written', 0)} ({c.get('cached', 0)} cached)",
+    ]
+    if "visual_caption" in run:
+        v = run["visual_caption"]
+        parts.append(f"pictures captioned {v.get('captioned', 0)} ({v.get('cached', 0)} cached)")
+    if "dialogue" in run:
+        d = run["dialogue"]
+        written = d.get("accepted", 0) + d.get("rejected", 0)
+        parts.append(f"dialogues written {written} ({d.get('cached', 0) + d.get('rejected_before', 0)} already done)")
+    return ", ".join(parts)
+
+
+def print_summaries(summaries: dict[str, dict[str, Any]]) -> None:
+    """One row per dataset (fits 80 columns): clips analysed ok of all, music, MUEdit pairs or the frames/clips
+    that passed, captions, dialogues accepted/rejected, shard samples and size; then failures and shard files."""
+    t = Table(title="warehouse (DuckDB over the latest manifest rows)", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1))
+    for col in ("dataset", "analysed", "music", "pairs/media", "captions", "dialogues", "samples", "MiB"):
+        t.add_column(col, justify="left" if col == "dataset" else "right")
+    for dataset, summary in summaries.items():
+        n = summary["counts"]
+        analysed = n["analysed_ok"] + n["analysis_rejected"] + n["analysis_failed"]
+        middle = str(n["pairs"]) if dataset == "muedit" else str(n["media_ok"]) if "media_ok" in n else "-"
+        dialogues = "-" if dataset == "mucaps" else f"{n['dialogues_accepted']} ok/{n['dialogues_rejected']}"
+        t.add_row(
+            dataset, f"{n['analysed_ok']} of {analysed}", str(n["music"]), middle, str(n["captioned"]), dialogues,
+            str(n["shard_samples"]), f"{n['shard_bytes'] / 2**20:.1f}",
+        )
     console.print(t)
-    a, c, d = run["analyse"], run["caption"], run["dialogue"]
-    console.print(
-        f"this run: analysed {a.get('analysed', 0)} clips ({a['already_done']} already done), "
-        f"captioned {c.get('written', 0)} ({c.get('cached', 0)} cached), "
-        f"dialogues written {d.get('accepted', 0) + d.get('rejected', 0)} ({d.get('cached', 0) + d.get('rejected_before', 0)} already done)"
-    )
-    if summary["failures"]:
-        console.print("failures and rejections by class: " + ", ".join(f"{k}={v}" for k, v in summary["failures"].items()))
-    for s in summary["shard_files"]:
-        console.print(f"  {s['path']}  {s['samples']} samples  sha256 {s['sha256'][:16]}")
-    if example:
-        console.print(f"\n[bold]example dialogue[/] {example['sample_id']}")
-        console.print(f"  human: {example['human']}", highlight=False)
-        console.print(f"  gpt:   {example['gpt']}", highlight=False)
+    for dataset, summary in summaries.items():
+        if summary["failures"]:
+            failures = ", ".join(f"{k}={v}" for k, v in summary["failures"].items())
+            console.print(f"{dataset} failures and rejections by class: {failures}", highlight=False)
+        for s in summary["shard_files"]:
+            console.print(f"  {s['path']}  {s['samples']} samples  sha256 {s['sha256'][:16]}", highlight=False)
+
+
+def print_examples(wh) -> None:
+    from flows.summary import example_dialogue
+
+    for dataset in ("muedit", "muimage"):
+        example = example_dialogue(wh, dataset)
+        if example:
+            console.print(f"\n[bold]example {dataset} dialogue[/] {example['sample_id']}")
+            console.print(f"  human: {example['human']}", highlight=False)
+            console.print(f"  gpt:   {example['gpt']}", highlight=False)
+    print_example_caption(wh)
 
 
 def print_example_caption(wh) -> None:
     """One grounded caption whose instruments were measured from the audio, and what backs each phrase."""
-    import json
-
     row = wh.connect().execute(
         "SELECT item_id, text, evidence FROM captions_latest WHERE backend = 'grounded' "
         "AND evidence LIKE '%features.instruments%' ORDER BY item_id LIMIT 1"
@@ -109,6 +162,21 @@ def print_example_caption(wh) -> None:
     console.print(f"  {text}", highlight=False)
     backing = {slot: e.get("source") for slot, e in json.loads(evidence).items()}
     console.print("  measured by: " + ", ".join(f"{k} <- {v}" for k, v in backing.items()), highlight=False)
+
+
+def write_card(wh, since: float) -> None:
+    """The dataset card (``m2ugen_data.report``). Each build flow rewrites it as it finishes, so when the
+    card is newer than ``since`` (the demo's start, epoch seconds) only its path is printed; else it is
+    written here (a flow that did not or could not write it)."""
+    index = wh.root / "report" / "index.html"
+    if not index.is_file() or index.stat().st_mtime < since:
+        try:
+            from m2ugen_data.report import write_report
+        except ImportError as e:  # a checkout without the card, or one of its dependencies missing: say which
+            console.print(f"dataset card: not written ({e})", highlight=False)
+            return
+        index = write_report(wh)
+    console.print(f"\n[bold]dataset card[/] {index}", highlight=False)
 
 
 def run(argv: list[str] | None = None) -> None:

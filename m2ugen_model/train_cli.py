@@ -1,10 +1,12 @@
 """``m2ugen-train``: train one M2UGen stage on the pipeline's WebDataset shards (one process or torchrun).
 
+    m2ugen-train --shards warehouse/      # a CPU smoke run of the tiny preset (train/first_run.py)
     m2ugen-train --shards warehouse/ --stage 1 --preset tiny --weights-dir /tmp/tiny --max-steps 20
     torchrun --nproc_per_node 8 -m m2ugen_model.train_cli --shards warehouse/ --stage 3 --preset 7b \\
         --llama-dir ... --mert-dir ... --vit-dir ... --vivit-dir ... --decoder-dir ... --fsdp
 
-A config file (``--config run.yaml``) gives defaults; flags given on the command line win.
+A config file (``--config run.yaml``) gives defaults; flags given on the command line win. Without
+``--stage`` the stage is the first one the shards have data for.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from m2ugen_model.train.config import TrainConfig, build_config
+from m2ugen_model.train.config import TrainConfig, given_settings, validate_config
+from m2ugen_model.train import first_run
 from m2ugen_model.train.errors import TrainError
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -76,10 +79,14 @@ def train_command(
                          save_every=save_every, out=out, resume=resume, init_from=init_from, compile=compile,
                          grad_checkpointing=grad_checkpointing, fsdp=fsdp, resample=resample, logger=logger,
                          progress=progress, dry_run=dry_run or None)
-        cfg = build_config(config, overrides)
-        if not cfg.shards:
+        from m2ugen_model.train.data import discover_shards
+
+        values = given_settings(config, overrides)
+        if not values.get("shards"):
             raise TrainError("no --shards given (a warehouse dir, its shards/ dir, or shard URLs)")
-        run(cfg)
+        given = validate_config(values)
+        filled = first_run.fill_defaults(values, discover_shards(given.shards, given.extra_shards))
+        run(validate_config({**values, **filled}), filled)
     except TrainError as exc:
         console.print(f"[red]error:[/red] {_one_line(exc)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -101,12 +108,24 @@ def _one_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def run(cfg: TrainConfig) -> None:
+def run(cfg: TrainConfig, filled: dict | None = None) -> None:
+    """Train ``cfg``; ``filled`` are the settings chosen for the user (first_run.fill_defaults), reported."""
     from m2ugen_model.train.bundle import from_preset
     from m2ugen_model.train.loop import build_sources, init_distributed, train
 
-    build_sources(cfg)  # fail on missing shards before spending time on the model
+    filled = filled or {}
+    datasets = [s.name for s in build_sources(cfg)]  # fail on missing shards before spending time on the model
+    missing = first_run.missing_weights(cfg, datasets)
+    if missing:
+        raise TrainError(f"--preset {cfg.preset} stage {cfg.stage} needs weight directories: {', '.join(missing)}")
     d = init_distributed()
+    if cfg.preset == "tiny" and cfg.weights_dir:
+        written = first_run.ensure_tiny_weights(Path(cfg.weights_dir))
+        if d.is_main and "weights_dir" in filled:
+            console.print(f"tiny preset: random weights {'written to' if written else 'from'} {cfg.weights_dir} "
+                          f"(${first_run.CACHE_ENV} moves the cache)", highlight=False)
+    if d.is_main and filled:
+        console.print(_what_was_chosen(cfg, filled, datasets, d.device), highlight=False)
     paths = {"llama_dir": cfg.llama_dir, "mert_dir": cfg.mert_dir, "vit_dir": cfg.vit_dir,
              "vivit_dir": cfg.vivit_dir, "decoder_dir": cfg.decoder_dir}
     bundle = from_preset(cfg.preset, cfg.weights_dir, paths, d.device, cfg.stage)
@@ -121,6 +140,16 @@ def run(cfg: TrainConfig) -> None:
             console.print(f"skipped inputs: {result.skips}")
         if result.checkpoint:
             console.print(f"checkpoint: {result.checkpoint}")
+        if "weights_dir" in filled:
+            console.print(f"that was a smoke run; a real stage-{cfg.stage} run on 8 GPUs:\n  "
+                          f"{first_run.real_run_command(cfg)}", highlight=False, soft_wrap=True)
+
+
+def _what_was_chosen(cfg: TrainConfig, filled: dict, datasets: list[str], device) -> str:
+    kind = "smoke run of the tiny preset" if "weights_dir" in filled else f"{cfg.preset} run"
+    chosen = ", ".join(f"{k}={v}" for k, v in filled.items() if k != "weights_dir")
+    return (f"{kind}: stage {cfg.stage} on {', '.join(datasets)}, {cfg.max_steps} steps on {device}, "
+            f"checkpoints in {cfg.out} (chosen for you: {chosen}; flags override)")
 
 
 def dry_run(cfg: TrainConfig, bundle, d) -> None:

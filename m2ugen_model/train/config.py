@@ -97,10 +97,19 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def build_config(config_file: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+def given_settings(config_file: str | Path | None, overrides: dict[str, Any]) -> dict[str, Any]:
     """File values first, then every CLI flag the user actually gave (``None`` means 'not given')."""
     values = read_config_file(config_file) if config_file else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
+    return values
+
+
+def build_config(config_file: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    return validate_config(given_settings(config_file, overrides))
+
+
+def validate_config(values: dict[str, Any]) -> TrainConfig:
+    """The settings as a ``TrainConfig``; the first invalid one is a one-line error naming it."""
     try:
         return TrainConfig(**values)
     except ValidationError as exc:
