@@ -10,13 +10,19 @@ Layout (relative to the root)::
 Why batches: a stage writes one file per unit of work (a batch of clips), through a temporary name and a
 rename, so a crash never exposes a partial file and re-running the same batch replaces its file instead of
 duplicating rows. Readers see the union of batches; ``latest`` keeps the newest row per manifest key.
+Readers list a manifest's *live* files (``filesets.scan``: batches that ``compact.py`` merged are hidden once
+the merged files are all there) and query exactly that list, so a compaction running meanwhile never shows
+a row twice or not at all.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+import socket
 import tempfile
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +32,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from m2ugen_data.atomic import atomic_path
+from m2ugen_data.atomic import atomic_path, remove_dead_temps
 from m2ugen_data.errors import SchemaError, WarehouseError
+from m2ugen_data.filesets import scan
 from m2ugen_data.ids import media_relpath, validate_batch_id
 from m2ugen_data.schemas import MANIFESTS, SCHEMA_VERSION, Manifest, get_manifest
 
 ENV_VAR = "M2UGEN_WAREHOUSE"
 CATALOG_FILE = "catalog.duckdb"
+READ_ATTEMPTS = 5  # a file listed as live can be purged by a compaction before DuckDB opens it: list again
+_OPENED: set[Path] = set()  # warehouses this process opened, for ``explain_duckdb_error``
 
 
 def utc_now() -> dt.datetime:
@@ -43,6 +52,13 @@ def duck_connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that spills to the system temp dir, not to ``./.tmp`` under whatever cwd we run in."""
     spill = Path(tempfile.gettempdir()) / "m2ugen-duckdb-spill"
     return duckdb.connect(database, config={"temp_directory": str(spill)})
+
+
+def unique_batch_id(stage: str) -> str:
+    """A batch id no other run on any machine will pick: time, host, pid and randomness (many writers may
+    share one warehouse; a collision would silently replace another run's batch)."""
+    host = re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname())[:40] or "host"
+    return validate_batch_id(f"{stage}-{utc_now():%Y%m%dT%H%M%S}-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 def default_root() -> Path:
@@ -63,8 +79,8 @@ class Warehouse:
         return self.root / media_relpath(kind, clip_id, ext)
 
     def manifest_files(self, name: str) -> list[Path]:
-        d = self.manifest_dir(name)
-        return sorted(d.glob("*.parquet")) if d.is_dir() else []
+        """The manifest's live batch files (merged batches hidden, see ``filesets``), sorted by name."""
+        return scan(self.manifest_dir(name)).live
 
     def has_batch(self, name: str, batch_id: str) -> bool:
         return (self.manifest_dir(name) / f"{validate_batch_id(batch_id)}.parquet").exists()
@@ -80,6 +96,7 @@ class Warehouse:
         table = conform(manifest, data)
         target = self.manifest_dir(name) / f"{validate_batch_id(batch_id)}.parquet"
         try:
+            remove_dead_temps(target)  # a killed writer's leftover of this batch (issue 15: never removed)
             with atomic_path(target) as tmp:
                 pq.write_table(table, tmp, compression="zstd")
         except OSError as e:
@@ -89,35 +106,54 @@ class Warehouse:
     def read(self, name: str, *, latest: bool = True, where: str | None = None) -> pa.Table:
         """All rows of a manifest (the newest per key when ``latest``), cast to the declared schema."""
         manifest = get_manifest(name)
-        files = self.manifest_files(name)
-        if not files:
-            return manifest.schema.empty_table()
-        check_parquet_files(files)
-        con = duck_connect()
-        sql = _select_sql(manifest, _glob(self, manifest), latest)
-        if where:
-            sql = f"SELECT * FROM ({sql}) WHERE {where}"
-        table = con.sql(sql).to_arrow_table()
-        return _to_schema(manifest, table)
+        for attempt in range(READ_ATTEMPTS):
+            files = self.manifest_files(name)
+            if not files:
+                return manifest.schema.empty_table()
+            check_parquet_files(files, manifest)
+            sql = _select_sql(manifest, _source(files), latest)
+            if where:
+                sql = f"SELECT * FROM ({sql}) WHERE {where}"
+            try:
+                table = duck_connect().sql(sql).to_arrow_table()
+            except duckdb.Error as e:
+                if attempt + 1 < READ_ATTEMPTS and not all(f.exists() for f in files):
+                    continue  # purged after we listed it: list again
+                raise (explain_duckdb_error(e, files) or e) from e
+            return _to_schema(manifest, table)
+        raise AssertionError("unreachable")
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with one view per manifest (and ``<name>_latest``)."""
-        con = duck_connect()
-        _create_views(con, self)
-        return con
+        """An in-memory DuckDB connection with one view per manifest (and ``<name>_latest``).
+
+        The views read the files that were live when this was called (a snapshot: batches written later are
+        not seen; merged batches stay readable for the compaction's grace period)."""
+        for attempt in range(READ_ATTEMPTS):
+            con = duck_connect()
+            try:
+                _create_views(con, self, snapshot=True)
+                return con
+            except duckdb.IOException as e:  # a file purged between listing and binding: list again
+                if attempt + 1 == READ_ATTEMPTS:
+                    raise (explain_duckdb_error(e) or e) from e
+        raise AssertionError("unreachable")
 
     def refresh_catalog(self) -> Path:
         """(Re)write ``catalog.duckdb`` so external DuckDB clients see every manifest as a view.
 
-        Views hold absolute globs: after moving the warehouse run ``m2ugen-data catalog`` again.
+        Views hold absolute globs (so batches written later show up) minus the files a compaction merged
+        when this ran: after moving the warehouse, or to hide batches merged since, run ``m2ugen-data catalog``
+        again (``compact`` does).
         """
         path = self.root / CATALOG_FILE
+        if not os.access(self.root, os.W_OK):
+            raise WarehouseError(f"cannot write catalog {path}: the warehouse is read-only")
         try:
             con = duck_connect(str(path))
         except duckdb.Error as e:
             raise WarehouseError(f"cannot open catalog {path}: {e}") from e
         try:
-            _create_views(con, self)
+            _create_views(con, self, snapshot=False)
         finally:
             con.close()
         return path
@@ -127,15 +163,16 @@ def open_warehouse(root: str | Path | None = None, *, create: bool = True) -> Wa
     """Resolve the root (argument, then $M2UGEN_WAREHOUSE, then ./warehouse) and make sure it is usable."""
     path = Path(root) if root is not None else default_root()
     path = path.expanduser().resolve()
-    if create:
+    if create and not (path / "manifests").is_dir():
         try:
             (path / "manifests").mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise WarehouseError(f"cannot create warehouse at {path}: {e.strerror or e}") from e
-        if not os.access(path / "manifests", os.W_OK):
-            raise WarehouseError(f"warehouse at {path} is not writable")
     elif not path.is_dir():
         raise WarehouseError(f"no warehouse at {path}")
+    # an existing read-only warehouse opens: queries and verification must work on it; writers fail on their
+    # first write with one line (stages that claim work fail before they start, see claims.py)
+    _OPENED.add(path)
     return Warehouse(path)
 
 
@@ -192,29 +229,88 @@ def _type_error(manifest: Manifest, field: pa.Field, got: pa.DataType | None, er
     )
 
 
-def check_parquet_files(files: Iterable[Path]) -> None:
-    """Fail with the path of the first unreadable Parquet file (a one-line error, not a DuckDB trace)."""
+def check_parquet_files(files: Iterable[Path], manifest: Manifest | None = None) -> None:
+    """Fail with the path of the first unreadable Parquet file (a one-line error, not a DuckDB trace), and,
+    given the ``manifest``, of the first file that belongs to another one (written for another manifest, or
+    lacking its key columns: read as this one it would give rows with NULL keys)."""
     for f in files:
         try:
-            pq.read_metadata(f)
+            md = pq.read_metadata(f)
+        except FileNotFoundError:
+            continue  # purged since it was listed; the query that follows lists again
         except (OSError, pa.ArrowException) as e:
             raise WarehouseError(
                 f"corrupt Parquet file {f}: {str(e).splitlines()[0]} "
                 "(move it aside and re-run the stage that wrote it)"
             ) from e
+        if manifest is not None:
+            _check_belongs(f, md, manifest)
 
 
-def _glob(wh: Warehouse, manifest: Manifest) -> str:
-    return str(wh.manifest_dir(manifest.name) / "*.parquet").replace("'", "''")
+def _check_belongs(f: Path, md: pq.FileMetaData, manifest: Manifest) -> None:
+    written_for = (md.metadata or {}).get(b"m2ugen.manifest", b"").decode(errors="replace")
+    if written_for and written_for != manifest.name:
+        raise SchemaError(
+            f"{f} is a {written_for!r} file in the {manifest.name!r} manifest directory (move it out)"
+        )
+    names = set(md.schema.names)
+    missing = [k for k in manifest.key if k not in names]
+    if missing:
+        raise SchemaError(
+            f"{f} lacks the key column(s) {missing} of manifest {manifest.name!r}: not one of its batches (move it out)"
+        )
 
 
-def _select_sql(manifest: Manifest, glob: str, latest: bool) -> str:
-    src = f"read_parquet('{glob}', union_by_name=true, filename=true)"
+def find_corrupt_file(files: Iterable[Path]) -> tuple[Path, str] | None:
+    """The first file whose data pages do not decode, and pyarrow's reason (reads every page: only called
+    after DuckDB failed, to say which file it choked on)."""
+    for f in files:
+        try:
+            pq.ParquetFile(f).read()
+        except FileNotFoundError:
+            continue
+        except (OSError, pa.ArrowException) as e:
+            return f, " ".join(str(e).split())[:200]
+    return None
+
+
+def explain_duckdb_error(err: Exception, files: Iterable[Path] | None = None) -> WarehouseError | None:
+    """When a DuckDB failure reading manifests comes from a corrupt file, one line naming it; else None (the
+    caller keeps DuckDB's error: a query mistake or a bug, not the data).
+
+    ``files``: the files that query read; None: every live manifest file of the warehouses this process
+    opened (for the CLI's last-resort handler, which does not know what the failing query read)."""
+    if files is None:
+        files = [f for root in sorted(_OPENED) for m in MANIFESTS for f in Warehouse(root).manifest_files(m)]
+    bad = find_corrupt_file(files)
+    if bad is None:
+        return None
+    return WarehouseError(
+        f"corrupt Parquet data in {bad[0]}: {bad[1]} (move it aside and re-run the stage that wrote it)"
+    )
+
+
+def _source(files: Sequence[Path]) -> str:
+    """``read_parquet`` over exactly these files: the reader's snapshot of the live set."""
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    return f"read_parquet([{listed}], union_by_name=true, filename=true)"
+
+
+def _glob_source(directory: Path, hidden: Sequence[Path]) -> tuple[str, str]:
+    """``read_parquet`` over a glob (batches written later show up) and a filter hiding merged files."""
+    glob = str(directory / "*.parquet").replace("'", "''")
+    if not hidden:
+        return f"read_parquet('{glob}', union_by_name=true, filename=true)", ""
+    names = ", ".join("'" + str(f).replace("'", "''") + "'" for f in hidden)
+    return f"read_parquet('{glob}', union_by_name=true, filename=true)", f"WHERE filename NOT IN ({names})"
+
+
+def _select_sql(manifest: Manifest, src: str, latest: bool, where: str = "") -> str:
     if not latest:
-        return f"SELECT * EXCLUDE (filename) FROM {src}"
+        return f"SELECT * EXCLUDE (filename) FROM {src} {where}"
     keys = ", ".join(f'"{k}"' for k in manifest.key)
     return (
-        f"SELECT * EXCLUDE (filename) FROM {src} "
+        f"SELECT * EXCLUDE (filename) FROM {src} {where} "
         f'QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY "{manifest.order_by}" DESC, filename DESC) = 1'
     )
 
@@ -242,13 +338,17 @@ def _empty_sql(manifest: Manifest) -> str:
     return f"SELECT {cols} WHERE false"
 
 
-def _create_views(con: duckdb.DuckDBPyConnection, wh: Warehouse) -> None:
+def _create_views(con: duckdb.DuckDBPyConnection, wh: Warehouse, *, snapshot: bool) -> None:
     for manifest in MANIFESTS.values():
-        files = wh.manifest_files(manifest.name)
+        fileset = scan(wh.manifest_dir(manifest.name))
+        files = fileset.live
         if files:
-            check_parquet_files(files)
-            glob = _glob(wh, manifest)
-            plain, latest = _select_sql(manifest, glob, False), _select_sql(manifest, glob, True)
+            check_parquet_files(files, manifest)
+            if snapshot:
+                src, where = _source(files), ""
+            else:
+                src, where = _glob_source(wh.manifest_dir(manifest.name), fileset.superseded + fileset.incomplete)
+            plain, latest = _select_sql(manifest, src, False, where), _select_sql(manifest, src, True, where)
         else:
             plain = latest = _empty_sql(manifest)
         con.execute(f'CREATE OR REPLACE VIEW "{manifest.name}" AS {plain}')

@@ -1,0 +1,136 @@
+"""Which Parquet files of a manifest directory are live: the reader's side of compaction.
+
+Why this exists: compaction (``compact.py``) merges many small batches into a few large files. Readers glob a
+directory, and no filesystem can swap a set of files atomically, so for a while both the old batches and
+the merged files exist. Each compaction therefore first writes a record, ``.compactions/<id>.json`` in the
+manifest directory, naming its parts and the files it replaces (name, inode, size and mtime, so a batch
+rewritten under the same name after it was merged is *not* hidden), and only then renames its parts into
+place. A compaction counts once all its parts are visible; from then on the files it replaces are hidden from
+readers until they are deleted, after which the record is deleted too and its parts are ordinary files.
+Parts of a compaction not (yet) complete are hidden. Every reader that lists files through ``scan`` sees
+each row exactly once, whenever it looks; the record lives in its own file, not in the parts' footers, so
+readers pay for it only while it matters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COMPACT_PREFIX = "compact-"
+RECORDS_DIR = ".compactions"
+
+
+@dataclass(frozen=True)
+class FileId:
+    """What identifies one version of a file: a rewrite under the same name changes the inode and mtime."""
+
+    name: str
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileId:
+        st = path.stat()
+        return cls(path.name, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "ino": self.ino, "size": self.size, "mtime_ns": self.mtime_ns}
+
+
+@dataclass
+class Compaction:
+    """One compaction as its record describes it."""
+
+    id: str
+    record: Path
+    parts: list[str]
+    supersedes: list[FileId]
+    present: list[Path] = field(default_factory=list)  # its part files on disk now
+    lingering: list[Path] = field(default_factory=list)  # replaced files still on disk (same identity)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.present) == len(self.parts)
+
+
+@dataclass
+class FileSet:
+    live: list[Path]  # what readers read, sorted by name
+    superseded: list[Path]  # present but replaced by a complete compaction
+    incomplete: list[Path]  # parts of a compaction not (yet) fully published
+    compactions: list[Compaction]
+
+
+def record_path(directory: Path, compaction_id: str) -> Path:
+    return directory / RECORDS_DIR / f"{compaction_id}.json"
+
+
+def write_record(directory: Path, compaction_id: str, parts: list[str], supersedes: list[FileId]) -> Path:
+    from m2ugen_data.atomic import write_bytes_atomic
+
+    body = {"id": compaction_id, "parts": parts, "supersedes": [f.to_json() for f in supersedes]}
+    return write_bytes_atomic(record_path(directory, compaction_id), json.dumps(body).encode())
+
+
+def _records(directory: Path) -> list[Compaction]:
+    out = []
+    rdir = directory / RECORDS_DIR
+    if not rdir.is_dir():
+        return out
+    for entry in sorted(os.scandir(rdir), key=lambda e: e.name):
+        if not entry.name.endswith(".json") or entry.name.startswith("."):
+            continue
+        try:
+            body = json.loads(Path(entry.path).read_bytes())
+        except FileNotFoundError:
+            continue  # deleted by a purge while we looked: its parts are ordinary files now
+        out.append(Compaction(body["id"], Path(entry.path), body["parts"], [FileId(**f) for f in body["supersedes"]]))
+    return out
+
+
+def scan(directory: Path) -> FileSet:
+    """List a manifest directory and split it into live, superseded and incomplete files.
+
+    Cheap with many batches: one directory listing, plus the records of compactions still in their grace
+    period (usually none) and a stat of each file they name. The records are read before and after the
+    listing, and the listing taken again if they changed: a record is written before its parts appear and
+    deleted after its replaced files are gone, so with the same records on both sides the listing agrees
+    with them.
+    """
+    if not directory.is_dir():
+        return FileSet([], [], [], [])
+    compactions = _records(directory)
+    for _ in range(20):
+        names = sorted(
+            e.name for e in os.scandir(directory) if e.name.endswith(".parquet") and not e.name.startswith(".")
+        )
+        after = _records(directory)
+        if [c.id for c in after] == [c.id for c in compactions]:
+            break
+        compactions = after
+    present = set(names)
+    hidden: set[str] = set()
+    incomplete: list[Path] = []
+    for c in compactions:
+        c.present = [directory / p for p in c.parts if p in present]
+        if not c.complete:
+            incomplete.extend(c.present)
+            continue
+        for fid in c.supersedes:
+            try:
+                if fid.name in present and FileId.of(directory / fid.name) == fid:
+                    hidden.add(fid.name)
+                    c.lingering.append(directory / fid.name)
+            except FileNotFoundError:
+                pass
+    skip = hidden | {p.name for p in incomplete}
+    return FileSet(
+        live=[directory / n for n in names if n not in skip],
+        superseded=[directory / n for n in names if n in hidden],
+        incomplete=sorted(incomplete),
+        compactions=compactions,
+    )
