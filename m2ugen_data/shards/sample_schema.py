@@ -234,11 +234,77 @@ class MUVideoSample(VisualInstructionSample):
     dataset: Literal["muvideo"] = "muvideo"
 
 
+# ---------------------------------------------------------------------------------------------- converted sources
+# Public datasets the paper mixes in (m2ugen_data.convert): what the trainer reads is the conversation (or the
+# Alpaca fields) exactly as ``m2ugen_model.train.examples`` expects them; ``source`` says where each came from.
+
+
+class SourceRecord(_Strict):
+    file: NonEmpty  # the source file's name (JSON/Parquet), not a path
+    index: int  # row in that file
+
+
+class QuestionTurn(_Strict):
+    from_: Literal["human"] = Field("human", alias="from")
+    value: NonEmpty
+    input_modality: Modality
+
+
+class TextAnswerTurn(_Strict):
+    from_: Literal["gpt"] = Field("gpt", alias="from")
+    value: NonEmpty
+
+
+class MusicQASample(_Strict):
+    """MusicQA (MU-LLaMA): a question about ``input.<audio ext>`` and its text answer (stage 3)."""
+
+    format: Literal["m2ugen-sample/1"] = FORMAT
+    dataset: str = "musicqa"
+    key: Key
+    input_file: NonEmpty  # the audio's name in the source (``audio_name``)
+    members: dict[Literal["input"], FieldName]
+    conversation: tuple[QuestionTurn, TextAnswerTurn]
+    source: SourceRecord
+
+
+class AlpacaSample(_Strict):
+    """Alpaca: text-only instruction following (stage 3), the record's three fields unchanged."""
+
+    format: Literal["m2ugen-sample/1"] = FORMAT
+    dataset: str = "alpaca"
+    key: Key
+    instruction: NonEmpty
+    input: str
+    output: NonEmpty
+    source: SourceRecord
+
+
+class CocoCaptionTurn(HumanTurn):
+    input_modality: Literal["image"] = "image"
+
+
+class CocoCaptionSample(_Strict):
+    """COCO captions: ``input.jpg`` and one of its captions (stage 1 image captioning; stage 3 as a dialogue)."""
+
+    format: Literal["m2ugen-sample/1"] = FORMAT
+    dataset: str = "coco"
+    key: Key
+    input_file: FileName
+    members: dict[Literal["input"], FieldName]
+    conversation: tuple[CocoCaptionTurn, TextAnswerTurn]
+    image_id: int
+    annotation_id: int
+    source: SourceRecord
+
+
 SAMPLE_MODELS: dict[str, type[BaseModel]] = {
     "mucaps": MUCapsSample,
     "muedit": MUEditSample,
     "muimage": MUImageSample,
     "muvideo": MUVideoSample,
+    "musicqa": MusicQASample,
+    "alpaca": AlpacaSample,
+    "coco": CocoCaptionSample,
 }
 
 

@@ -1,0 +1,82 @@
+"""``m2ugen-data convert``: public datasets the paper mixes in -> shards the trainer takes by name.
+
+    m2ugen-data convert musicqa FinetuneMusicQA.json --audio-dir MusicQA/audios      # or a .parquet export
+    m2ugen-data convert alpaca alpaca_data.json
+    m2ugen-data convert coco annotations/captions_train2014.json --images-dir train2014
+    m2ugen-train ... --stage 3 --extra-shards musicqa=warehouse/shards/musicqa --extra-shards alpaca=warehouse/shards/alpaca
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from m2ugen_data.cli_common import console, get_warehouse
+from m2ugen_data.convert.common import Conversion, Rejects, write_converted
+
+app = typer.Typer(help="Convert MusicQA, Alpaca and COCO captions into trainer shards.", no_args_is_help=True)
+
+NameOpt = Annotated[Optional[str], typer.Option("--name", help="shard dataset name (default: the source's)")]
+PerShard = Annotated[int, typer.Option("--max-samples", help="samples per shard")]
+
+
+def _summary(conv: Conversion) -> None:
+    table = Table(title=f"convert -> {conv.dataset}")
+    for col in ("samples", "shards", "rejected", "reasons", "report"):
+        table.add_column(col)
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(conv.rejects.counts.items())) or "-"
+    table.add_row(str(conv.samples), str(len(conv.shards)), str(conv.rejects.total), reasons, str(conv.report))
+    console.print(table)
+
+
+@app.command()
+def musicqa(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="MusicQA JSON (Pretrain/Finetune/EvalMusicQA.json) or Parquet")],
+    audio_dir: Annotated[Optional[Path], typer.Option(help="the unpacked audios/ folder (JSON layout)")] = None,
+    name: NameOpt = None,
+    max_samples: PerShard = 1000,
+) -> None:
+    """MusicQA question/answer pairs about music -> stage-3 shards."""
+    from m2ugen_data.convert.musicqa import iter_musicqa
+
+    rejects = Rejects()
+    samples = iter_musicqa(source, audio_dir, rejects)
+    _summary(write_converted(get_warehouse(ctx), name or "musicqa", samples, rejects,
+                             {"kind": "musicqa", "file": source.name}, max_samples=max_samples))
+
+
+@app.command()
+def alpaca(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="alpaca_data.json")],
+    name: NameOpt = None,
+    max_samples: PerShard = 10000,
+) -> None:
+    """Alpaca instruction records -> stage-3 shards (text only)."""
+    from m2ugen_data.convert.alpaca import iter_alpaca
+
+    rejects = Rejects()
+    _summary(write_converted(get_warehouse(ctx), name or "alpaca", iter_alpaca(source, rejects), rejects,
+                             {"kind": "alpaca", "file": source.name}, max_samples=max_samples))
+
+
+@app.command()
+def coco(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="captions_train2014.json (or any COCO captions file)")],
+    images_dir: Annotated[Path, typer.Option(help="the images folder (train2014/)")],
+    captions_per_image: Annotated[Optional[int], typer.Option(help="keep the first N captions per image (default all)")] = None,
+    name: NameOpt = None,
+    max_samples: PerShard = 1000,
+) -> None:
+    """COCO image captions -> stage-1 shards (image captioning)."""
+    from m2ugen_data.convert.coco import iter_coco
+
+    rejects = Rejects()
+    samples = iter_coco(source, images_dir, rejects, captions_per_image)
+    _summary(write_converted(get_warehouse(ctx), name or "coco", samples, rejects,
+                             {"kind": "coco", "file": source.name}, max_samples=max_samples))

@@ -1,0 +1,191 @@
+"""An evaluation run from files: predictions vs references (understanding), or generated vs reference audio
+(generation). Reading, pairing and failure bookkeeping live here; the formulas in ``text`` and ``audio``.
+
+Understanding input: JSON Lines (or a JSON list), one item per row with ``id`` and the prediction (``text``,
+``prediction`` or ``answer``, so ``m2ugen-infer`` batch records work as they are) and, inline or from a
+separate references file joined on ``id``, ``reference`` (a string or a list of strings).
+Generation input: a directory of generated audio and one of references, paired by file stem (``x.wav`` with
+``x.flac``); prompts for the CLAP score from JSON Lines rows with ``id`` (= stem) and ``prompt`` or ``text``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from m2ugen_model.eval import audio as A
+from m2ugen_model.eval import text as T
+from m2ugen_model.eval.report import Report
+
+PRED_FIELDS = ("prediction", "text", "answer")
+REF_FIELDS = ("reference", "references", "caption")
+PROMPT_FIELDS = ("prompt", "text", "instruction")
+
+
+class EvalInputError(ValueError):
+    """An input file that cannot be used; the message names it."""
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a JSON Lines file, or of a JSON file holding a list of objects."""
+    p = Path(path)
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EvalInputError(f"{p}: {exc.strerror or exc}") from None
+    try:
+        if raw.lstrip().startswith("["):
+            rows = json.loads(raw)
+        else:
+            rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise EvalInputError(f"{p}: not JSON or JSON Lines ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise EvalInputError(f"{p}: expected a list of objects (or one object per line)")
+    return rows
+
+
+def _first(row: dict[str, Any], fields: Iterable[str]) -> Any:
+    return next((row[f] for f in fields if row.get(f) not in (None, "", [])), None)
+
+
+def _valid_ref(ref: Any) -> bool:
+    return isinstance(ref, str) and bool(ref.strip()) or (
+        isinstance(ref, list) and bool(ref) and all(isinstance(x, str) and x.strip() for x in ref))
+
+
+def understanding_pairs(predictions: str | Path, references: str | Path | None, report: Report
+                        ) -> tuple[list[str], list[str | list[str]]]:
+    """(predictions, references) in prediction order; rows without an id, a prediction or a reference are
+    recorded in ``report.failures``."""
+    refs: dict[str, Any] = {}
+    if references is not None:
+        for i, row in enumerate(read_rows(references)):
+            ref = _first(row, REF_FIELDS)
+            if "id" not in row or not _valid_ref(ref):
+                report.fail(f"{references}#{i}", "reference row without id or reference text")
+                continue
+            refs[str(row["id"])] = ref
+    preds, golds = [], []
+    for i, row in enumerate(read_rows(predictions)):
+        item = str(row.get("id", f"{predictions}#{i}"))
+        pred = _first(row, PRED_FIELDS)
+        ref = refs.get(item) if references is not None else _first(row, REF_FIELDS)
+        if not isinstance(pred, str):
+            report.fail(item, row.get("error") or "no prediction text")
+        elif not _valid_ref(ref):
+            report.fail(item, "no reference for this id")
+        else:
+            preds.append(pred)
+            golds.append(ref)
+    return preds, golds
+
+
+def evaluate_understanding(predictions: str | Path, references: str | Path | None = None,
+                           bertscore_dir: str | Path | None = None) -> Report:
+    report = Report("understanding", inputs={"predictions": str(predictions), "references": str(references or "inline")})
+    preds, refs = understanding_pairs(predictions, references, report)
+    if not preds:
+        raise EvalInputError(f"{predictions}: no usable prediction/reference pairs ({len(report.failures)} failed)")
+    from m2ugen_model.eval.wordnet import WordNetMissing
+
+    scores: dict[str, float] = {**T.bleu(preds, refs)}
+    try:
+        scores["meteor"] = T.meteor(preds, refs)
+        report.models["meteor_wordnet"] = "WordNet 3.0"
+    except WordNetMissing as exc:  # the other metrics still count; the table says why METEOR is missing
+        report.skipped_metrics["meteor"] = str(exc)
+    scores.update(T.rouge_l(preds, refs))
+    if bertscore_dir is not None:
+        bs = T.bertscore(preds, refs, bertscore_dir)
+        report.models["bertscore"] = f"{bertscore_dir} (layer {bs.pop('bertscore_layer')})"
+        scores.update(bs)
+    else:
+        report.skipped_metrics["bertscore_f1"] = "no --bertscore-model given"
+    report.metrics = {k: float(v) for k, v in scores.items()}
+    report.counts = {k: len(preds) for k in report.metrics}
+    return report
+
+
+def _load_clips(files: dict[str, Path], sample_rate: int, report: Report, bad: set[str]) -> dict[str, np.ndarray]:
+    clips = {}
+    for stem, path in files.items():
+        if stem in bad:
+            continue
+        try:
+            clips[stem] = A.load_audio(path, sample_rate)
+        except A.AudioInputError as exc:
+            report.fail(str(path), str(exc).split(": ", 1)[-1])
+            bad.add(stem)
+    return clips
+
+
+def evaluate_generation(generated: str | Path, reference: str | Path | None = None, *,
+                        prompts: str | Path | None = None, fad_model: str | Path | None = None,
+                        tagger: str | None = None, clap_model: str | Path | None = None,
+                        device: str = "cpu") -> Report:
+    """FAD (needs ``reference`` + ``fad_model``), KL (``reference`` + ``tagger``), CLAP (``prompts`` +
+    ``clap_model``); a metric whose inputs were not given is listed as not computed, with why."""
+    report = Report("generation", inputs={"generated": str(generated), "reference": str(reference),
+                                          "prompts": str(prompts)})
+    gen_files = A.audio_files(generated)
+    if not gen_files:
+        raise EvalInputError(f"{generated}: no audio files ({', '.join(A.AUDIO_SUFFIXES)})")
+    ref_files = A.audio_files(reference) if reference is not None else {}
+    bad: set[str] = set()
+
+    if fad_model and ref_files:
+        emb = A.load_embedder(fad_model, device)
+        gen = _load_clips(gen_files, emb.sample_rate, report, bad)
+        ref = _load_clips(ref_files, emb.sample_rate, report, set())
+        report.metrics["fad"] = A.frechet_distance(emb.embed(list(ref.values())), emb.embed(list(gen.values())))
+        report.counts["fad"] = len(gen)
+        report.models["fad_embedder"] = emb.name
+    else:
+        report.skipped_metrics["fad"] = "needs --reference and --fad-model"
+
+    if tagger and ref_files:
+        tg = A.load_tagger(tagger, device)
+        paired = sorted(set(gen_files) & set(ref_files))
+        p_ref, p_gen = [], []
+        for stem in paired:
+            try:
+                r = tg.tag(A.load_audio(ref_files[stem], tg.sample_rate))
+                g = tg.tag(A.load_audio(gen_files[stem], tg.sample_rate))
+            except A.AudioInputError as exc:
+                report.fail(stem, f"KL: {exc}")
+                continue
+            p_ref.append(r)
+            p_gen.append(g)
+        for stem in sorted(set(gen_files) - set(ref_files)):
+            report.fail(stem, "KL: no reference clip with this name")
+        if p_ref:
+            report.metrics["kl"] = float(A.kl_divergence(np.stack(p_ref), np.stack(p_gen)).mean())
+            report.counts["kl"] = len(p_ref)
+        else:
+            report.skipped_metrics["kl"] = "no generated clip has a readable reference of the same name"
+        report.models["kl_tagger"] = tg.name
+    else:
+        report.skipped_metrics["kl"] = "needs --reference and --kl-tagger"
+
+    if prompts and clap_model:
+        texts = {str(r["id"]): _first(r, PROMPT_FIELDS) for r in read_rows(prompts) if "id" in r}
+        sr = A.clap_sample_rate(clap_model)
+        clips = _load_clips(gen_files, sr, report, bad)
+        stems = [s for s in clips if isinstance(texts.get(s), str)]
+        for s in sorted(set(clips) - set(stems)):
+            report.fail(s, "CLAP: no prompt with this id")
+        if stems:
+            sims = A.clap_similarity(clap_model, [texts[s] for s in stems], [clips[s] for s in stems], device)
+            report.metrics["clap"] = float(sims.mean())
+            report.counts["clap"] = len(stems)
+        else:
+            report.skipped_metrics["clap"] = "no generated clip has a prompt"
+        report.models["clap"] = str(clap_model)
+    else:
+        report.skipped_metrics["clap"] = "needs --prompts and --clap-model"
+    return report

@@ -1,0 +1,87 @@
+"""``m2ugen-eval``: score a model's answers and music against references; writes ``results.json`` and
+``results.md`` (a Markdown table) into ``--out`` and prints the table.
+
+    m2ugen-eval understanding --predictions answers.jsonl [--references refs.jsonl] \\
+        [--bertscore-model /models/roberta-large] --out eval/qa
+    m2ugen-eval generation --generated out/music --reference eval/music [--prompts prompts.jsonl] \\
+        [--fad-model /models/clap-htsat-unfused] [--kl-tagger musicnn] [--clap-model /models/clap-htsat-unfused] \\
+        --out eval/t2m
+
+Models come from local directories only (``HF_HUB_OFFLINE`` is set for the run).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+
+app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console(stderr=True)
+Opt = typer.Option
+
+
+def _finish(report, out: Path) -> None:
+    from m2ugen_model.eval.report import markdown, write_report
+
+    js, md = write_report(report, out)
+    Console().print(Markdown(markdown(report)))
+    console.print(f"wrote {js} and {md}" + (f"; {len(report.failures)} input(s) failed, listed in {js.name}"
+                                             if report.failures else ""))
+
+
+@app.command()
+def understanding(
+    predictions: Annotated[Path, Opt(help="JSONL/JSON rows: id + prediction|text|answer (+ reference)")],
+    out: Annotated[Path, Opt(help="directory for results.json and results.md")],
+    references: Annotated[Optional[Path], Opt(help="JSONL/JSON rows: id + reference (str or list); else inline")] = None,
+    bertscore_model: Annotated[Optional[Path], Opt(help="local transformers model dir for BERTScore")] = None,
+) -> None:
+    """BLEU, BLEU-4, METEOR, ROUGE-L and BERTScore of answers or captions against references."""
+    from m2ugen_model.eval.run import evaluate_understanding
+
+    _finish(evaluate_understanding(predictions, references, bertscore_model), out)
+
+
+@app.command()
+def generation(
+    generated: Annotated[Path, Opt(help="directory of generated audio (wav/flac/mp3/ogg)")],
+    out: Annotated[Path, Opt(help="directory for results.json and results.md")],
+    reference: Annotated[Optional[Path], Opt(help="directory of reference audio, paired by file stem")] = None,
+    prompts: Annotated[Optional[Path], Opt(help="JSONL/JSON rows: id (= file stem) + prompt|text")] = None,
+    fad_model: Annotated[Optional[Path], Opt(help="local CLAP or AST model dir for FAD embeddings")] = None,
+    kl_tagger: Annotated[Optional[str], Opt(help="'musicnn' or a local audio-classifier model dir")] = None,
+    clap_model: Annotated[Optional[Path], Opt(help="local ClapModel dir for the CLAP score")] = None,
+    device: Annotated[str, Opt(help="cpu or cuda")] = "cpu",
+) -> None:
+    """FAD, KL over tagger outputs and CLAP score of generated music."""
+    from m2ugen_model.eval.run import evaluate_generation
+
+    report = evaluate_generation(generated, reference, prompts=prompts, fad_model=fad_model, tagger=kl_tagger,
+                                 clap_model=clap_model, device=device)
+    _finish(report, out)
+
+
+def main() -> None:
+    """User errors (missing files or models, unusable inputs) become one line and exit code 2."""
+    from m2ugen_model.eval.audio import AudioInputError
+    from m2ugen_model.eval.run import EvalInputError
+    from m2ugen_model.eval.wordnet import WordNetMissing
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(prog_name="m2ugen-eval")
+    except (EvalInputError, AudioInputError, WordNetMissing, FileNotFoundError, ValueError) as exc:
+        console.print(f"[bold red]error:[/] {str(exc).splitlines()[0]}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
