@@ -3,6 +3,8 @@
 The CLI prints these without a traceback; anything else is a bug and keeps its traceback.
 """
 
+import errno
+
 
 class M2UGenError(Exception):
     """Base class for errors that are the user's input or environment, not a bug."""
@@ -22,3 +24,10 @@ class InvalidIdError(M2UGenError):
 
 class MissingDependencyError(M2UGenError):
     """A system binary or optional package that the requested operation needs is absent."""
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class DiskFullError(WarehouseError):
+    """No space or quota left while writing a file: the message names that file, not the one being read."""

@@ -266,10 +266,12 @@ def test_writer_caches_answered_prompts_and_redoes_changed_or_rejected(warehouse
     changed = samples[:3] + [replace(samples[3], output_caption="a new caption")]
     third = write_dialogues(warehouse, changed, TemplateBackend())
     assert (third.cached, third.accepted) == (3, 1)
-    # a rejected sample is tried again on the next run
+    # a rejected sample is left alone on the next run (it would only be rejected again), unless asked
     nodiff = [replace(samples[0], sample_id="x__y", diff=EditDiff())]
     assert write_dialogues(warehouse, nodiff, TemplateBackend()).rejected == 1
-    assert write_dialogues(warehouse, nodiff, TemplateBackend()).cached == 0
+    rerun = write_dialogues(warehouse, nodiff, TemplateBackend())
+    assert (rerun.cached, rerun.rejected_before, rerun.rejected) == (0, 1, 0)
+    assert write_dialogues(warehouse, nodiff, TemplateBackend(), retry_rejected=True).rejected == 1
 
 
 def test_unknown_backend_and_dataset_are_user_errors(warehouse):

@@ -3,14 +3,18 @@
 Two spellings circulate: the official files (three ``#`` comment lines, a space after every comma, the label
 list quoted) and cleaned copies (a plain header, no spaces). ``csv`` with ``skipinitialspace`` reads both
 with one code path. A bad row never stops the read: it becomes a ``Reject`` with its line number, so a
-hostile or damaged list is reported in full and the good rows still go through.
+hostile or damaged list is reported in full and the good rows still go through. A quote never runs past its
+line (no AudioSet field holds a newline), so an unterminated quote costs one row, not the rows after it.
+A file that is not a text CSV at all (binary bytes, or not one usable row) is an error, not a list of rejects.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +29,7 @@ LABEL_RE = re.compile(r"^/[a-z]/[A-Za-z0-9_]+$")
 MAX_SEGMENT_S = 60.0  # AudioSet segments are at most 10 s; anything far longer is a damaged row
 MAX_START_S = 999_999.0  # a clip id (<YTID>_<start_ms>) holds at most 9 digits of milliseconds
 _TEXT_LIMIT = 120
+_SNIFF_BYTES = 1 << 20  # enough to tell a binary file from a text one without reading a 2M-row list twice
 
 SEGMENT_LIST_SCHEMA = pa.schema(
     [
@@ -72,10 +77,29 @@ def read_segments_csv(path: str | Path, source: str | None = None) -> SegmentLis
     """Parse one segment list; malformed rows and unsafe IDs become ``rejects``, never exceptions."""
     path = Path(path)
     try:
+        _require_text(path)
         with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-            return parse_segments(fh, source or source_name(path))
+            seg = parse_segments(fh, source or source_name(path))
     except OSError as e:
         raise SegmentsCsvError(f"cannot read segment list {path}: {e.strerror or e}") from e
+    if seg.table.num_rows == 0:
+        raise SegmentsCsvError(f"{path}: not a segment list: none of its {len(seg.rejects)} rows is usable "
+                               f"(first: {seg.rejects[0]})")
+    return seg
+
+
+def _require_text(path: Path) -> None:
+    """A NUL byte or invalid UTF-8 in the first MiB: an archive, an image, a Parquet file given by mistake."""
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    bad = head.find(b"\0")
+    if bad < 0:
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < _SNIFF_BYTES)
+        except UnicodeDecodeError as e:
+            bad = e.start
+    if bad >= 0:
+        raise SegmentsCsvError(f"{path}: not a CSV segment list (binary data at byte {bad})")
 
 
 def parse_segments(fh: io.TextIOBase, source: str) -> SegmentList:
@@ -87,29 +111,56 @@ def parse_segments(fh: io.TextIOBase, source: str) -> SegmentList:
     raw: tuple[list[str], ...] = ([], [], [], [])
     lines: list[int] = []
     rejects: list[Reject] = []
-    reader = csv.reader(fh, skipinitialspace=True)
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:  # e.g. a NUL byte or an unterminated quote
-            rejects.append(Reject(reader.line_num, f"unparsable row ({e})", ""))
-            continue
+    for line_no, row in _rows(fh, rejects):
         if not row or row[0].startswith("#") or (row[0] == "YTID" and not lines):
             continue
         if len(row) != 4:
-            rejects.append(Reject(reader.line_num, f"expected 4 fields, got {len(row)}", _clip(",".join(row))))
+            rejects.append(Reject(line_no, f"expected 4 fields, got {len(row)}", _clip(",".join(row))))
             continue
         for col, value in zip(raw, row):
             col.append(value)
-        lines.append(reader.line_num)
+        lines.append(line_no)
     if not lines and not rejects:
         raise SegmentsCsvError(f"segment list {source!r} has no rows")
     table, bad = _validate(*(pa.array(c, pa.string()) for c in raw), pa.array(lines, pa.int64()))
     rejects.extend(bad)
     rejects.sort(key=lambda r: r.line)
     return SegmentList(source, table, rejects)
+
+
+def _rows(fh: io.TextIOBase, rejects: list[Reject]) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` per physical line. One C ``csv.reader`` does the splitting (fast); when it
+    pulled more than one line for a record (a quote left open), the first line is rejected and the lines it
+    swallowed are parsed again one by one."""
+    taken: list[tuple[int, str]] = []  # the lines the reader consumed for the current record
+
+    def feed() -> Iterator[str]:
+        for item in enumerate(fh, 1):
+            taken.append(item)
+            yield item[1]
+
+    reader = csv.reader(feed(), skipinitialspace=True)
+    while True:
+        taken.clear()
+        try:
+            row = next(reader)
+        except StopIteration:
+            row = None
+        except csv.Error as e:
+            row = e
+        if len(taken) > 1 or (row is None and taken):
+            for line_no, line in list(taken):  # the first line opened the quote; re-read each on its own
+                fields = next(csv.reader([line], skipinitialspace=True), [])
+                if fields and fields[-1].endswith(("\n", "\r")):  # the quote is still open at the line end
+                    rejects.append(Reject(line_no, "unterminated quote", _clip(line.rstrip("\r\n"))))
+                else:
+                    yield line_no, fields
+        elif isinstance(row, csv.Error):
+            rejects.append(Reject(taken[-1][0] if taken else reader.line_num, f"unparsable row ({row})", ""))
+        elif row is not None:
+            yield taken[-1][0] if taken else reader.line_num, row
+        if row is None:
+            return
 
 
 def _validate(

@@ -220,8 +220,18 @@ def select_segments(
         written.update(table.column("clip_id").to_pylist())
         report.batch_id = f"segments-{seg.source}-{_file_hash(path)[:12]}"
         wh.write_batch("segments", table, report.batch_id)
+        write_rejects(wh, report)
         reports.append(report)
     return reports
+
+
+def write_rejects(wh: Warehouse, report: SelectionReport) -> None:
+    """Every rejected row of the list into ``segment_rejects``, in a batch named after the list's segments
+    batch (so a rerun replaces it, and an empty batch clears rows that a better parser no longer rejects)."""
+    now = utc_now()
+    rows = [{"batch_id": report.batch_id, "source": report.source, "line": r.line, "reason": r.reason,
+             "text": r.text, "created_at": now} for r in report.rejects]
+    wh.write_batch("segment_rejects", rows, f"rejects-{report.batch_id.removeprefix('segments-')}")
 
 
 def _official_name(value: str) -> str | None:

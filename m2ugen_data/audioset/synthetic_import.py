@@ -29,8 +29,9 @@ from m2ugen_data.audioset.selection import (
     SelectionPolicy,
     SelectionReport,
     select_music,
+    write_rejects,
 )
-from m2ugen_data.errors import M2UGenError
+from m2ugen_data.errors import DISK_FULL_ERRNOS, DiskFullError, M2UGenError
 from m2ugen_data.warehouse import Warehouse, utc_now
 
 SOURCE = "synthetic"
@@ -58,24 +59,35 @@ def import_synthetic(
     table, report = select_music(seg, ontology or load_ontology(), SelectionPolicy(pool_override=pool))
     report.batch_id = f"segments-{SOURCE}-{digest}"
     wh.write_batch("segments", table, report.batch_id)
+    write_rejects(wh, report)
 
     if with_video is None:
         from m2ugen_data.audioset.download import VIDEO_POOLS
 
         with_video = pool in VIDEO_POOLS
-    rows = [_import_clip(wh, corpus, clip_id) for clip_id in table.column("clip_id").to_pylist()]
-    if with_video:
-        rows = _add_videos(wh, rows)
-    failed = {row["clip_id"]: row["error"] for row in rows if row["status"] != "ok"}
-    wh.write_batch("clips", rows, f"import-{SOURCE}-{digest}")
+    created: list[Path] = []  # media this run added: removed again if the batch cannot be recorded
+    try:
+        rows = [_import_clip(wh, corpus, clip_id, created) for clip_id in table.column("clip_id").to_pylist()]
+        if with_video:
+            rows = _add_videos(wh, rows)
+        failed = {row["clip_id"]: row["error"] for row in rows if row["status"] != "ok"}
+        wh.write_batch("clips", rows, f"import-{SOURCE}-{digest}")
+    except (DiskFullError, OSError) as e:
+        if not isinstance(e, DiskFullError) and e.errno not in DISK_FULL_ERRNOS:
+            raise
+        for path in created:
+            path.unlink(missing_ok=True)
+        where = str(e) if isinstance(e, DiskFullError) else f"disk full writing the clips manifest in {wh.root}"
+        raise DiskFullError(f"{where}; the {len(created)} media files this import added were removed, free "
+                            "space and run it again") from None
     return ImportReport(report, ok=len(rows) - len(failed), failed=failed)
 
 
-def _import_clip(wh: Warehouse, corpus: Path, clip_id: str) -> dict:
+def _import_clip(wh: Warehouse, corpus: Path, clip_id: str, created: list[Path]) -> dict:
     row = {
         "clip_id": clip_id, "status": "failed", "error_class": None, "error": None, "attempts": 1,
         "audio_path": None, "video_path": None, "duration_s": None, "sample_rate": None, "bytes": None,
-        "sha256": None, "updated_at": utc_now(),
+        "sha256": None, "span": None, "span_start_s": None, "updated_at": utc_now(),
     }
     src = corpus / "audio" / f"{clip_id}.flac"  # clip_id was validated by the segment list parser
     if not src.is_file():
@@ -85,8 +97,16 @@ def _import_clip(wh: Warehouse, corpus: Path, clip_id: str) -> dict:
     except AudioDecodeError as e:
         return {**row, "error_class": CORRUPT, "error": str(e).splitlines()[0]}
     target = wh.media_path("audio", clip_id, "flac")
-    with atomic_path(target) as tmp:
-        shutil.copyfile(src, tmp)
+    existed = target.exists()
+    try:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(src, tmp)
+    except OSError as e:
+        if e.errno in DISK_FULL_ERRNOS:  # shutil names the source file in this error: name the target
+            raise DiskFullError(f"disk full writing {target}") from None
+        raise
+    if not existed:
+        created.append(target)
     data = target.read_bytes()
     return {
         **row, "status": "ok", "audio_path": target.relative_to(wh.root).as_posix(),

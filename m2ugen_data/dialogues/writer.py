@@ -5,6 +5,9 @@ Per batch of samples, both sides of every sample go to the backend in one call; 
 that still fails is written as ``rejected`` with its reasons, so it never reaches a shard but stays visible.
 A sample whose latest row is ``ok`` under the same prompt hash (backend, model, sampling settings, both
 prompts) is not generated again, and each batch is written on its own, so reruns are cheap and resumable.
+A sample rejected under the same prompt hash is not asked again either (the seeds are fixed, so it would
+only repeat the rejection and add a row per rerun), unless ``retry_rejected`` or the rejection was the
+backend failing (a timeout, a server error: worth another try).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from m2ugen_data import defaults
+from m2ugen_data.claims import WorkClaims, claimed_batches, stage_name
 from m2ugen_data.dialogues.backend import Backend, Request
 from m2ugen_data.dialogues.prompts import SIDES, build_prompts
 from m2ugen_data.dialogues.samples import DialogueSample
@@ -29,6 +34,7 @@ from m2ugen_data.warehouse import Warehouse, utc_now
 class DialogueSummary:
     total: int = 0
     cached: int = 0
+    rejected_before: int = 0  # rejected under the same prompt by an earlier run: not asked again
     accepted: int = 0
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)  # rejected samples per reason
@@ -36,6 +42,7 @@ class DialogueSummary:
     tokens: int = 0  # generated tokens, all attempts
     gen_seconds: float = 0.0  # time inside the backend
     seconds: float = 0.0
+    claimed_elsewhere: int = 0  # to do, but claimed by another live run (claims.py)
 
     @property
     def tokens_per_s(self) -> float:
@@ -52,12 +59,15 @@ def sample_seed(sample: DialogueSample, base_seed: int) -> int:
     return (int.from_bytes(digest, "little") + base_seed * 1_000_003) % (2**31 - 1000)
 
 
-def answered(wh: Warehouse, backend: Backend) -> dict[tuple[str, str], str]:
-    """(dataset, sample_id) -> prompt hash of samples whose latest row is an accepted answer of this backend."""
+def finished(wh: Warehouse, backend: Backend, retry_rejected: bool = False) -> dict[tuple[str, str], tuple[str, str]]:
+    """(dataset, sample_id) -> (status, prompt hash) of samples whose latest row, from this backend, is final:
+    accepted, or rejected for what it said (not for a backend failure) unless ``retry_rejected``."""
     name = backend.name.replace("'", "''")
-    t = wh.read("dialogues", where=f"status = 'ok' AND backend = '{name}'")
+    final = "status = 'ok'" if retry_rejected else (
+        "(status = 'ok' OR (status = 'rejected' AND coalesce(array_to_string(reasons, ' '), '') NOT LIKE '%backend_error:%'))")
+    t = wh.read("dialogues", where=f"{final} AND backend = '{name}'")
     keys = zip(t.column("dataset").to_pylist(), t.column("sample_id").to_pylist(), strict=True)
-    return dict(zip(keys, t.column("prompt_hash").to_pylist(), strict=True))
+    return dict(zip(keys, zip(t.column("status").to_pylist(), t.column("prompt_hash").to_pylist()), strict=True))
 
 
 def _run_batch(
@@ -130,32 +140,38 @@ def write_dialogues(
     samples: Sequence[DialogueSample],
     backend: Backend,
     *,
-    batch_size: int = 64,
-    max_attempts: int = 3,
-    base_seed: int = 0,
+    batch_size: int = defaults.DIALOGUE_BATCH_SIZE,
+    max_attempts: int = defaults.DIALOGUE_MAX_ATTEMPTS,
+    base_seed: int = defaults.TEXT_SEED,
     on_progress: Callable[[int, DialogueSummary], None] | None = None,
+    retry_rejected: bool = False,
 ) -> DialogueSummary:
-    """Generate, validate and record dialogues for ``samples`` not yet answered under the same prompt."""
+    """Generate, validate and record dialogues for ``samples`` not yet answered (or rejected) under the same
+    prompt; ``retry_rejected`` asks again for the rejected ones."""
     start = time.perf_counter()
     summary = DialogueSummary(total=len(samples))
-    done = answered(wh, backend)
+    claims = WorkClaims(wh.root, stage_name("dialogues", backend.name))  # before the answers are read
+    done = finished(wh, backend, retry_rejected)
     todo = []
     for s in samples:
         prompts = build_prompts(s)
         h = prompt_hash(backend, prompts)
-        if done.get((s.dataset, s.sample_id)) == h:
+        status, previous = done.get((s.dataset, s.sample_id), (None, None))
+        if previous != h:
+            todo.append((s, prompts, h))
+        elif status == "ok":
             summary.cached += 1
         else:
-            todo.append((s, prompts, h))
+            summary.rejected_before += 1
     if on_progress:
-        on_progress(summary.cached, summary)
-    for i in range(0, len(todo), max(1, batch_size)):
-        chunk = todo[i : i + max(1, batch_size)]
+        on_progress(summary.cached + summary.rejected_before, summary)
+    for chunk in claimed_batches(claims, todo, lambda t: f"{t[0].dataset}/{t[0].sample_id}", batch_size):
         rows = _run_batch(backend, chunk, max(1, max_attempts), base_seed, summary)
         digest = hashlib.sha1("".join(f"{r['dataset']}/{r['sample_id']}:{r['prompt_hash']};" for r in rows).encode())
         table = pa.Table.from_pylist(rows, schema=DIALOGUES.schema)  # columnar: no per-row checks in conform
         wh.write_batch("dialogues", table, batch_id=f"dlg-{backend.name}-{digest.hexdigest()[:16]}")
         if on_progress:
             on_progress(len(chunk), summary)
+    summary.claimed_elsewhere = claims.skipped
     summary.seconds = time.perf_counter() - start
     return summary

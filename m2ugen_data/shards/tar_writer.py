@@ -218,8 +218,11 @@ def _write_tar(target: Path, samples: Sequence[_Planned]) -> ShardInfo:
             nonlocal written, flushed
             digest.update(data)
             mv = memoryview(data)
-            while mv:
-                mv = mv[out.write(mv) :]
+            try:
+                while mv:
+                    mv = mv[out.write(mv) :]
+            except OSError as e:  # raised as ShardError so the read handler below cannot blame the source file
+                raise _write_failed(target, e) from e
             written += len(data)
             if written - flushed >= _WRITEBACK_STEP:
                 _start_writeback(out.fileno(), flushed, written - flushed)
@@ -264,6 +267,18 @@ def _write_tar(target: Path, samples: Sequence[_Planned]) -> ShardInfo:
         first_key=samples[0].key if samples else None,
         last_key=samples[-1].key if samples else None,
     )
+
+
+def _write_failed(target: Path, e: OSError) -> ShardError:
+    return ShardError(f"{target}: cannot write the shard: {e.strerror or e}")
+
+
+def _write_shard(target: Path, samples: Sequence[_Planned]) -> ShardInfo:
+    """``_write_tar``; a failure of the shard file itself (disk full at the fsync, rename) names the shard."""
+    try:
+        return _write_tar(target, samples)
+    except OSError as e:
+        raise _write_failed(target, e) from e
 
 
 @dataclass
@@ -341,9 +356,9 @@ class ShardWriter:
         batch, self._current, self._footprint = self._current, [], 0
         self._index += 1
         if self._pool is None:
-            self._done.append(_write_tar(target, batch))
+            self._done.append(_write_shard(target, batch))
             return
-        self._pending.append(self._pool.submit(_write_tar, target, batch))
+        self._pending.append(self._pool.submit(_write_shard, target, batch))
         while len(self._pending) > self.workers:  # bound memory: at most `workers` shards in flight
             self._done.append(self._pending.popleft().result())
 

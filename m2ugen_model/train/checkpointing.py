@@ -13,7 +13,9 @@ intact. Everything is read back with ``torch.load(weights_only=True)``: no pickl
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
@@ -133,8 +136,40 @@ def latest_checkpoint(out: Path) -> Path | None:
     pointer = Path(out) / "checkpoints" / LATEST
     if not pointer.is_file():
         return None
-    path = pointer.parent / pointer.read_text().strip()
+    name = pointer.read_text(errors="replace").strip()
+    if not re.fullmatch(r"step_\d+", name):  # only ever a sibling directory, never a path elsewhere
+        raise TrainError(f"{pointer}: names {name[:80]!r}, not a step_NNNNNNN checkpoint directory")
+    path = pointer.parent / name
     return path if path.is_dir() else None
+
+
+def _reason(exc: Exception) -> str:
+    """The useful line of a load error (torch's weights-only refusal leads with advice we must not follow)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0][:200] if lines else type(exc).__name__
+
+
+def _load_tensors(file: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise TrainError(f"{file}: not a readable safetensors checkpoint ({_reason(exc)})") from None
+
+
+def _load_pt(file: Path) -> dict[str, Any]:
+    """A ``.pt`` part of a checkpoint, plain tensors and containers only; anything else is refused in one line."""
+    try:
+        obj = torch.load(file, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise TrainError(f"{file}: missing (an incomplete or foreign checkpoint)") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise TrainError(f"{file}: refused, not a checkpoint of plain tensors ({_reason(exc)})") from None
+    if not isinstance(obj, dict):
+        raise TrainError(f"{file}: refused, holds a {type(obj).__name__}, not a checkpoint dictionary")
+    return obj
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> list[str]:
@@ -144,7 +179,7 @@ def load_weights(model: torch.nn.Module, path: Path) -> list[str]:
     file = path / "trainable.safetensors" if path.is_dir() else path
     if not file.is_file():
         raise TrainError(f"{path}: no trainable.safetensors checkpoint there")
-    state = load_file(str(file))
+    state = _load_tensors(file)
     names = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
     unknown = sorted(k for k in state if k not in names)
     if unknown:
@@ -157,14 +192,18 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
                     scheduler: Any) -> tuple[int, dict[str, Any]]:
     """Restore everything saved by ``save_checkpoint``; returns ``(step, this rank's state)``."""
     rank, world = _rank()
-    trainer = torch.load(path / "trainer.pt", weights_only=True, map_location="cpu")
-    if trainer["world"] != world:
-        raise TrainError(f"{path}: saved with {trainer['world']} ranks, resuming with {world}: the data "
-                         "position is per rank, so an exact resume needs the same world size")
-    load_weights(model, path)
-    set_optimizer_state_dict(model, optimizer, trainer["optimizer"],
-                             options=StateDictOptions(full_state_dict=True, strict=False))
-    scheduler.load_state_dict(trainer["scheduler"])
-    mine = torch.load(path / f"rank_{rank}.pt", weights_only=True, map_location="cpu")
-    set_rng_state(mine.pop("rng"))
-    return int(trainer["step"]), mine
+    trainer = _load_pt(path / "trainer.pt")
+    mine = _load_pt(path / f"rank_{rank}.pt")
+    try:
+        if trainer["world"] != world:
+            raise TrainError(f"{path}: saved with {trainer['world']} ranks, resuming with {world}: the data "
+                             "position is per rank, so an exact resume needs the same world size")
+        load_weights(model, path)
+        set_optimizer_state_dict(model, optimizer, trainer["optimizer"],
+                                 options=StateDictOptions(full_state_dict=True, strict=False))
+        scheduler.load_state_dict(trainer["scheduler"])
+        set_rng_state(mine.pop("rng"))
+        return int(trainer["step"]), mine
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise TrainError(f"{path}: not a checkpoint this model and optimizer can resume from "
+                         f"({type(exc).__name__}: {_reason(exc)})") from None

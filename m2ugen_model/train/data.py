@@ -19,13 +19,15 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import braceexpand
 import fsspec
+import pyarrow.parquet as pq
 import torch
 import webdataset as wds
+from fsspec.implementations.local import LocalFileSystem
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from m2ugen_model.train.collate import Tokenised, Tokenizer, collate, tokenise
@@ -33,9 +35,11 @@ from m2ugen_model.train.config import DEFAULT_MIXTURES
 from m2ugen_model.train.errors import TrainError
 from m2ugen_model.train.examples import SkipSample, to_example
 from m2ugen_model.train.media import MediaSpec
+from m2ugen_model.train.stopping import ignore_stop_signals
 
 log = logging.getLogger("m2ugen.train.data")
 
+EVAL_SUFFIX = "_eval"  # shards/<dataset>_eval: held-out splits, skipped when a warehouse is scanned
 SHARD_NAME = re.compile(r"^(?P<dataset>[A-Za-z0-9_]+)-\d+\.tar$")
 # A member must be a plain relative name: no absolute path, no '..' component, no backslash, no control chars.
 SAFE_MEMBER = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[^\\\x00-\x1f]+$")
@@ -72,14 +76,52 @@ def _expand_one(spec: str) -> dict[str, list[str]]:
         return {_dataset_of(spec): [spec]}
     fs, root = _fs_and_path(spec)
     root = root.rstrip("/")
+    warehouse = None
     if fs.isdir(f"{root}/shards"):
-        root = f"{root}/shards"
+        warehouse, root = root, f"{root}/shards"
     found: dict[str, list[str]] = {}
-    for path in sorted(fs.glob(f"{root}/*.tar") + fs.glob(f"{root}/*/*.tar")):
+    nested = set(fs.glob(f"{root}/*/*.tar"))
+    for path in sorted(fs.glob(f"{root}/*.tar") + list(nested)):
         if PurePosixPath(path).name.startswith("."):  # a shard still being written (temp name)
             continue
+        if path in nested and PurePosixPath(path).parent.name.endswith(EVAL_SUFFIX):
+            continue  # a held-out split (m2ugen_data.eval_splits): only ever read when named explicitly
         found.setdefault(_dataset_of(path), []).append(_unstrip(spec, fs, path))
+    if warehouse is not None and isinstance(fs, LocalFileSystem):
+        found = _vouched_for(Path(warehouse), found)
     return found
+
+
+def _vouched_for(warehouse: Path, found: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Only the shard files the warehouse's ``shards`` manifest lists, at the size it records.
+
+    ``shards write`` renames each finished tar into place and records the set afterwards, so a run killed in
+    between leaves files the manifest does not vouch for: new shards of an unfinished set, or a set that
+    mixes two runs. Training on them would silently read a different dataset; they are skipped with a
+    warning instead. A warehouse without a shards manifest (shards copied by hand) is read as found.
+    """
+    files = sorted((warehouse / "manifests" / "shards").glob("*.parquet"))
+    if not files:
+        return found
+    newest: dict[str, tuple[int, Any]] = {}
+    for f in files:
+        t = pq.read_table(f, columns=["path", "bytes", "created_at"]).to_pydict()
+        for rel, size, created in zip(t["path"], t["bytes"], t["created_at"], strict=True):
+            if rel not in newest or created > newest[rel][1]:
+                newest[rel] = (size, created)
+    out: dict[str, list[str]] = {}
+    for dataset, urls in found.items():
+        ok, bad = [], []
+        for url in urls:
+            rel = Path(url).relative_to(warehouse).as_posix()
+            (ok if rel in newest and Path(url).stat().st_size == newest[rel][0] else bad).append(url)
+        if bad:
+            log.warning("%s: %d shard file(s) not in the warehouse's shards manifest or of another size (an "
+                        "interrupted `shards write`?), skipped: %s; rerun `m2ugen-data shards write --dataset %s`",
+                        Path(bad[0]).parent, len(bad), ", ".join(Path(u).name for u in bad[:5]), dataset)
+        if ok:
+            out[dataset] = ok
+    return out
 
 
 def discover_shards(specs: list[str], extra: list[str] = ()) -> dict[str, list[str]]:
@@ -92,6 +134,8 @@ def discover_shards(specs: list[str], extra: list[str] = ()) -> dict[str, list[s
         name, _, url = entry.partition("=") if "=" in entry.split("://", 1)[0] else ("", "", entry)
         for ds, urls in _expand_one(url).items():
             found.setdefault(name or ds, []).extend(urls)
+    for name in [k for k in found if k.endswith(EVAL_SUFFIX)]:  # named explicitly (--eval-shards): its dataset's
+        found.setdefault(name.removesuffix(EVAL_SUFFIX), []).extend(found.pop(name))  # mixture weight applies
     found = {k: sorted(set(v)) for k, v in found.items() if v}
     if not found:
         where = ", ".join(specs) or "(none given)"
@@ -315,7 +359,8 @@ def make_loader(stream: ShardStream) -> torch.utils.data.DataLoader:
     """Batches are formed in the workers (``batch_size=None``); ``in_order`` keeps the round-robin exact."""
     n = stream.spec.num_workers
     return torch.utils.data.DataLoader(stream, batch_size=None, num_workers=n, persistent_workers=False,
-                                       prefetch_factor=2 if n else None, in_order=True)
+                                       prefetch_factor=2 if n else None, in_order=True,
+                                       worker_init_fn=ignore_stop_signals if n else None)
 
 
 class SkipTally:

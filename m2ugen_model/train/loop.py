@@ -35,6 +35,7 @@ from m2ugen_model.train.data import (
     stage_mixture,
 )
 from m2ugen_model.train.errors import TrainError
+from m2ugen_model.train.stopping import StopRequest
 
 log = logging.getLogger("m2ugen.train")
 
@@ -151,17 +152,19 @@ class TrainResult:
     skips: dict[str, int]
     checkpoint: Path | None
     eval_losses: list[tuple[int, float]] = field(default_factory=list)
+    stopped_by: str | None = None  # the signal that ended the run before max_steps
 
 
 class MetricLog:
     """JSONL metrics on rank 0 plus the optional TensorBoard / W&B writer (imported only when chosen)."""
 
-    def __init__(self, cfg: TrainConfig, d: Dist) -> None:
+    def __init__(self, cfg: TrainConfig, d: Dist, start_step: int = 0) -> None:
         self.path = Path(cfg.out) / "logs"
         self.path.mkdir(parents=True, exist_ok=True)
         self.main = d.is_main
-        self.samples = open(self.path / f"samples_rank{d.rank}.jsonl", "a")
-        self.metrics = open(self.path / "metrics.jsonl", "a") if self.main else None
+        # sample keys are logged under the step they are for (0-based), metrics after it (1-based)
+        self.samples = _open_log(self.path / f"samples_rank{d.rank}.jsonl", start_step)
+        self.metrics = _open_log(self.path / "metrics.jsonl", start_step + 1) if self.main else None
         self.writer: Any = None
         if self.main and cfg.logger == "tensorboard":
             try:
@@ -198,6 +201,28 @@ class MetricLog:
             self.metrics.close()
         if self.writer is not None:
             (self.writer.close if hasattr(self.writer, "close") else self.writer.finish)()
+
+
+def _open_log(path: Path, first_replayed: int):
+    """Open a JSONL log for appending; lines of steps from ``first_replayed`` on are dropped first.
+
+    Those steps were logged by a run that was stopped or killed after its last checkpoint; the resumed run
+    replays them, and each step must appear once. A fresh run (0) starts an empty log.
+    """
+    if path.is_file():
+        kept = [line for line in path.read_text().splitlines(keepends=True)
+                if (step := _logged_step(line)) is not None and step < first_replayed]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
+    return open(path, "a")
+
+
+def _logged_step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a line cut short by a kill
 
 
 def wrap(model: torch.nn.Module, bundle: Bundle, cfg: TrainConfig, d: Dist) -> torch.nn.Module:
@@ -301,8 +326,9 @@ def train(cfg: TrainConfig, bundle: Bundle, d: Dist | None = None) -> TrainResul
     stream = ShardStream(sources, stream_spec(cfg, bundle, d), bundle.tokenizer, _aud_ids(bundle), position)
     with torch.random.fork_rng(devices=[]):  # creating workers draws from torch's RNG; keep the run's sequence
         batches = iter(make_loader(stream))
-    logger, tally, bar = MetricLog(cfg, d), SkipTally(), _progress(cfg, d, step)
+    logger, tally, bar = MetricLog(cfg, d, step), SkipTally(), _progress(cfg, d, step)
     result = TrainResult(step, [], [], [], {}, None)
+    stop = StopRequest().install()
     try:
         model.train()
         while step < cfg.max_steps:
@@ -346,10 +372,18 @@ def train(cfg: TrainConfig, bundle: Bundle, d: Dist | None = None) -> TrainResul
                 ev = evaluate(model, bundle, cfg, d, eval_sources)
                 result.eval_losses.append((step, ev))
                 logger.scalars(step, {"eval_loss": ev})
-            if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.max_steps:
+            stopping = stop.requested(d.device) and step < cfg.max_steps  # collective: every rank, every step
+            if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.max_steps or stopping:
                 result.checkpoint = save_checkpoint(Path(cfg.out), step, model, optimizer, scheduler,
                                                     {"position": position.state_dict()}, cfg.model_dump(mode="json"))
+            if stopping:
+                result.stopped_by = stop.name
+                if d.is_main:
+                    log.warning("stopped by %s after step %d of %d; checkpoint %s; to continue, run the same "
+                                "command with --resume", stop.name, step, cfg.max_steps, result.checkpoint)
+                break
     finally:
+        stop.uninstall()
         if bar is not None:
             bar.stop()
         logger.close()

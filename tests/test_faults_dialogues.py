@@ -1,0 +1,25 @@
+"""Issue 15.8: a dialogue rerun does not ask again for samples rejected before under the same prompt (the
+rows would grow with every rerun), but does retry those the backend failed to answer."""
+
+from __future__ import annotations
+
+from test_dialogues import Completion, Scripted, _edit_samples
+
+from m2ugen_data.dialogues.writer import write_dialogues
+
+
+def test_rerun_leaves_rejected_samples_alone_and_retries_backend_failures(warehouse):
+    bad = Completion("Sure, here you go!")  # fails validation: a rejection for what it says
+    said_no = Scripted({"human": [bad], "gpt": [bad]})
+    assert write_dialogues(warehouse, _edit_samples(2), said_no, max_attempts=2).rejected == 2
+    rows = warehouse.read("dialogues", latest=False).num_rows
+    again = write_dialogues(warehouse, _edit_samples(2), said_no, max_attempts=2)
+    assert (again.rejected_before, again.rejected, said_no.calls) == (2, 0, [4, 4])  # no new requests
+    assert warehouse.read("dialogues", latest=False).num_rows == rows
+
+    down = Scripted({"human": [Completion(None, error="timeout")], "gpt": [Completion(None, error="timeout")]})
+    others = _edit_samples(4)[2:]
+    assert write_dialogues(warehouse, others, down, max_attempts=1).rejected == 2
+    back = Scripted({"human": [Completion("Add piano to the piece, please.")],
+                     "gpt": [Completion("Here is a music that is sad and slow.")]})
+    assert write_dialogues(warehouse, others, back).accepted == 2  # the failed ones are asked again
