@@ -273,8 +273,7 @@ def run(work: Path, plan: Plan, weights: Path | None = None, infer: bool = True)
     t0 = time.perf_counter()
     cfg3 = _config(data, work, 3, s3, plan, init_from=str(r2.checkpoint))
     b3 = from_preset("tiny", str(weights), stage=3)
-    for ckpt in (r1.checkpoint, r2.checkpoint):  # a stage's checkpoint holds only what that stage trained
-        load_weights(b3.model, ckpt)
+    load_weights(b3.model, r2.checkpoint)  # stage 2's checkpoint carries the stage-1 adapters it started from
     if not plan.generation:
         r3 = train(cfg3, b3, Dist())
         res.numbers["ce_stage3_first"], res.numbers["ce_stage3_last"] = r3.ce[0], float(np.mean(r3.ce[-5:]))

@@ -364,3 +364,12 @@ def test_card_opens_in_chromium_with_every_resource_and_drawn_figures(card, brow
     next((moved / "muedit" / "media").glob("*.mp3")).unlink()
     problems = browser.load(moved / "muedit" / "index.html")
     assert any("key.png" in p for p in problems) and any(".mp3" in p for p in problems), problems
+
+
+def test_histogram_of_values_equal_up_to_float_noise_is_drawn(tmp_path):
+    """Every pair at tempo ratio 1.0 (within 1e-16) once failed the whole card: numpy cannot cut 20 bins there."""
+    from m2ugen_data.report import figures
+
+    fig, (ax,) = figures._new(4, 3)
+    figures._hist(ax, [1.0, 1.0 + 2e-16, 1.0], "tempo ratio")
+    assert sum(p.get_height() for p in ax.patches) == 3

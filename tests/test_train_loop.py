@@ -80,6 +80,24 @@ def test_stage_init_from_previous_checkpoint(weights: str, wh: Path, tmp_path: P
     assert saved and all(torch.allclose(params[k].detach(), v, atol=1e-5) for k, v in saved.items())
 
 
+def test_stage_chain_carries_earlier_stages_weights(weights: str, wh: Path, tmp_path: Path):
+    """1 -> 2 -> 3: stage 2 does not train the stage-1 adapters, yet its checkpoint must hold them (as loaded),
+    so stage 3 started from stage 2 alone (and inference from one checkpoint) has every trained weight."""
+    s1 = train(cfg(wh, tmp_path / "s1", stage=1, max_steps=1), from_preset("tiny", weights, stage=1), Dist())
+    stage1 = load_file(str(s1.checkpoint / "trainable.safetensors"))
+    s2 = train(cfg(wh, tmp_path / "s2", stage=2, max_steps=1, init_from=str(s1.checkpoint)),
+               from_preset("tiny", weights, stage=2), Dist())
+    stage2 = load_file(str(s2.checkpoint / "trainable.safetensors"))
+    trained_in_2 = set(from_preset("tiny", weights, stage=2).trainable_names(2))
+    inherited = {k: v for k, v in stage1.items() if k not in trained_in_2}
+    assert inherited, "stage 1 trains something stage 2 does not"
+    assert all(torch.equal(stage2[k], v) for k, v in inherited.items())
+    bundle = from_preset("tiny", weights, stage=3)
+    train(cfg(wh, tmp_path / "s3", max_steps=1, init_from=str(s2.checkpoint), lr=1e-9), bundle, Dist())
+    params = dict(bundle.model.named_parameters())
+    assert all(torch.allclose(params[k].detach(), v, atol=1e-5) for k, v in inherited.items())
+
+
 def test_torchrun_two_ranks_stay_in_sync(weights: str, wh: Path, tmp_path: Path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

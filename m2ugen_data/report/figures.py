@@ -54,7 +54,11 @@ def _save(fig: Figure, out_dir: Path, name: str) -> str:
 
 
 def _hist(ax, values: Sequence[float], xlabel: str, bins: int = 20, color: str = KEPT) -> None:
-    ax.hist(values, bins=bins, color=color, edgecolor="white")
+    """A histogram that also draws values equal up to float noise (every pair at tempo ratio 1.0 within
+    1e-16), for which numpy cannot cut ``bins`` finite-width bins: those get a unit-wide range around them."""
+    lo, hi = min(values), max(values)
+    flat = hi - lo <= 1e-9 * max(1.0, abs(hi))
+    ax.hist(values, bins=bins, range=(lo - 0.5, hi + 0.5) if flat else None, color=color, edgecolor="white")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")

@@ -1,8 +1,10 @@
 """Training checkpoints that resume exactly: trainable weights, optimizer, scheduler, step, data position, RNGs.
 
 Layout of ``<out>/checkpoints/step_NNNNNNN/``:
-- ``trainable.safetensors``: the stage's trainable parameters only (full tensors, also under FSDP), so a later
-  stage can start from it (``--init-from``) and it stays small next to the frozen 7B LLM;
+- ``trainable.safetensors``: every weight the run differs from the base model in (full tensors, also under
+  FSDP): the stage's trainable parameters plus the frozen ones it was initialised with (``--init-from``), so
+  a chain of stages (1 -> 2 -> 3) carries the earlier stages' weights forward, one checkpoint loads the
+  whole trained model, and it stays small next to the frozen 7B LLM;
 - ``trainer.pt``: optimizer and scheduler state, step, the config it was trained with;
 - ``rank_R.pt``: what differs per rank: data position and RNG states (python, numpy, torch, cuda).
 The directory is written under a temporary name and renamed when every rank has written its part; then
@@ -102,8 +104,10 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(out: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, rank_state: dict[str, Any], config: dict[str, Any]) -> Path:
-    """Every rank calls this (collectives inside); returns the final directory."""
+                    scheduler: Any, rank_state: dict[str, Any], config: dict[str, Any],
+                    carried: dict[str, torch.Tensor] | None = None) -> Path:
+    """Every rank calls this (collectives inside); returns the final directory. ``carried``: frozen tensors
+    inherited from an earlier stage, saved beside the trained ones (see ``carried_weights``)."""
     rank, world = _rank()
     root = Path(out) / "checkpoints"
     final = root / f"step_{step:07d}"
@@ -115,7 +119,7 @@ def save_checkpoint(out: Path, step: int, model: torch.nn.Module, optimizer: tor
     weights = trainable_state(model)
     optim = get_optimizer_state_dict(model, optimizer, options=_OPTS)
     if rank == 0:
-        save_file(weights, str(tmp / "trainable.safetensors"))
+        save_file({**(carried or {}), **weights}, str(tmp / "trainable.safetensors"))
         torch.save({"optimizer": optim, "scheduler": scheduler.state_dict(), "step": step, "world": world,
                     "config": config}, tmp / "trainer.pt")
     torch.save({**rank_state, "rng": rng_state()}, tmp / f"rank_{rank}.pt")
@@ -172,20 +176,31 @@ def _load_pt(file: Path) -> dict[str, Any]:
     return obj
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> list[str]:
-    """Load trainable tensors from a checkpoint dir or a ``.safetensors`` file; names that do not exist in the
-    model are an error (a checkpoint for another architecture), absent names keep their current values."""
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint dir (its ``trainable.safetensors``) or of a ``.safetensors`` file."""
     path = Path(path)
     file = path / "trainable.safetensors" if path.is_dir() else path
     if not file.is_file():
         raise TrainError(f"{path}: no trainable.safetensors checkpoint there")
-    state = _load_tensors(file)
+    return _load_tensors(file)
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
+    """Load the tensors of a checkpoint dir or a ``.safetensors`` file and return them; names that do not exist
+    in the model are an error (a checkpoint for another architecture), absent names keep their values."""
+    state = read_weights(path)
     names = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
     unknown = sorted(k for k in state if k not in names)
     if unknown:
-        raise TrainError(f"{file}: {len(unknown)} tensors the model does not have, e.g. {unknown[:3]}")
+        raise TrainError(f"{path}: {len(unknown)} tensors the model does not have, e.g. {unknown[:3]}")
     set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=False))
-    return sorted(state)
+    return state
+
+
+def carried_weights(state: dict[str, torch.Tensor], trained: set[str]) -> dict[str, torch.Tensor]:
+    """The loaded tensors this stage does not train: without them in its checkpoints, stage 3 started from
+    stage 2 would lose the stage-1 adapters that stage 2 was itself started from."""
+    return {k: v for k, v in state.items() if k not in trained}
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

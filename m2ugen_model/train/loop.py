@@ -21,7 +21,14 @@ import torch
 import torch.distributed as dist
 
 from m2ugen_model.train.bundle import Bundle
-from m2ugen_model.train.checkpointing import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from m2ugen_model.train.checkpointing import (
+    carried_weights,
+    latest_checkpoint,
+    load_checkpoint,
+    load_weights,
+    read_weights,
+    save_checkpoint,
+)
 from m2ugen_model.train.collate import MODALITIES
 from m2ugen_model.train.config import TrainConfig
 from m2ugen_model.train.data import (
@@ -303,9 +310,13 @@ def train(cfg: TrainConfig, bundle: Bundle, d: Dist | None = None) -> TrainResul
             raise TrainError("this model has no gradient checkpointing switch")
         bundle.enable_grad_checkpointing()
     model = bundle.model.to(d.device)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}  # names before any DDP/FSDP wrapper
+    carried: dict[str, torch.Tensor] = {}
     if cfg.init_from:
         loaded = load_weights(model, Path(cfg.init_from))
-        log.info("initialised %d tensors from %s", len(loaded), cfg.init_from)
+        carried = carried_weights(loaded, trained)
+        log.info("initialised %d tensors from %s (%d frozen here, carried into this run's checkpoints)",
+                 len(loaded), cfg.init_from, len(carried))
     model = wrap(model, bundle, cfg, d)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
@@ -316,6 +327,7 @@ def train(cfg: TrainConfig, bundle: Bundle, d: Dist | None = None) -> TrainResul
         if ckpt is None:
             raise TrainError(f"--resume: no checkpoint under {cfg.out}/checkpoints")
         step, state = load_checkpoint(ckpt, model, optimizer, scheduler)
+        carried = carried or carried_weights(read_weights(ckpt), trained)  # resumed without --init-from
         position = Position.from_state(state["position"])
         # The schedule follows this run's config (max_steps may be raised to extend a run); a no-op when
         # the config is unchanged.
@@ -375,7 +387,8 @@ def train(cfg: TrainConfig, bundle: Bundle, d: Dist | None = None) -> TrainResul
             stopping = stop.requested(d.device) and step < cfg.max_steps  # collective: every rank, every step
             if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.max_steps or stopping:
                 result.checkpoint = save_checkpoint(Path(cfg.out), step, model, optimizer, scheduler,
-                                                    {"position": position.state_dict()}, cfg.model_dump(mode="json"))
+                                                    {"position": position.state_dict()}, cfg.model_dump(mode="json"),
+                                                    carried)
             if stopping:
                 result.stopped_by = stop.name
                 if d.is_main:
