@@ -1,8 +1,9 @@
 """``m2ugen-data analyze`` and ``m2ugen-data pairs mine``: the analysis and MUEdit mining commands.
 
 Heavy imports (madmom, librosa, the analysers' models) happen inside the commands so ``m2ugen-data --help``
-stays fast; only ``PairRules`` is imported up front, because its defaults are the options' defaults;
-``m2ugen_data.cli`` is imported lazily too, because it imports this module to register the commands.
+stays fast; only ``PairRules`` and ``MusicFilterConfig`` are imported up front, because their defaults are the
+options' defaults; ``m2ugen_data.cli`` is imported lazily too, because it imports this module to register the
+commands.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from m2ugen_data import defaults as D
+from m2ugen_data.analysis.music_filter import MusicFilterConfig
 from m2ugen_data.analysis.pairs import PairRules
 
 analyze_app = typer.Typer(
@@ -21,14 +24,13 @@ analyze_app = typer.Typer(
 )
 # The pair rules' defaults are PairRules' own (one definition for the CLI, the flows and the Python API).
 _RULES = PairRules()
+_FILTER = MusicFilterConfig()  # likewise the music filter's bounds
 pairs_app = typer.Typer(help="Mine MUEdit source/target pairs from the features manifest.", no_args_is_help=True)
 
 
 def _filter_options(
     max_speech: float, min_lufs: float, max_lufs: float, no_label_check: bool, min_music_score: float | None
 ):
-    from m2ugen_data.analysis.music_filter import MusicFilterConfig
-
     return MusicFilterConfig(
         max_speech_ratio=max_speech,
         min_loudness_lufs=min_lufs,
@@ -56,11 +58,20 @@ def analyze(
     limit: Annotated[int | None, typer.Option(help="Analyse at most this many clips.")] = None,
     batch_size: Annotated[int, typer.Option(help="Clips per features batch file.")] = 64,
     force: Annotated[bool, typer.Option(help="Re-analyse clips already analysed by this analyser version.")] = False,
-    max_speech: MaxSpeech = 0.5,
-    min_lufs: MinLufs = -45.0,
-    max_lufs: MaxLufs = -3.0,
-    no_label_check: NoLabelCheck = False,
-    min_music_score: MinMusicScore = None,
+    max_speech: MaxSpeech = _FILTER.max_speech_ratio,
+    min_lufs: MinLufs = _FILTER.min_loudness_lufs,
+    max_lufs: MaxLufs = _FILTER.max_loudness_lufs,
+    no_label_check: NoLabelCheck = not _FILTER.require_music_label,
+    min_music_score: MinMusicScore = _FILTER.min_music_score,
+    max_duration: Annotated[
+        float, typer.Option(help="Longest input in seconds (read from the header): longer is rejected as too_long.")
+    ] = D.MAX_AUDIO_S,
+    max_decode: Annotated[
+        float, typer.Option(help="Inputs up to this many seconds are analysed whole; longer ones in windows.")
+    ] = D.MAX_DECODE_S,
+    windows: Annotated[
+        int, typer.Option(help="Long inputs: standard-length windows analysed and aggregated (0: reject as too_long).")
+    ] = D.LONG_AUDIO_WINDOWS,
 ) -> None:
     """Analyse downloaded clips (clips manifest, status ok) into the features manifest."""
     if ctx.invoked_subcommand is not None:
@@ -72,7 +83,7 @@ def analyze(
         TimeRemainingColumn,
     )
 
-    from m2ugen_data.analysis.analyze import analyze_clips, select_clips
+    from m2ugen_data.analysis.analyze import Thresholds, analyze_clips, select_clips
     from m2ugen_data.cli_common import console, get_warehouse
 
     wh = get_warehouse(ctx)
@@ -91,6 +102,7 @@ def analyze(
             batch_size=batch_size,
             force=force,
             filter_config=cfg,
+            thresholds=Thresholds(max_duration_s=max_duration, max_decode_s=max_decode, windows=windows),
             progress=lambda n: bar.advance(task, n),
         )
     _print_analysis_summary(summary)
@@ -111,6 +123,7 @@ def _print_analysis_summary(summary) -> None:
     t.add_column("value", justify="right")
     t.add_row("clips requested", str(summary.requested))
     t.add_row("skipped (already analysed)", str(summary.skipped))
+    t.add_row("skipped (claimed by another run)", str(summary.claimed_elsewhere))
     if summary.outdated:
         t.add_row("re-analysed (older analyser version)", str(summary.outdated))
     t.add_row("analysed", str(summary.analysed))
@@ -129,11 +142,11 @@ def _print_analysis_summary(summary) -> None:
 @analyze_app.command("filter")
 def refilter_cmd(
     ctx: typer.Context,
-    max_speech: MaxSpeech = 0.5,
-    min_lufs: MinLufs = -45.0,
-    max_lufs: MaxLufs = -3.0,
-    no_label_check: NoLabelCheck = False,
-    min_music_score: MinMusicScore = None,
+    max_speech: MaxSpeech = _FILTER.max_speech_ratio,
+    min_lufs: MinLufs = _FILTER.min_loudness_lufs,
+    max_lufs: MaxLufs = _FILTER.max_loudness_lufs,
+    no_label_check: NoLabelCheck = not _FILTER.require_music_label,
+    min_music_score: MinMusicScore = _FILTER.min_music_score,
 ) -> None:
     """Re-apply the MUCaps music filter with new bounds (no audio is decoded; changed rows are rewritten)."""
     import pyarrow as pa
@@ -176,8 +189,14 @@ def mine(
     window: Annotated[int, typer.Option(help="Neighbours per clip per sort order in the band join.")] = _RULES.window,
     threads: Annotated[int | None, typer.Option(help="DuckDB threads (default: all cores).")] = None,
     memory_limit: Annotated[str | None, typer.Option(help="DuckDB memory limit, e.g. 4GB.")] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Mine every clip again instead of only new or re-analysed ones.")
+    ] = False,
 ) -> None:
-    """Mine tempo- and beat-matched pairs that differ in measured content, preferring shared harmony."""
+    """Mine tempo- and beat-matched pairs that differ in measured content, preferring shared harmony.
+
+    Incremental by default: the previous run's scored edges (warehouse ``cache/pairs/``) are reused and only
+    pairs involving new or re-analysed clips are searched; the pairs equal a full re-mine's."""
     import pyarrow as pa
 
     from m2ugen_data.analysis.pairs import PairRules, mine_warehouse
@@ -200,7 +219,7 @@ def mine(
     )
     wh = get_warehouse(ctx)
     with console.status("mining pairs (DuckDB band join, greedy degree cap)"):
-        result, batch = mine_warehouse(wh, rules, pool, threads=threads, memory_limit=memory_limit)
+        result, batch = mine_warehouse(wh, rules, pool, full=full, threads=threads, memory_limit=memory_limit)
     rows = [
         {"what": "clips in features", "value": result.clips},
         {"what": "eligible clips", "value": result.eligible},

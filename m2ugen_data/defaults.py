@@ -29,6 +29,10 @@ SPAN_WINDOW_S = 30.0  # span=window: seconds kept, centred on the segment
 # Longest audio a download keeps (longer videos: this many seconds around the segment) and analysis accepts
 # (longer files: rejected as too_long before decoding). The paper's MUCaps averages 209 s a file.
 MAX_AUDIO_S = 3600.0
+# Analysis of long audio: up to MAX_DECODE_S decoded whole; longer, LONG_AUDIO_WINDOWS windows of the segment's
+# length spread over the file and aggregated, so memory stays bounded whatever the length (0: reject instead).
+MAX_DECODE_S = 60.0
+LONG_AUDIO_WINDOWS = 6
 
 # Music captions and dialogues (m2ugen-data caption|dialogue; flows' ``text`` and ``run`` groups)
 CAPTION_BACKEND = "grounded"  # offline, from the measurements

@@ -214,3 +214,16 @@ def test_long_music_in_windows_aggregates_to_the_majority_and_captions_the_whole
     assert len(row["tags_mtt"]) == 50 and row["music_score"] is not None
     caption = grounded_caption(facts_from_rows("longAAAAAAA_0", row, None, lambda mid: mid))
     assert f"about {round(row['tempo_bpm'])} BPM in {row['meter']}/4 time" in caption, caption
+
+
+def test_cli_analyze_takes_the_length_cap(hour_of_silence, warehouse):
+    """`m2ugen-data analyze --max-duration` reaches the analysis: a file over it is a too_long row."""
+    from typer.testing import CliRunner
+
+    from m2ugen_data.cli import app
+
+    _ok_clip(warehouse, "longBBBBBBB_0", hour_of_silence, 3600.0)
+    out = CliRunner().invoke(app, ["--warehouse", str(warehouse.root), "analyze", "--workers", "0", "--max-duration", "1800"])
+    assert out.exit_code == 0, out.output
+    (row,) = warehouse.read("features").to_pylist()
+    assert (row["status"], row["reason"]) == ("rejected", "too_long")

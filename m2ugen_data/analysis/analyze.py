@@ -8,6 +8,13 @@ current analyser version (ok or rejected) are skipped, failed ones are retried.
 
 Bad input becomes a row, not an exception: a missing or undecodable file is ``failed``, a silent, clipped
 or very short clip is ``rejected`` with its level measurements but no rhythm (a tempo is never guessed).
+Decoding is strict (``audio_io``): a decoder error, a lost sync or fewer samples than the header (or the
+``clips`` manifest) says is ``failed`` with reason ``corrupt``, never a shorter clip analysed as good.
+
+Input length is bounded before decoding, from the header: a file over ``Thresholds.max_duration_s`` is
+``rejected`` as ``too_long``; one over ``max_decode_s`` (MUCaps' whole-video audio) is analysed as
+``windows`` standard-length windows read one at a time and aggregated (``windows.py``), so no analysis holds
+more than ``max_decode_s`` of audio whatever the file's length.
 """
 
 from __future__ import annotations
@@ -15,20 +22,20 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
-import multiprocessing
 import os
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import soxr
 
+from m2ugen_data import defaults
 from m2ugen_data.analysis import (
     derived,
     fast_stft,
@@ -49,10 +56,21 @@ from m2ugen_data.analysis.music_filter import (
     apply_filter,
     load_labels,
 )
+from m2ugen_data.analysis import windows as long_audio
 from m2ugen_data.analysis.quiet import quiet_libraries
-from m2ugen_data.audio_io import AudioDecodeError, load_audio
+from m2ugen_data.audio_io import (
+    LENGTH_TOLERANCE_S,
+    AudioDecodeError,
+    AudioTooLongError,
+    CorruptAudioError,
+    load_audio,
+    probe_audio,
+    scan_audio,
+)
+from m2ugen_data.claims import WorkClaims
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.ids import validate_clip_id
+from m2ugen_data.lifecycle import process_pool
 from m2ugen_data.schemas import FEATURES
 from m2ugen_data.warehouse import Warehouse, utc_now
 
@@ -79,6 +97,11 @@ class Thresholds:
     max_silence_ratio: float = 0.95  # fraction of 50 ms frames below -60 dBFS
     min_loudness_lufs: float = -60.0  # quieter than this overall: silent
     max_clip_ratio: float = 0.005  # fraction of samples at full scale
+    # input length, judged from the header before anything is decoded
+    max_duration_s: float | None = defaults.MAX_AUDIO_S  # longer: rejected as too_long
+    max_decode_s: float = defaults.MAX_DECODE_S  # up to this long: decoded whole; longer: analysed in windows
+    window_s: float = 10.0  # long audio: seconds per analysed window (the AudioSet segment)
+    windows: int = defaults.LONG_AUDIO_WINDOWS  # long audio: windows spread over the file; 0: reject it as too_long instead
 
 
 @dataclass(frozen=True)
@@ -138,27 +161,62 @@ def analyse_file(
     labels: ClipLabels | None = None,
     thresholds: Thresholds | None = None,
     filter_config: MusicFilterConfig | None = None,
+    expected_s: float | None = None,
 ) -> tuple[dict, dict[str, float]]:
-    """One clip -> (features row, seconds per stage). Loads the models on first use in this process."""
+    """One clip -> (features row, seconds per stage). Loads the models on first use in this process.
+    ``expected_s``: the length the clip should have (its download's); decoding less is ``corrupt``."""
     init_worker()
     timings: dict[str, float] = {}
     row = _empty_row(clip_id)
     path = Path(path)
+    th = thresholds or Thresholds()
     t0 = time.perf_counter()
     try:
         if not path.is_file():
             row.update(status="failed", reason="missing_file")
         else:
-            y44, _ = load_audio(path, sr=rhythm.SAMPLE_RATE)
-            timings["decode"] = time.perf_counter() - t0
-            row.update(_run_analysers(y44, thresholds or Thresholds(), timings))
+            row.update(_analyse_audio(path, th, expected_s, timings))
+    except AudioTooLongError as e:
+        row.update(status="rejected", reason=e.reason, duration_s=e.duration_s)
     except AudioDecodeError as e:
-        row.update(status="failed", reason=_reason("undecodable", e))
+        row.update(status="failed", reason=_reason(e.reason, e))
     except Exception as e:  # noqa: BLE001 - an analyser bug or garbage model output must not stop the run
         row.update(status="failed", reason=_reason("analysis_error", e, with_type=True))
     apply_filter(row, labels, filter_config or MusicFilterConfig())
     timings["total"] = time.perf_counter() - t0
     return row, timings
+
+
+def _analyse_audio(path: Path, th: Thresholds, expected_s: float | None, timings: dict[str, float]) -> dict:
+    """Decode within the thresholds' length bounds and analyse: whole, or in windows when long."""
+    t0 = time.perf_counter()
+    info = probe_audio(path)
+    if th.max_duration_s is not None and (info.duration_s or 0.0) > th.max_duration_s:
+        raise AudioTooLongError(f"{path}: {info.duration_s:.0f} s, over {th.max_duration_s:g} s", info.duration_s or 0.0)
+    if info.duration_s is not None and info.duration_s > th.max_decode_s and th.windows > 0:
+        return _analyse_windows(path, th, expected_s, timings)
+    y44, _ = load_audio(path, sr=rhythm.SAMPLE_RATE, max_duration_s=th.max_decode_s, expected_s=expected_s)
+    timings["decode"] = time.perf_counter() - t0
+    return _run_analysers(y44, th, timings)
+
+
+def _analyse_windows(path: Path, th: Thresholds, expected_s: float | None, timings: dict[str, float]) -> dict:
+    """Long audio: check the whole file decodes (block by block), then analyse windows and aggregate."""
+    t = time.perf_counter()
+    measured = scan_audio(path)
+    assert measured.duration_s is not None
+    if expected_s is not None and measured.duration_s < expected_s - LENGTH_TOLERANCE_S:
+        raise CorruptAudioError(f"{path}: decoded {measured.duration_s:.2f} s of audio, expected {expected_s:.2f} s")
+    starts = long_audio.window_starts(measured.duration_s, th.window_s, th.windows)
+    rows = []
+    for start in starts:
+        y44, _ = load_audio(path, sr=rhythm.SAMPLE_RATE, offset_s=start, duration_s=th.window_s,
+                            max_duration_s=th.max_decode_s)
+        t = _lap(timings, "decode", t)
+        rows.append(_run_analysers(y44, th, timings))
+        t = time.perf_counter()
+    assert _MODELS is not None
+    return long_audio.aggregate(rows, starts, measured.duration_s, _MODELS.likeness.score)
 
 
 def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float]) -> dict:
@@ -298,6 +356,7 @@ class AnalysisSummary:
     timings: Counter = field(default_factory=Counter)  # seconds summed over clips, per stage
     batches: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    claimed_elsewhere: int = 0  # to do, but claimed by another live run (claims.py)
     # clips whose newest features row is from another analyser version (e.g. schema 1, before tags and
     # chords): analysed again, since their rows lack what captions, the filter and pair mining now use
     outdated: int = 0
@@ -333,33 +392,39 @@ def analyze_clips(
     up in the ``clips`` manifest, or None for every downloaded clip. ``workers``: processes (default: the
     cores); 0 or 1 analyses in this process. ``progress`` is called with the number of clips just done."""
     t0 = time.perf_counter()
+    claims = WorkClaims(warehouse.root, "analyze")  # before reading what is done (claims.py)
     items = _resolve(warehouse, clips)
     summary = AnalysisSummary(requested=len(items))
-    done, summary.outdated = _analysed_state(warehouse, list(items))
+    done, summary.outdated = analysed_state(warehouse, list(items))
     if not force:
         items = {cid: p for cid, p in items.items() if cid not in done}
         summary.skipped = summary.requested - len(items)
         if progress and summary.skipped:
             progress(summary.skipped)
     labels = load_labels(warehouse, list(items))
-    jobs = [(cid, str(p), labels.get(cid), thresholds, filter_config) for cid, p in items.items()]
+    expected = _downloaded_lengths(warehouse)
+    jobs = [(cid, str(p), labels.get(cid), thresholds, filter_config, expected.get(cid)) for cid, p in items.items()]
     n_workers = (os.cpu_count() or 1) if workers is None else workers
     pending: list[dict] = []
-    for row, timings in _run(jobs, n_workers):
-        row["updated_at"] = utc_now()
-        pending.append(row)
-        summary.analysed += 1
-        summary.status[row["status"]] += 1
-        if row["reason"]:
-            summary.reasons[row["reason"].split(":")[0]] += 1
-        summary.timings.update(timings)
-        if progress:
-            progress(1)
-        if len(pending) >= batch_size:
-            summary.batches.append(_write(warehouse, pending))
-            pending = []
-    if pending:
-        summary.batches.append(_write(warehouse, pending))
+    with claims:
+        for row, timings in _claimed_waves(claims, jobs, n_workers, batch_size):
+            row["updated_at"] = utc_now()
+            pending.append(row)
+            summary.analysed += 1
+            summary.status[row["status"]] += 1
+            if row["reason"]:
+                summary.reasons[row["reason"].split(":")[0]] += 1
+            summary.timings.update(timings)
+            if progress:
+                progress(1)
+            if len(pending) >= batch_size:
+                summary.batches.append(_write(warehouse, pending, claims))
+                pending = []
+        if pending:
+            summary.batches.append(_write(warehouse, pending, claims))
+    summary.claimed_elsewhere = claims.skipped
+    if progress and claims.skipped:
+        progress(claims.skipped)
     summary.wall_s = time.perf_counter() - t0
     return summary
 
@@ -381,39 +446,58 @@ def _resolve(warehouse: Warehouse, clips: Mapping[str, str | Path] | Sequence[st
     return dict(sorted(items.items()))
 
 
-def _analysed_state(warehouse: Warehouse, clip_ids: list[str]) -> tuple[set[str], int]:
-    """(clips done by this analyser version, ok or rejected; count of clips whose newest row is from
-    another version), from one scan of the latest features rows."""
+def _downloaded_lengths(warehouse: Warehouse) -> dict[str, float]:
+    """clip id -> the length its download measured: the audio must still decode to that (else corrupt)."""
+    if not warehouse.manifest_files("clips"):
+        return {}
+    rows = warehouse.connect().execute(
+        "SELECT clip_id, duration_s FROM clips_latest WHERE status = 'ok' AND duration_s IS NOT NULL"
+    ).fetchall()
+    return dict(rows)
+
+
+def analysed_state(warehouse: Warehouse, clip_ids: list[str]) -> tuple[set[str], int]:
+    """(clips done by this analyser version, ok or rejected, on the audio downloaded now; count of clips
+    whose newest row is outdated: another version, or audio of another length than the clip's latest download
+    has, e.g. a MUCaps clip fetched again as its whole audio), from one scan of the latest features rows."""
     if not clip_ids or not warehouse.manifest_files("features"):
         return set(), 0
     con = warehouse.connect()
     con.execute("CREATE TEMP TABLE wanted (clip_id VARCHAR)")
     con.executemany("INSERT INTO wanted VALUES (?)", [(c,) for c in clip_ids])
     rows = con.execute(
-        "SELECT f.clip_id, f.analyser_version = ?, f.status IN ('ok', 'rejected') "
-        "FROM features_latest f JOIN wanted USING (clip_id)",
+        "SELECT f.clip_id, f.analyser_version = ?, f.status IN ('ok', 'rejected'), "
+        "c.duration_s IS NULL OR f.duration_s IS NULL OR abs(f.duration_s - c.duration_s) <= 0.5 "
+        "FROM features_latest f JOIN wanted USING (clip_id) LEFT JOIN clips_latest c USING (clip_id)",
         [ANALYSER_VERSION],
     ).fetchall()
-    return {c for c, current, final in rows if current and final}, sum(1 for _, current, _ in rows if not current)
+    done = {c for c, current, final, same_audio in rows if current and final and same_audio}
+    return done, sum(1 for _, current, _, same_audio in rows if not (current and same_audio))
 
 
 def _call(job: tuple) -> tuple[dict, dict[str, float]]:
     return analyse_file(*job)
 
 
-def _run(jobs: list[tuple], n_workers: int) -> Iterator[tuple[dict, dict[str, float]]]:
+def _claimed_waves(claims: WorkClaims, jobs: list[tuple], n_workers: int, batch_size: int) -> Iterator[tuple[dict, dict[str, float]]]:
+    """Run the jobs this run claims, a wave at a time: claims are taken as work is needed, so concurrent
+    runs divide the clips. One process pool serves every wave (its workers load the models once); a wave
+    is two batches per worker, about a minute of work, so a run never holds claims it is not working on."""
+    taken = claims.take(jobs, key=lambda job: job[0])
     if n_workers <= 1 or len(jobs) <= 1:
-        yield from map(_call, jobs)
+        yield from map(_call, taken)
         return
-    # spawn, not fork: the parent may hold DuckDB/onnxruntime thread pools that a fork would copy mid-use
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(n_workers, len(jobs)), mp_context=ctx, initializer=init_worker) as pool:
-        yield from pool.map(_call, jobs, chunksize=2)
+    wave = batch_size * 2 * n_workers
+    # spawn workers that die with this process (kill -9 included): m2ugen_data.lifecycle
+    with process_pool(min(n_workers, len(jobs)), initializer=init_worker) as pool:
+        while chunk := list(itertools.islice(taken, wave)):
+            yield from pool.map(_call, chunk, chunksize=2)
 
 
-def _write(warehouse: Warehouse, rows: list[dict]) -> str:
+def _write(warehouse: Warehouse, rows: list[dict], claims: WorkClaims) -> str:
     ids = sorted(r["clip_id"] for r in rows)
     batch_id = "features-" + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:16]
     warehouse.write_batch("features", rows, batch_id)
+    claims.finish(ids)
     return batch_id
 

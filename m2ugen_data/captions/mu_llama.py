@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from m2ugen_data import defaults
 from m2ugen_data.audio_io import load_audio
 from m2ugen_data.captions import CaptionItem
 from m2ugen_data.errors import M2UGenError, MissingDependencyError
@@ -76,7 +77,8 @@ class MuLlamaCaptioner:
         for item in items:  # decode first: a bad file fails before the model is loaded or run
             if item.audio_path is None:
                 raise M2UGenError(f"{item.item_id}: no downloaded audio to caption")
-            audios.append(load_audio(item.audio_path, sr=SAMPLE_RATE)[0])
+            # bounded like analysis: an over-cap file is refused from its header, never decoded whole
+            audios.append(load_audio(item.audio_path, sr=SAMPLE_RATE, max_duration_s=defaults.MAX_AUDIO_S)[0])
         if self._captioner is None:
             self._captioner = load_mu_llama(self.model_dir, self.device, self.question, self.max_new_tokens)
         return [str(t).strip() for t in self._captioner(audios, SAMPLE_RATE)]
