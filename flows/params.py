@@ -4,6 +4,7 @@ Prefect merges a run's parameters over the deployment's at the top level only, s
 top-level flow parameter: ``--param synthetic='{"n": 12}'`` replaces the ``synthetic`` group, and fields left
 out of it take the defaults below (never another group's values). Every model is frozen and forbids unknown
 fields, so a typo in a parameter fails the run at validation instead of being silently ignored.
+The default values live once in ``m2ugen_data.defaults`` (and ``PairRules``), shared with the CLI.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from m2ugen_data import defaults as D
 from m2ugen_data.analysis.pairs import PairRules
-from m2ugen_data.audioset.download import DEFAULT_URL_TEMPLATE
 
 Source = Literal["synthetic", "audioset"]
 Pool = Literal["mucaps", "muedit", "muimage", "muvideo"]
@@ -21,7 +22,7 @@ CaptionBackend = Literal["grounded", "mu-llama"]
 DialogueBackend = Literal["template", "transformers", "openai", "vllm"]
 VisualCaptionBackend = Literal["grounded", "blip", "video-gpt2", "videomae-labels"]
 RunnerKind = Literal["thread", "process", "dask"]
-OFFICIAL_SEGMENT_LISTS = ("balanced_train", "eval", "unbalanced_train")
+OFFICIAL_SEGMENT_LISTS = D.SEGMENT_LISTS
 
 
 class _Params(BaseModel):
@@ -32,10 +33,10 @@ class SyntheticSource(_Params):
     """The synthetic corpus (``m2ugen_data.synth``): rendered once into ``corpus_dir``, then imported."""
 
     corpus_dir: str | None = Field(None, description="Corpus directory (default <warehouse>/synth).")
-    n: int = Field(48, ge=1, description="Clips to render.")
-    seed: int = 0
-    sibling_fraction: float = Field(0.6, ge=0.0, le=1.0, description="Clips rendered as sibling groups (MUEdit pairs).")
-    trouble_fraction: float = Field(0.1, ge=0.0, le=1.0, description="Clips with silence, clipping, speech or too short.")
+    n: int = Field(D.SYNTH_CLIPS, ge=1, description="Clips to render.")
+    seed: int = D.SYNTH_SEED
+    sibling_fraction: float = Field(D.SYNTH_SIBLING_FRACTION, ge=0.0, le=1.0, description="Clips rendered as sibling groups (MUEdit pairs).")
+    trouble_fraction: float = Field(D.SYNTH_TROUBLE_FRACTION, ge=0.0, le=1.0, description="Clips with silence, clipping, speech or too short.")
 
 
 class AudioSetSource(_Params):
@@ -49,27 +50,36 @@ class AudioSetSource(_Params):
     limit: int | None = Field(None, ge=1, description="Select at most this many segments (trial runs).")
     exclude_labels: list[str] = Field(default_factory=list, description="Drop segments with labels in these subtrees.")
     require_instrument: bool = False
-    url_template: str = DEFAULT_URL_TEMPLATE
-    download_concurrency: int = Field(8, ge=1)
+    url_template: str = D.URL_TEMPLATE
+    download_concurrency: int = Field(D.DOWNLOAD_CONCURRENCY, ge=1)
     download_limit: int | None = Field(None, ge=1, description="Attempt at most this many downloads per run.")
-    requests_per_s: float | None = Field(5.0, gt=0, description="Per host; null: unlimited.")
+    requests_per_s: float | None = Field(D.REQUESTS_PER_S, gt=0, description="Per host; null: unlimited.")
     retry_failed: bool = Field(False, description="Also retry clips that failed permanently before.")
+    span: Literal["auto", "segment", "window", "full"] = Field(
+        D.DOWNLOAD_SPAN,  # type: ignore[arg-type]
+        description="What is kept of each video: auto = as the paper (MUCaps the whole audio, the others the 10 s "
+        "segment); segment; window (window_s around the segment); full (the whole audio, up to max_duration_s).",
+    )
+    window_s: float = Field(D.SPAN_WINDOW_S, gt=0, description="span=window: seconds kept around the segment.")
+    max_duration_s: float | None = Field(
+        D.MAX_AUDIO_S, gt=0, description="window/full: longest audio kept (longer videos: this much around the segment)."
+    )
 
 
 class TextBackends(_Params):
     """Who writes the captions and the dialogues (defaults: offline, grounded in the measurements)."""
 
-    caption_backend: CaptionBackend = "grounded"
+    caption_backend: CaptionBackend = D.CAPTION_BACKEND  # type: ignore[assignment]
     caption_model_dir: str | None = Field(None, description="mu-llama: local model directory.")
-    device: str = "cpu"
-    dialogue_backend: DialogueBackend = "template"
+    device: str = D.TEXT_DEVICE
+    dialogue_backend: DialogueBackend = D.DIALOGUE_BACKEND  # type: ignore[assignment]
     dialogue_model: str | None = Field(None, description="Model directory (transformers, vllm) or served name (openai).")
-    base_url: str = Field("http://127.0.0.1:8000/v1", description="openai backend: server base URL.")
-    dtype: str = "auto"
-    max_attempts: int = Field(3, ge=1, description="Tries per dialogue turn before a sample is rejected.")
-    seed: int = 0
-    concurrency: int = Field(16, ge=1, description="openai backend: requests in flight.")
-    timeout_s: float = Field(120.0, gt=0)
+    base_url: str = Field(D.OPENAI_BASE_URL, description="openai backend: server base URL.")
+    dtype: str = D.MODEL_DTYPE
+    max_attempts: int = Field(D.DIALOGUE_MAX_ATTEMPTS, ge=1, description="Tries per dialogue turn before a sample is rejected.")
+    seed: int = D.TEXT_SEED
+    concurrency: int = Field(D.OPENAI_CONCURRENCY, ge=1, description="openai backend: requests in flight.")
+    timeout_s: float = Field(D.OPENAI_TIMEOUT_S, gt=0)
     retry_rejected: bool = Field(False, description="Ask again for dialogues rejected before under the same prompt.")
 
 
@@ -92,15 +102,15 @@ class VisualOptions(_Params):
     """MUImage/MUVideo: frame choice or clip normalisation, the image/video captioner, the music-overlap rule."""
 
     caption_backend: VisualCaptionBackend = Field(
-        "grounded", description="grounded (offline, from measurements); blip (images); video-gpt2, videomae-labels (videos)."
+        D.VISUAL_CAPTION_BACKEND, description="grounded (offline, from measurements); blip (images); video-gpt2, videomae-labels (videos)."
     )
     caption_model_dir: str | None = Field(None, description="A save_pretrained directory (default: the model id in the local HF cache).")
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    dtype: str = Field("auto", description="auto | float32 | float16 | bfloat16")
-    caption_batch_size: int = Field(16, ge=1, description="Images or videos per captioner call.")
-    frame_candidates: int = Field(16, ge=1, description="MUImage: evenly spaced frames examined per video.")
-    fps: int = Field(16, ge=1, description="MUVideo: frame rate of the normalised clips.")
-    short_side: int = Field(256, ge=32, description="MUVideo: bound on the shorter side in pixels.")
+    device: str = Field(D.VISUAL_DEVICE, description="auto | cpu | cuda | cuda:N")
+    dtype: str = Field(D.MODEL_DTYPE, description="auto | float32 | float16 | bfloat16")
+    caption_batch_size: int = Field(D.VISUAL_CAPTION_BATCH_SIZE, ge=1, description="Images or videos per captioner call.")
+    frame_candidates: int = Field(D.FRAME_CANDIDATES, ge=1, description="MUImage: evenly spaced frames examined per video.")
+    fps: int = Field(D.VIDEO_FPS, ge=1, description="MUVideo: frame rate of the normalised clips.")
+    short_side: int = Field(D.VIDEO_SHORT_SIDE, ge=32, description="MUVideo: bound on the shorter side in pixels.")
     allow_music_overlap: bool = Field(
         False, description="Write shards even when this dataset's music also appears in MUCaps or MUEdit (reported either way)."
     )
@@ -110,13 +120,11 @@ class RunOptions(_Params):
     """How the work is cut into tasks, and shard sizes."""
 
     batch_size: int = Field(16, ge=1, description="Clips per analysis task (the unit of fan-out and of resume).")
-    caption_batch_size: int = Field(256, ge=1, description="Clips per caption task.")
-    dialogue_batch_size: int = Field(64, ge=1, description="Samples per dialogue task.")
-    shard_max_samples: int = Field(1000, ge=1)
-    shard_max_bytes: int = Field(1 << 30, ge=1 << 16)
-    shard_workers: int = Field(
-        2, ge=1, description="Read-ahead threads of the shard writer (2 reached 0.82 of cp vs 0.73 for 1: BENCHMARKS.md)."
-    )
+    caption_batch_size: int = Field(D.CAPTION_BATCH_SIZE, ge=1, description="Clips per caption task.")
+    dialogue_batch_size: int = Field(D.DIALOGUE_BATCH_SIZE, ge=1, description="Samples per dialogue task.")
+    shard_max_samples: int = Field(D.SHARD_MAX_SAMPLES, ge=1)
+    shard_max_bytes: int = Field(D.SHARD_MAX_BYTES, ge=1 << 16)
+    shard_workers: int = Field(D.SHARD_WORKERS, ge=1, description="Shards written in parallel (threads).")
 
 
 class TaskRunnerChoice(_Params):

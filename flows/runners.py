@@ -5,6 +5,8 @@ would be lost there; the flows therefore take their default runner from the envi
 (``M2UGEN_TASK_RUNNER=thread|process|dask``, ``M2UGEN_MAX_WORKERS``, ``M2UGEN_DASK_ADDRESS``), which the
 serve process passes on to its flow runs. In-process callers use ``with_runner`` (or plain
 ``flow.with_options(task_runner=...)`` with any Prefect task runner, e.g. ``prefect_dask.DaskTaskRunner``).
+The dask choice connects when a flow run starts and names an address that does not answer in one line
+(``flows.dask_runner``); its workers must mount the warehouse at the flow's path (``flows.dask_checks``).
 """
 
 from __future__ import annotations
@@ -50,12 +52,12 @@ def make_task_runner(choice: TaskRunnerChoice | None = None) -> Any:
 
         return ProcessPoolTaskRunner(max_workers=workers)
     try:
-        from prefect_dask import DaskTaskRunner
+        from flows.dask_runner import CheckedDaskTaskRunner
     except ImportError as e:
-        raise MissingDependencyError("the dask task runner needs `pip install prefect-dask`") from e
+        raise MissingDependencyError("the dask task runner needs `pip install 'm2ugen[dask]'` (prefect-dask)") from e
     if choice.dask_address:
-        return DaskTaskRunner(address=choice.dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
+        return CheckedDaskTaskRunner(address=choice.dask_address)
+    return CheckedDaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
 
 
 def with_runner(flow: Any, choice: TaskRunnerChoice) -> Any:

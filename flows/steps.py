@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.futures import wait
 
 from flows import tasks
@@ -26,6 +26,7 @@ from flows.params import (
     TextBackends,
 )
 from flows.summary import summary_markdown
+from m2ugen_data.compact import compact_if_needed
 from m2ugen_data.warehouse import Warehouse, open_warehouse
 
 T = TypeVar("T")
@@ -104,12 +105,10 @@ def acquire(root: str, source: Source, synthetic: SyntheticSource, audioset: Aud
 def analysis_todo(wh: Warehouse, pool: str) -> tuple[dict[str, str], int]:
     """Downloaded clips of ``pool`` without a current analysis (ok or rejected by this analyser version),
     and how many already have one. Failed analyses are tried again, as ``analyze_clips`` does."""
-    from m2ugen_data.analysis.analyze import ANALYSER_VERSION, select_clips
+    from m2ugen_data.analysis.analyze import analysed_state, select_clips
 
     clips = select_clips(wh, pool)
-    version = ANALYSER_VERSION.replace("'", "''")
-    done = wh.read("features", where=f"analyser_version = '{version}' AND status IN ('ok', 'rejected')")
-    done_ids = set(done.column("clip_id").to_pylist())
+    done_ids, _ = analysed_state(wh, list(clips))  # the same rule as analyze_clips (re-downloads included)
     todo = {cid: str(path) for cid, path in clips.items() if cid not in done_ids}
     return todo, len(clips) - len(todo)
 
@@ -172,6 +171,7 @@ def finish(
     else:
         shards = tasks.write_shards(root, dataset, run, shard_options)
     summary = tasks.summarise(root, dataset, pool)
+    compact_if_needed(open_warehouse(root))  # merge small batches once a manifest has many (compact.py)
     tasks.refresh_catalog(root)
     summary["failures"].update({f"shard:{k}": v for k, v in shards["skipped"].items()})
     summary.update(
@@ -199,3 +199,22 @@ def publish(summary: dict[str, Any]) -> None:
     key = summary["flow"].lower()
     create_table_artifact(rows, key=f"{key}-summary", description=f"{summary['flow']}: warehouse counts and failures by class")
     create_markdown_artifact(summary_markdown(summary), key=f"{key}-report", description=f"{summary['flow']} run report")
+    publish_card(summary["warehouse"], key)
+
+
+def publish_card(root: str, key: str) -> Path | None:
+    """Rewrite the warehouse's dataset card (``<warehouse>/report``) and link it as the ``<key>-card`` artifact.
+
+    The datasets are written by now, so a card that cannot be written (a user error such as a foreign
+    ``report`` directory) is said in the artifact instead of failing the run.
+    """
+    from m2ugen_data.errors import M2UGenError
+    from m2ugen_data.report import write_report  # matplotlib and Jinja load only when a flow finishes
+
+    try:
+        index = write_report(Warehouse(Path(root)))
+    except M2UGenError as e:
+        create_markdown_artifact(f"Dataset card not written: {e}", key=f"{key}-card", description="dataset card")
+        return None
+    create_link_artifact(index.as_uri(), link_text=f"dataset card: {index}", key=f"{key}-card", description="dataset card (open in a browser)")
+    return index

@@ -31,8 +31,9 @@ from flows.params import (
     TextBackends,
     VisualOptions,
 )
+from flows.dask_checks import visible_warehouse
 from m2ugen_data.errors import M2UGenError, WarehouseError
-from m2ugen_data.warehouse import Warehouse, open_warehouse
+from m2ugen_data.warehouse import Warehouse
 
 
 def _retry_infrastructure(task: Any, task_run: Any, state: Any) -> bool:
@@ -60,7 +61,9 @@ stage_task = functools.partial(
 
 
 def _wh(root: str) -> Warehouse:
-    return open_warehouse(root)
+    """The warehouse as this worker sees it; a worker without the shared mount fails naming path and host
+    (``open_warehouse`` would create an empty one on its local disk and the batch's rows would be lost there)."""
+    return visible_warehouse(root)
 
 
 @functools.cache
@@ -131,6 +134,7 @@ def download_audioset(root: str, source: AudioSetSource, pool: str) -> dict[str,
     config = DownloadConfig(
         url_template=source.url_template, pools=(pool,), limit=source.download_limit,
         concurrency=source.download_concurrency, requests_per_s=source.requests_per_s, retry_failed=source.retry_failed,
+        span=source.span, window_s=source.window_s, max_duration_s=source.max_duration_s,
     )
     s = download_clips(_wh(root), config)
     return {
@@ -202,13 +206,15 @@ def caption_batch(root: str, items: Sequence[Any], backends: TextBackends, batch
 @functools.cache
 def dialogue_backend(backends: TextBackends, batch_size: int):
     """The dialogue backend with the CLI's option mapping (each backend takes only its own options)."""
+    from m2ugen_data import defaults
     from m2ugen_data.dialogues.backend import GenerationParams, make_backend
     from m2ugen_data.text_cli import DialogueBackend, backend_options
 
     opts = backend_options(
         DialogueBackend(backends.dialogue_backend), model=backends.dialogue_model, base_url=backends.base_url,
         device=backends.device, dtype=backends.dtype, batch_size=batch_size, concurrency=backends.concurrency,
-        timeout=backends.timeout_s, send_top_k=False, tensor_parallel_size=1, max_model_len=2048, params=GenerationParams(),
+        timeout=backends.timeout_s, send_top_k=defaults.OPENAI_SEND_TOP_K, tensor_parallel_size=defaults.VLLM_TENSOR_PARALLEL,
+        max_model_len=defaults.VLLM_MAX_MODEL_LEN, params=GenerationParams(),
     )
     return make_backend(backends.dialogue_backend, **opts)
 
@@ -220,25 +226,12 @@ def dialogue_batch(root: str, samples: Sequence[Any], backends: TextBackends, ba
 
     wh = _wh(root)
     backend = dialogue_backend(backends, batch_size)
-    todo = list(samples) if backends.retry_rejected else _not_rejected(wh, backend, samples)
-    s = write_dialogues(wh, todo, backend, batch_size=batch_size, max_attempts=backends.max_attempts, base_seed=backends.seed)
+    s = write_dialogues(wh, list(samples), backend, batch_size=batch_size, max_attempts=backends.max_attempts,
+                        base_seed=backends.seed, retry_rejected=backends.retry_rejected)
     return {
-        "total": len(samples), "cached": s.cached, "rejected_before": len(samples) - len(todo),
+        "total": len(samples), "cached": s.cached, "rejected_before": s.rejected_before,
         "accepted": s.accepted, "rejected": s.rejected, "reasons": dict(s.reasons),
     }
-
-
-def _not_rejected(wh: Warehouse, backend: Any, samples: Sequence[Any]) -> list[Any]:
-    """Samples whose latest row is not a rejection under the same prompt: ``write_dialogues`` asks again for
-    rejected samples, which with a deterministic backend (the template, a fixed seed) only repeats the
-    rejection, so a rerun leaves them alone unless ``retry_rejected`` is set."""
-    from m2ugen_data.dialogues.prompts import build_prompts
-    from m2ugen_data.dialogues.writer import prompt_hash
-
-    name = backend.name.replace("'", "''")
-    t = wh.read("dialogues", where=f"status = 'rejected' AND backend = '{name}'")
-    rejected = dict(zip(zip(t.column("dataset").to_pylist(), t.column("sample_id").to_pylist()), t.column("prompt_hash").to_pylist()))
-    return [s for s in samples if rejected.get((s.dataset, s.sample_id)) != prompt_hash(backend, build_prompts(s))]
 
 
 # --------------------------------------------------------------------------- images and videos (MUImage, MUVideo)

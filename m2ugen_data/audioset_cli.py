@@ -9,13 +9,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from m2ugen_data import defaults as D
 from m2ugen_data.cli_common import console, get_warehouse, print_arrow
 from m2ugen_data.errors import M2UGenError
 
 app = typer.Typer(help="AudioSet: select music segments into pools, download them, or import the synthetic corpus.",
                   no_args_is_help=True)
 
-DEFAULT_SEGMENTS = ["balanced_train", "eval", "unbalanced_train"]
+DEFAULT_SEGMENTS = list(D.SEGMENT_LISTS)
 
 
 def _proportions(text: str | None) -> dict[str, float] | None:
@@ -77,15 +78,16 @@ def select(
         for rej in r.rejects[:10]:
             console.print(f"[yellow]rejected[/] {r.source} {rej}", highlight=False, markup=True)
         if len(r.rejects) > 10:
-            console.print(f"[yellow]... and {len(r.rejects) - 10} more rejected rows in {r.source}[/]")
+            console.print(f"[yellow]... and {len(r.rejects) - 10} more rejected rows in {r.source}[/] "
+                          "(every one is in the segment_rejects manifest)")
 
 
 @app.command()
 def download(
     ctx: typer.Context,
     pool: Annotated[list[str] | None, typer.Option("--pool", help="Only these pools (repeatable; default all).")] = None,
-    concurrency: Annotated[int, typer.Option(help="Parallel downloads.")] = 8,
-    url_template: Annotated[str, typer.Option(help="URL for an ID; must contain {ytid}.")] = "https://www.youtube.com/watch?v={ytid}",
+    concurrency: Annotated[int, typer.Option(help="Parallel downloads.")] = D.DOWNLOAD_CONCURRENCY,
+    url_template: Annotated[str, typer.Option(help="URL for an ID; must contain {ytid}.")] = D.URL_TEMPLATE,
     retry_failed: Annotated[bool, typer.Option(help="Also retry clips that failed permanently before.")] = False,
     cookies: Annotated[Path | None, typer.Option(help="Netscape cookies file for yt-dlp.")] = None,
     proxy: Annotated[str | None, typer.Option(help="Proxy URL for yt-dlp.")] = None,
@@ -94,9 +96,15 @@ def download(
     max_height: Annotated[int, typer.Option(help="Largest video height for the image/video pools.")] = 360,
     limit: Annotated[int | None, typer.Option(help="Attempt at most N clips in this run.")] = None,
     max_attempts: Annotated[int, typer.Option(help="Tries per clip for transient failures.")] = 3,
-    rate_limit: Annotated[float, typer.Option(help="Requests per second per host (0: unlimited).")] = 5.0,
+    rate_limit: Annotated[float, typer.Option(help="Requests per second per host (0: unlimited).")] = D.REQUESTS_PER_S,
     ffmpeg: Annotated[str | None, typer.Option(help="ffmpeg binary (default: imageio-ffmpeg's static build, else PATH).")] = None,
     flush_every: Annotated[int, typer.Option(help="Write manifest rows every N clips.")] = 200,
+    span: Annotated[str, typer.Option(help="What to keep of each video: auto (as the paper: the whole audio for "
+                                           "mucaps, the 10 s segment for the others), segment, window, full.")] = D.DOWNLOAD_SPAN,
+    window: Annotated[float, typer.Option(help="--span window: seconds kept, centred on the segment.")] = D.SPAN_WINDOW_S,
+    max_duration: Annotated[float, typer.Option(
+        help="--span window/full: longest audio kept in seconds; a longer video keeps this much around the segment "
+        "(0: no cap).")] = D.MAX_AUDIO_S,
 ) -> None:
     """Download the selected segments (audio FLAC; video MP4 for muimage/muvideo), resumably."""
     from m2ugen_data.audioset.download import DownloadConfig, DownloadSummary, download_clips
@@ -110,6 +118,7 @@ def download(
         fetch=FetchOptions(ffmpeg=ffmpeg, sample_rate=sample_rate, max_height=max_height, cookies=cookies,
                            proxy=proxy, user_agent=user_agent),
         max_attempts=max_attempts, requests_per_s=rate_limit or None, retry_failed=retry_failed, flush_every=flush_every,
+        span=span, window_s=window, max_duration_s=max_duration or None,
     )
     counts = {"ok": 0, "transient": 0, "permanent": 0, "corrupt": 0, "invalid": 0}
     progress = Progress(
@@ -138,6 +147,7 @@ def download(
         ("planned this run", summary.planned), ("ok", summary.ok),
         *((f"failed: {k}", v) for k, v in sorted(summary.failed.items())),
         ("skipped: already done", summary.skipped_done), ("skipped: permanent failure", summary.skipped_permanent),
+        ("skipped: claimed by another run", summary.claimed_elsewhere),
         ("attempts", summary.attempts), ("clips/s", f"{summary.clips_per_s:.2f}"),
         ("elapsed s", f"{summary.elapsed_s:.1f}"), ("manifest batches", len(summary.batches)),
     ]:

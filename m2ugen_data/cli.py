@@ -12,7 +12,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from m2ugen_data import analysis_cli, audioset_cli, devset_cli, serve_cli, shards_cli, text_cli, vision_cli
+from m2ugen_data import analysis_cli, audioset_cli, compact_cli, devset_cli, serve_cli, shards_cli, text_cli, vision_cli
+from m2ugen_data import defaults as D
+from m2ugen_data import report_cli
+from m2ugen_data.convert import cli as convert_cli
+from m2ugen_data.eval_splits import eval_splits_cmd
 from m2ugen_data.cli_common import OutputFormat, console, err_console, get_warehouse, print_arrow
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.warehouse import ENV_VAR
@@ -46,6 +50,8 @@ def sql(
     """Run a DuckDB query over the warehouse manifests."""
     import duckdb
 
+    from m2ugen_data.warehouse import explain_duckdb_error
+
     wh = get_warehouse(ctx)
     con = wh.connect()
     try:
@@ -53,7 +59,11 @@ def sql(
     except duckdb.Error as e:
         raise M2UGenError(f"query failed: {str(e).splitlines()[0]}") from e
     if relation is not None:  # statements such as CREATE return no relation
-        print_arrow(relation.to_arrow_table(), fmt)
+        try:
+            table = relation.to_arrow_table()
+        except duckdb.Error as e:  # bound fine, failed running: a corrupt file (named), or the query's own error
+            raise explain_duckdb_error(e) or M2UGenError(f"query failed: {str(e).splitlines()[0]}") from e
+        print_arrow(table, fmt)
 
 
 @app.command()
@@ -66,8 +76,13 @@ def catalog(
 
     from m2ugen_data.schemas import MANIFESTS
 
+    from m2ugen_data.errors import WarehouseError
+
     wh = get_warehouse(ctx)
-    path = wh.refresh_catalog()
+    try:
+        title = f"catalog: {wh.refresh_catalog()}"
+    except WarehouseError as e:  # e.g. a read-only warehouse: still list what it holds
+        title = f"catalog not written ({e})"
     con = wh.connect()
     rows = []
     for name, m in MANIFESTS.items():
@@ -80,17 +95,17 @@ def catalog(
                 "description": m.doc,
             }
         )
-    print_arrow(pa.Table.from_pylist(rows), fmt, title=f"catalog: {path}")
+    print_arrow(pa.Table.from_pylist(rows), fmt, title=title)
 
 
 @app.command()
 def synth(
     ctx: typer.Context,
-    n: Annotated[int, typer.Option("--n", help="Number of clips to render.")] = 48,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    n: Annotated[int, typer.Option("--n", help="Number of clips to render.")] = D.SYNTH_CLIPS,
+    seed: Annotated[int, typer.Option("--seed")] = D.SYNTH_SEED,
     out: Annotated[Optional[Path], typer.Option("--out", help="Corpus directory (default <warehouse>/synth).")] = None,
-    sibling_fraction: Annotated[float, typer.Option(help="Fraction of clips rendered as sibling groups.")] = 0.5,
-    trouble_fraction: Annotated[float, typer.Option(help="Fraction of clips with realistic trouble.")] = 0.1,
+    sibling_fraction: Annotated[float, typer.Option(help="Fraction of clips rendered as sibling groups.")] = D.SYNTH_SIBLING_FRACTION,
+    trouble_fraction: Annotated[float, typer.Option(help="Fraction of clips with realistic trouble.")] = D.SYNTH_TROUBLE_FRACTION,
 ) -> None:
     """Render a synthetic music corpus with known tempo, meter, key, beats and instruments."""
     from m2ugen_data.synth.corpus import render_corpus
@@ -111,12 +126,26 @@ app.add_typer(shards_cli.app, name="shards")
 app.add_typer(devset_cli.app, name="devset")
 app.command("export")(shards_cli.export_cmd)
 app.command("serve")(serve_cli.serve)  # Prefect deployments
+app.command("compact")(compact_cli.compact_cmd)  # merge small manifest batches
+app.command("report")(report_cli.report)  # the dataset card
+app.add_typer(convert_cli.app, name="convert")  # MusicQA, Alpaca, COCO -> shards
+app.command("eval-splits")(eval_splits_cmd)  # held-out MUCaps/MUEdit/MUImage/MUVideo
 
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
+    import duckdb
+
+    from m2ugen_data.warehouse import explain_duckdb_error
+
     try:
-        app()
+        try:
+            app()
+        except duckdb.Error as e:  # a query over the manifests choked on a corrupt file: name it, no trace
+            explained = explain_duckdb_error(e)
+            if explained is None:
+                raise
+            raise explained from e
     except M2UGenError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)

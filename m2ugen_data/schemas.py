@@ -57,6 +57,21 @@ SEGMENTS = Manifest(
     doc="AudioSet music segments selected for a dataset, with their pool.",
 )
 
+SEGMENT_REJECTS = Manifest(
+    "segment_rejects",
+    _schema(
+        ("batch_id", pa.string(), False),  # the segments batch of the same list (segments-<source>-<hash>)
+        ("source", pa.string(), False),  # segment list name, as in segments.source
+        ("line", pa.int64(), False),  # physical line in the file, from 1
+        ("reason", pa.string(), False),
+        ("text", pa.string()),  # the row as read, cut to 120 characters
+        ("created_at", _ts, False),
+    ),
+    key=("batch_id", "line"),
+    order_by="created_at",
+    doc="Rows of a segment list that were not used, each with its line and reason (issue 15.6).",
+)
+
 CLIPS = Manifest(
     "clips",
     _schema(
@@ -71,6 +86,8 @@ CLIPS = Manifest(
         ("sample_rate", pa.int32()),
         ("bytes", pa.int64()),
         ("sha256", pa.string()),
+        ("span", pa.string()),  # what was kept of the video: segment | window | full (null: segment, or imported)
+        ("span_start_s", pa.float64()),  # where the stored audio starts in the video (the segment is at start_s - this)
         ("updated_at", _ts, False),
     ),
     key=("clip_id",),
@@ -83,7 +100,7 @@ FEATURES = Manifest(
     _schema(
         ("clip_id", pa.string(), False),
         ("status", pa.string(), False),  # ok | rejected | failed
-        ("reason", pa.string()),  # why not ok: silent, clipped, too_short, undecodable, ...
+        ("reason", pa.string()),  # why not ok: silent, clipped, too_short, too_long, undecodable, corrupt, ...
         ("analyser_version", pa.string(), False),
         ("duration_s", pa.float64()),
         ("tempo_bpm", pa.float64()),
@@ -120,6 +137,9 @@ FEATURES = Manifest(
         ("music_score", pa.float64()),  # 0..1 music-likeness from the audio (analysis.music_likeness)
         ("music_descriptors", _f32s),  # the score's inputs (order: music_likeness.DESCRIPTORS), for re-scoring
         ("model_versions", pa.string()),  # JSON: analyser -> model/version that produced its columns
+        # long audio (over Thresholds.max_decode_s) is analysed in windows and the windows' measurements aggregated
+        ("windows", pa.int32()),  # how many windows of Thresholds.window_s were analysed (null: the whole clip)
+        ("window_starts_s", _f64s),  # where each analysed window starts in the file (empty: the whole clip)
         ("updated_at", _ts, False),
     ),
     key=("clip_id",),
@@ -209,6 +229,9 @@ SHARDS = Manifest(
         ("first_key", pa.string()),
         ("last_key", pa.string()),
         ("created_at", _ts, False),
+        # the shard-writing run that wrote this file; an incremental run keeps older shards' values, so the
+        # rows it wrote are the ones with its id (NULL: written before run ids existed)
+        ("run_id", pa.string()),
     ),
     key=("path",),
     order_by="created_at",
@@ -246,7 +269,7 @@ VISUAL_MEDIA = Manifest(
         ("clip_id", pa.string(), False),
         ("kind", pa.string(), False),  # image (MUImage frame) | video (MUVideo clip)
         ("status", pa.string(), False),  # ok | rejected | failed
-        ("reason", pa.string()),  # missing, no_video_stream, undecodable, black, uniform, static, encode_failed
+        ("reason", pa.string()),  # missing, no_video_stream, undecodable, corrupt, black, uniform, static, encode_failed
         ("extractor_version", pa.string(), False),
         ("path", pa.string()),  # relative to the warehouse root (null unless ok)
         ("width", pa.int32()),
@@ -269,7 +292,7 @@ VISUAL_MEDIA = Manifest(
 
 MANIFESTS: dict[str, Manifest] = {
     m.name: m
-    for m in (SEGMENTS, CLIPS, FEATURES, PAIRS, CAPTIONS, DIALOGUES, SHARDS, SYNTH_TRUTH, VISUAL_MEDIA)
+    for m in (SEGMENTS, SEGMENT_REJECTS, CLIPS, FEATURES, PAIRS, CAPTIONS, DIALOGUES, SHARDS, SYNTH_TRUTH, VISUAL_MEDIA)
 }
 
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from m2ugen_data import defaults as D
 from m2ugen_data.cli_common import OutputFormat, console, get_warehouse, print_arrow
 from m2ugen_data.export import MediaMode, export_reference
 from m2ugen_data.shards import build_dataset_shards, verify_shards
@@ -27,18 +28,25 @@ def _progress(label: str) -> Progress:
 def write_cmd(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset to shard: mucaps, muedit, ...")],
-    max_samples: Annotated[Optional[int], typer.Option(help="Samples per shard (at most).")] = 1000,
+    max_samples: Annotated[Optional[int], typer.Option(help="Samples per shard (at most).")] = D.SHARD_MAX_SAMPLES,
     max_bytes: Annotated[
         Optional[int], typer.Option(help="Bytes per shard (at most, unless one sample is larger).")
-    ] = 1 << 30,
-    workers: Annotated[int, typer.Option(help="Shards written in parallel (threads).")] = 1,
+    ] = D.SHARD_MAX_BYTES,
+    workers: Annotated[int, typer.Option(help="Shards written in parallel (threads).")] = D.SHARD_WORKERS,
     caption_backend: Annotated[
         Optional[list[str]],
         typer.Option(help="MUCaps: caption backends in order of preference (default: newest caption of any)."),
     ] = None,
     pool: Annotated[str, typer.Option(help="MUCaps: segment pool to draw from ('any' for all).")] = "mucaps",
+    full: Annotated[
+        bool, typer.Option("--full", help="Rewrite the whole shard set in key order instead of appending.")
+    ] = False,
 ) -> None:
-    """Assemble a dataset's samples from the manifests and write its shards (replacing the previous set)."""
+    """Assemble a dataset's samples from the manifests and write its shards.
+
+    Incremental by default: samples not yet in a shard are appended as new shards, existing shards stay
+    byte-identical unless one of their samples changed or went away (then that shard is rewritten); the
+    manifest's run_id column tells which shards this run wrote. --full rewrites the whole set."""
     wh = get_warehouse(ctx)
     options: dict = {}
     if dataset == "mucaps":
@@ -52,16 +60,17 @@ def write_cmd(
             max_bytes=max_bytes,
             workers=workers,
             on_sample=lambda _s: progress.advance(task),
+            full=full,
             **options,
         )
-    title = f"{dataset}: {build.samples} samples in {len(build.shards)} shards"
+    title = f"{dataset}: {build.samples} samples in {len(build.shards)} shards ({len(build.written)} written by this run)"
     print_arrow(_shard_table(build.shards), title=title)
     if build.skipped:
         console.print("skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(build.skipped.items())))
 
 
 def _shard_table(rows: list[dict]) -> pa.Table:
-    cols = ["path", "samples", "bytes", "sha256", "first_key", "last_key"]
+    cols = ["path", "samples", "bytes", "sha256", "first_key", "last_key", "run_id"]
     return pa.Table.from_pylist([{c: r[c] for c in cols} for r in rows]) if rows else pa.table({c: [] for c in cols})
 
 

@@ -10,7 +10,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from m2ugen_data import defaults as D
+from m2ugen_data.dialogues.backend import GenerationParams
+
 app = typer.Typer(no_args_is_help=True)
+_GENERATION = GenerationParams()  # the sampling defaults are GenerationParams' own
 
 
 class CaptionBackend(str, Enum):
@@ -54,13 +58,13 @@ def caption(
     ctx: typer.Context,
     backend: Annotated[
         CaptionBackend, typer.Option(help="grounded (offline, from measurements) or mu-llama.")
-    ] = CaptionBackend.grounded,
+    ] = CaptionBackend(D.CAPTION_BACKEND),
     pool: Annotated[
         str | None, typer.Option(help="Only clips of this pool (mucaps, muedit, muimage, muvideo).")
     ] = None,
     model_dir: Annotated[Path | None, typer.Option(help="mu-llama: local directory with the model weights.")] = None,
-    device: Annotated[str, typer.Option(help="mu-llama: torch device.")] = "cpu",
-    batch_size: Annotated[int, typer.Option(min=1)] = 512,
+    device: Annotated[str, typer.Option(help="mu-llama: torch device.")] = D.TEXT_DEVICE,
+    batch_size: Annotated[int, typer.Option(min=1)] = D.CAPTION_BATCH_SIZE,
 ) -> None:
     """Caption analysed clips (features + segments) into the captions manifest; already-captioned clips are skipped."""
     from m2ugen_data.audioset.ontology import load_ontology
@@ -144,35 +148,37 @@ def dialogue(
     dataset: Annotated[Dataset, typer.Option(help="Which dataset's dialogues to write.")] = Dataset.muedit,
     backend: Annotated[
         DialogueBackend, typer.Option(help="template (offline) or an LLM backend.")
-    ] = DialogueBackend.template,
+    ] = DialogueBackend(D.DIALOGUE_BACKEND),
     model: Annotated[
         str | None, typer.Option(help="Model directory (transformers, vllm) or served model name (openai).")
     ] = None,
     base_url: Annotated[
         str, typer.Option(help="openai: server base URL; key from $M2UGEN_OPENAI_API_KEY or $OPENAI_API_KEY.")
-    ] = "http://127.0.0.1:8000/v1",
-    batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch (two prompts each).")] = 64,
+    ] = D.OPENAI_BASE_URL,
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch (two prompts each).")] = D.DIALOGUE_BATCH_SIZE,
     max_attempts: Annotated[
         int, typer.Option(min=1, help="Tries per turn before a sample is recorded as rejected.")
-    ] = 3,
-    caption_backend: Annotated[str, typer.Option(help="Which music captions to write from.")] = "grounded",
-    device: Annotated[str, typer.Option(help="transformers: torch device.")] = "cpu",
-    dtype: Annotated[str, typer.Option(help="transformers/vllm: auto, bfloat16, float16, float32.")] = "auto",
-    concurrency: Annotated[int, typer.Option(min=1, help="openai: requests in flight.")] = 16,
-    timeout: Annotated[float, typer.Option(help="openai: seconds per request.")] = 120.0,
-    send_top_k: Annotated[bool, typer.Option(help="openai: send top_k (vLLM servers accept it).")] = False,
-    tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per model.")] = 1,
-    max_model_len: Annotated[int, typer.Option(help="vllm: context length.")] = 2048,
-    max_new_tokens: Annotated[int, typer.Option(min=1)] = 96,
-    temperature: Annotated[float, typer.Option(min=0.0)] = 0.5,
-    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 1.0,
-    top_k: Annotated[int, typer.Option(min=0)] = 4,
-    seed: Annotated[int, typer.Option(help="Base seed; each retry adds one.")] = 0,
+    ] = D.DIALOGUE_MAX_ATTEMPTS,
+    retry_rejected: Annotated[bool, typer.Option(
+        help="Ask again for samples rejected before under the same prompt (default: only backend failures).")] = False,
+    caption_backend: Annotated[str, typer.Option(help="Which music captions to write from.")] = D.CAPTION_BACKEND,
+    device: Annotated[str, typer.Option(help="transformers: torch device.")] = D.TEXT_DEVICE,
+    dtype: Annotated[str, typer.Option(help="transformers/vllm: auto, bfloat16, float16, float32.")] = D.MODEL_DTYPE,
+    concurrency: Annotated[int, typer.Option(min=1, help="openai: requests in flight.")] = D.OPENAI_CONCURRENCY,
+    timeout: Annotated[float, typer.Option(help="openai: seconds per request.")] = D.OPENAI_TIMEOUT_S,
+    send_top_k: Annotated[bool, typer.Option(help="openai: send top_k (vLLM servers accept it).")] = D.OPENAI_SEND_TOP_K,
+    tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per model.")] = D.VLLM_TENSOR_PARALLEL,
+    max_model_len: Annotated[int, typer.Option(help="vllm: context length.")] = D.VLLM_MAX_MODEL_LEN,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = _GENERATION.max_new_tokens,
+    temperature: Annotated[float, typer.Option(min=0.0)] = _GENERATION.temperature,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = _GENERATION.top_p,
+    top_k: Annotated[int, typer.Option(min=0)] = _GENERATION.top_k,
+    seed: Annotated[int, typer.Option(help="Base seed; each retry adds one.")] = D.TEXT_SEED,
 ) -> None:
     """Write validated two-turn dialogues into the dialogues manifest (MUEdit reads pairs + captions)."""
     from m2ugen_data.audioset.ontology import load_ontology
     from m2ugen_data.cli_common import console, get_warehouse
-    from m2ugen_data.dialogues.backend import GenerationParams, make_backend
+    from m2ugen_data.dialogues.backend import make_backend
     from m2ugen_data.dialogues.samples import load_samples
     from m2ugen_data.dialogues.writer import write_dialogues
 
@@ -209,10 +215,12 @@ def dialogue(
             max_attempts=max_attempts,
             base_seed=seed,
             on_progress=advance,
+            retry_rejected=retry_rejected,
         )
     row: dict[str, Any] = {
         "samples": summary.total,
         "cached": summary.cached,
+        "rejected before": summary.rejected_before,
         "accepted": summary.accepted,
         "rejected": summary.rejected,
         "skipped": sum(skipped.values()),

@@ -10,6 +10,7 @@ import pyarrow as pa
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from m2ugen_data import defaults as D
 from m2ugen_data.cli_common import OutputFormat, console, get_warehouse, print_arrow
 from m2ugen_data.errors import M2UGenError
 
@@ -68,7 +69,7 @@ def frames_cmd(
     pool: Annotated[Optional[Pool], typer.Option(help="Pool to read (default muimage).")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1)] = None,
     workers: Annotated[int, typer.Option(min=1, help="Videos decoded at once.")] = 2,
-    candidates: Annotated[int, typer.Option(min=1, help="Evenly spaced frames examined per video.")] = 16,
+    candidates: Annotated[int, typer.Option(min=1, help="Evenly spaced frames examined per video.")] = D.FRAME_CANDIDATES,
     redo: Annotated[bool, typer.Option(help="Redo clips already done by this extractor version.")] = False,
 ) -> None:
     """Choose one sharp, non-black frame per source video and save it as JPEG (MUImage)."""
@@ -81,8 +82,8 @@ def clips_cmd(
     pool: Annotated[Optional[Pool], typer.Option(help="Pool to read (default muvideo).")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1)] = None,
     workers: Annotated[int, typer.Option(min=1, help="Videos encoded at once.")] = 2,
-    fps: Annotated[int, typer.Option(min=1, help="Output frame rate.")] = 16,
-    short_side: Annotated[int, typer.Option(min=32, help="Bound on the shorter side in pixels.")] = 256,
+    fps: Annotated[int, typer.Option(min=1, help="Output frame rate.")] = D.VIDEO_FPS,
+    short_side: Annotated[int, typer.Option(min=32, help="Bound on the shorter side in pixels.")] = D.VIDEO_SHORT_SIDE,
     redo: Annotated[bool, typer.Option(help="Redo clips already done by this extractor version.")] = False,
 ) -> None:
     """Normalise each source video (H.264, bounded size, fixed fps, no audio) for MUVideo; reject black/still."""
@@ -111,12 +112,12 @@ def disjoint_cmd(
 def caption_visual_cmd(
     ctx: typer.Context,
     kind: Annotated[Kind, typer.Option(help="Caption frames (image) or clips (video).")],
-    backend: Annotated[Backend, typer.Option(help="grounded needs no model; the others load local weights.")] = Backend.grounded,
+    backend: Annotated[Backend, typer.Option(help="grounded needs no model; the others load local weights.")] = Backend(D.VISUAL_CAPTION_BACKEND),
     model_dir: Annotated[Optional[Path], typer.Option(help="A save_pretrained directory (default: the model id in the local HF cache).")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    batch_size: Annotated[int, typer.Option(min=1)] = D.VISUAL_CAPTION_BATCH_SIZE,
     limit: Annotated[Optional[int], typer.Option(min=1)] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto | float32 | float16 | bfloat16")] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = D.VISUAL_DEVICE,
+    dtype: Annotated[str, typer.Option(help="auto | float32 | float16 | bfloat16")] = D.MODEL_DTYPE,
     redo: Annotated[bool, typer.Option(help="Recaption items already captioned with this model and settings.")] = False,
 ) -> None:
     """Caption MUImage frames or MUVideo clips into the captions manifest, batched and cached."""

@@ -23,6 +23,30 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
   fi
 fi
 
+# WordNet 3.0 for m2ugen-eval's METEOR (nltk cannot download its data offline; m2ugen_model/eval/wordnet.py
+# reads Debian's copy). Without it METEOR is the only thing that stops working, so a non-root machine warns.
+if ! [ -f /usr/share/wordnet/data.noun ] || ! [ -f /usr/share/wordnet/index.sense ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wordnet-base wordnet-sense-index >/dev/null 2>&1 || {
+      DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wordnet-base wordnet-sense-index >/dev/null; }
+  else
+    echo "setup: warning: WordNet missing (apt-get install wordnet-base wordnet-sense-index); METEOR will not run" >&2
+  fi
+fi
+
+# Headless Chromium for the dataset card's browser test (tests/test_report.py opens the card and checks that
+# every resource loads and the figures are drawn). Only the test needs it; a non-root machine warns.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || {
+      DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+  else
+    echo "setup: warning: chromium missing (apt-get install chromium); the dataset card's browser test will skip" >&2
+  fi
+fi
+
 # Real sounds for the hearing tests and the dev sets (m2ugen-data devset): fluidsynth + a General-MIDI
 # soundfont + mma, and the Debian packages whose recorded music, effects, crowds and speech the
 # recordings dev set cuts (scripts/devset-deps.sh, ~300 MB once). Not needed to build datasets, so a

@@ -57,7 +57,8 @@ def make_tiny_warehouse(wh: Warehouse, n_clips: int = 8, seconds: float = 1.0) -
         clips.append(
             {"clip_id": c, "status": "ok", "error_class": None, "error": None, "attempts": 1,
              "audio_path": path.relative_to(wh.root).as_posix(), "video_path": None, "duration_s": seconds,
-             "sample_rate": SR, "bytes": path.stat().st_size, "sha256": f"{i:064x}", "updated_at": T0}
+             "sample_rate": SR, "bytes": path.stat().st_size, "sha256": f"{i:064x}", "span": None, "span_start_s": None,
+             "updated_at": T0}
         )
         features.append(
             with_nulls("features", {"clip_id": c, "status": "ok", "reason": None, "analyser_version": "test-1", "duration_s": seconds,

@@ -42,7 +42,8 @@ def analysed(synth_corpus: Path, tmp_path_factory) -> tuple[Warehouse, dict, dic
         clips.append(
             dict(clip_id=cid, status="ok", error_class=None, error=None, attempts=1)
             | dict(audio_path=str(dest.relative_to(wh.root)), video_path=None, duration_s=t["duration_s"])
-            | dict(sample_rate=t["sample_rate"], bytes=dest.stat().st_size, sha256=None, updated_at=utc_now())
+            | dict(sample_rate=t["sample_rate"], bytes=dest.stat().st_size, sha256=None, span=None, span_start_s=None)
+            | dict(updated_at=utc_now())
         )
     wh.write_batch("segments", segments, "synth")
     wh.write_batch("clips", clips, "synth")

@@ -69,8 +69,9 @@ def _segments(wh: Warehouse, rows: list[tuple[str, float, float, str]], batch: s
 
 
 def _config(srv: MediaServer, ext: str = "m4a", **kw) -> DownloadConfig:
+    """Segment cuts for every pool (MUCaps' whole-audio default is tested in test_span.py)."""
     base = {"url_template": srv.url_template(ext), "concurrency": 2, "requests_per_s": None, "backoff_base_s": 0.01,
-            "backoff_max_s": 0.05, "flush_every": 1}
+            "backoff_max_s": 0.05, "flush_every": 1, "span": "segment"}
     return DownloadConfig(**{**base, **kw})
 
 
@@ -202,7 +203,8 @@ def test_hostile_segment_rows_never_reach_a_path_or_a_request(tmp_path, warehous
                for c in rows if c != "goodAAAAAAA_1000")
     created = set(tmp_path.rglob("*")) - before
     assert created and all(warehouse.root in p.parents for p in created)
-    again = download_clips(warehouse, DownloadConfig(url_template="http://127.0.0.1:9/{ytid}", requests_per_s=None))
+    again = download_clips(warehouse, DownloadConfig(url_template="http://127.0.0.1:9/{ytid}", requests_per_s=None,
+                                                      span="segment"))
     assert again.planned == 0 and again.skipped_permanent == 5  # invalid rows are not attempted again
 
 
@@ -339,7 +341,7 @@ def test_plan_filters_pools_applies_limit_and_refetches_missing_files(warehouse)
     present.parent.mkdir(parents=True)
     present.write_bytes(b"x")
     ok = {"status": "ok", "error_class": None, "error": None, "attempts": 1, "video_path": None, "duration_s": 10.0,
-          "sample_rate": 44100, "bytes": 1, "sha256": "0" * 64, "updated_at": utc_now()}
+          "sample_rate": 44100, "bytes": 1, "sha256": "0" * 64, "span": None, "span_start_s": None, "updated_at": utc_now()}
     warehouse.write_batch("clips", [
         {**ok, "clip_id": "bbbbbbbbbbb_0", "audio_path": "media/audio/bb/bbbbbbbbbbb_0.flac"},  # file gone
         {**ok, "clip_id": "ccccccccccc_0", "audio_path": "media/audio/cc/ccccccccccc_0.flac"},

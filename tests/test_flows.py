@@ -21,8 +21,8 @@ import soundfile as sf
 import webdataset as wds
 from flow_faults import clean_singletons, corrupt_corpus_clip, inject
 from flow_script import run_muedit
+from warehouse_content import file_stats, latest_content
 
-from m2ugen_data.schemas import MANIFESTS
 from m2ugen_data.shards import check_member_name, parse_sample_json, verify_shards
 from m2ugen_data.synth import render_corpus
 from m2ugen_data.warehouse import Warehouse, open_warehouse
@@ -30,7 +30,6 @@ from m2ugen_data.warehouse import Warehouse, open_warehouse
 pytestmark = pytest.mark.slow
 
 N, SEED = 14, 11
-TIMESTAMPS = {"updated_at", "created_at"}
 SCRIPT = Path(__file__).with_name("flow_script.py")
 
 
@@ -111,38 +110,18 @@ def test_bad_input_is_recorded_and_the_rest_completes(reference, corpus):
 def test_summary_artifact_is_published(reference, flow_api):
     import httpx
 
-    body = {"artifacts": {"key": {"any_": ["build-muedit-summary", "build-muedit-report"]}}, "sort": "CREATED_DESC", "limit": 10, "offset": 0}
+    keys = ["build-muedit-summary", "build-muedit-report", "build-muedit-card"]
+    body = {"artifacts": {"key": {"any_": keys}}, "sort": "CREATED_DESC", "limit": 10, "offset": 0}
     resp = httpx.post(f"{flow_api['url']}/artifacts/filter", json=body, timeout=10)
     resp.raise_for_status()
     arts = resp.json()
-    assert {a["key"] for a in arts} >= {"build-muedit-summary", "build-muedit-report"}
+    assert {a["key"] for a in arts} >= set(keys)
     table = next(a for a in arts if a["key"] == "build-muedit-summary")
     assert "dialogues_rejected" in str(table["data"]) and "analysis:failed:analysis_error" in str(table["data"])
-
-
-def _norm(v):
-    """Floats to 6 significant digits: the ONNX beat model's confidence differs in the 7th digit between
-    processes (seen on tempo_conf); every other value must match exactly."""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    if isinstance(v, list):
-        return [_norm(x) for x in v]
-    return v
-
-
-def _latest_content(wh: Warehouse) -> dict[str, list[tuple]]:
-    """Every manifest's latest rows without their timestamps, sorted: what a run produced, not when."""
-    out = {}
-    for name in MANIFESTS:
-        if name in ("synth_truth", "visual_media"):
-            continue
-        rows = wh.read(name).to_pylist()
-        out[name] = sorted(tuple((k, repr(_norm(v))) for k, v in r.items() if k not in TIMESTAMPS) for r in rows)
-    return out
-
-
-def _files(wh: Warehouse, name: str) -> dict[str, tuple[int, int]]:
-    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in wh.manifest_files(name)}
+    # the dataset card, rewritten by the flow and linked from its artifact
+    card = next(a for a in arts if a["key"] == "build-muedit-card")
+    index = reference["wh"].root / "report" / "index.html"
+    assert index.as_uri() in card["data"] and "analysis_error" in (index.parent / "muedit" / "index.html").read_text()
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(reference, corpus, flow_api, tmp_path):
@@ -156,7 +135,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(reference, corpus, fl
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     wh = open_warehouse(root)
-    before = _files(wh, "features")
+    before = file_stats(wh, "features")
     analysed_before = {r["clip_id"] for r in wh.read("features").to_pylist() if r["status"] != "failed"}
     assert 0 < len(analysed_before) < N - 2, "the kill must land in the middle of the analysis"
     assert not (root / "shards" / "muedit").exists() or not list((root / "shards" / "muedit").glob("*.tar"))
@@ -164,19 +143,19 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(reference, corpus, fl
     done = subprocess.run(cmd, env=flow_api["env"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600, check=False)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
 
-    after = _files(wh, "features")
+    after = file_stats(wh, "features")
     assert all(after[name] == stat for name, stat in before.items()), "finished features batches were rewritten"
     rows = Counter(r["clip_id"] for r in wh.read("features", latest=False).to_pylist())
     assert all(rows[c] == 1 for c in analysed_before), "clips analysed before the kill were analysed again"
-    assert _latest_content(wh) == _latest_content(reference["wh"])
+    assert latest_content(wh) == latest_content(reference["wh"])
     shas = lambda w: sorted((r["path"], r["sha256"]) for r in w.read("shards").to_pylist())
     assert shas(wh) == shas(reference["wh"])
 
 
 def test_rerun_skips_finished_work(reference, corpus):
     wh = reference["wh"]
-    features_before = _files(wh, "features")
-    dialogues_before = _files(wh, "dialogues")
+    features_before = file_stats(wh, "features")
+    dialogues_before = file_stats(wh, "dialogues")
     with pytest.MonkeyPatch.context() as mp:
         inject(mp, corpus["crash"])
         summary = run_muedit(str(wh.root), str(corpus["dir"]), N, SEED)
@@ -185,8 +164,8 @@ def test_rerun_skips_finished_work(reference, corpus):
     assert run["analyse"]["planned"] == 1  # only the crashed clip is tried again, as analysis does for failures
     assert run["caption"]["written"] == 0 and run["caption"]["cached"] == run["caption"]["items"]
     assert run["dialogue"]["accepted"] + run["dialogue"]["rejected"] == 0  # ok ones cached, the rejected one left alone
-    assert all(_files(wh, "features")[k] == v for k, v in features_before.items())
-    assert _files(wh, "dialogues") == dialogues_before
+    assert all(file_stats(wh, "features")[k] == v for k, v in features_before.items())
+    assert file_stats(wh, "dialogues") == dialogues_before
     assert summary["counts"] == reference["summary"]["counts"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 
 import pytest
 from pydantic import ValidationError
@@ -36,15 +37,16 @@ def test_task_runner_choice_round_trips_through_the_environment(monkeypatch):
     assert isinstance(make_task_runner(TaskRunnerChoice(kind="thread", max_workers=2)), ThreadPoolTaskRunner)
 
 
-def test_dask_runner_without_prefect_dask_is_a_clear_error():
-    pytest.importorskip("prefect")
-    try:
-        import prefect_dask  # noqa: F401
-    except ImportError:
-        with pytest.raises(MissingDependencyError, match="prefect-dask"):
-            make_task_runner(TaskRunnerChoice(kind="dask"))
-    else:
-        assert type(make_task_runner(TaskRunnerChoice(kind="dask"))).__name__ == "DaskTaskRunner"
+def test_dask_runner_choice_and_a_clear_error_without_prefect_dask(monkeypatch):
+    from prefect_dask import DaskTaskRunner
+
+    runner = make_task_runner(TaskRunnerChoice(kind="dask", dask_address="tcp://127.0.0.1:8786"))
+    assert isinstance(runner, DaskTaskRunner) and runner.address == "tcp://127.0.0.1:8786"
+    assert isinstance(runner.duplicate(), type(runner))  # Prefect runs each flow on a duplicate
+    monkeypatch.setitem(sys.modules, "prefect_dask", None)  # as if the [dask] extra were not installed
+    monkeypatch.setitem(sys.modules, "flows.dask_runner", None)
+    with pytest.raises(MissingDependencyError, match="prefect-dask"):
+        make_task_runner(TaskRunnerChoice(kind="dask"))
 
 
 def test_merge_counts_and_chunks():

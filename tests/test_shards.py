@@ -192,7 +192,7 @@ def header(name, size):
         time.sleep(600)
     return real_header(name, size)
 tar_writer._header = header
-build_dataset_shards(open_warehouse(sys.argv[1]), "muedit", max_samples=2)
+build_dataset_shards(open_warehouse(sys.argv[1]), "muedit", max_samples=2, workers=1, full=True)  # one in flight
 """
 
 

@@ -26,7 +26,7 @@ def seed_warehouse(wh: Warehouse, entries: list[tuple[str, str, Path | bytes | N
         clips.append(
             {"clip_id": clip_id, "status": "ok", "error_class": None, "error": None, "attempts": 1,
              "audio_path": None, "video_path": None, "duration_s": 10.0, "sample_rate": 48000, "bytes": None,
-             "sha256": f"sha-{clip_id}", "updated_at": utc_now()}
+             "sha256": f"sha-{clip_id}", "span": None, "span_start_s": None, "updated_at": utc_now()}
         )
     wh.write_batch("segments", segs, "seed-segments")
     wh.write_batch("clips", clips, "seed-clips")

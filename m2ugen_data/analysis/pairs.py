@@ -438,35 +438,88 @@ def clip_arrays(t: pa.Table, rules: PairRules) -> tuple[pa.Table, ClipArrays]:
 # --------------------------------------------------------------------------- the join
 
 
-def _build_candidates(con: duckdb.DuckDBPyConnection, rules: PairRules) -> None:
-    """Create table ``e``: candidate pairs, one row per (lo, hi, octave relation ``rel``: 1 when lo is
-    compared at double its tempo, -1 when hi is) with their log-tempo difference ``dlt``. Steps are
-    materialised one by one so each is a plain scan or hash join, and the join carries ids and log-tempi
-    only (the kernels recompute the beat geometry per edge); ``e`` keeps edges up to 3x the tempo
-    tolerance so the tempo rule's rejections can be counted."""
+N_ORDERS = 3  # sort orders of the band join
+
+
+def copies(rules: PairRules) -> int:
+    """Sort elements per clip: the clip, and with ``allow_double`` a copy at twice its tempo. Element
+    ``e`` is clip ``e // copies`` in octave copy ``e % copies``."""
+    return 2 if rules.allow_double else 1
+
+
+def order_keys(
+    block: np.ndarray, lt: np.ndarray, ibi: np.ndarray, phase: np.ndarray, hc: np.ndarray, rules: PairRules
+) -> list[np.ndarray]:
+    """Per sort order, a (keys, elements) float64 matrix, most significant key first (all exact in float64).
+
+    Block is the first key of every order, so two elements are band neighbours when they are at most
+    ``window`` positions apart in the same block. By tempo; by harmony class then beat phase inside fine
+    tempo buckets; the same with the buckets shifted by half a width, so two clips of nearly equal tempo
+    share a bucket in at least one grid. Ties end on (clip id, octave), so the order is total and depends
+    only on per-clip values: adding clips inserts elements without reordering the others, which is what
+    lets the incremental miner (``pair_cache``) reuse a previous run's edges. Computed in numpy (not SQL)
+    so the full and the incremental miner see bit-identical keys."""
     tol = math.log1p(rules.tolerance)
     fine = tol / 2
-    copies = "SELECT id, 0 AS oct, block, lt, phase / ibi AS frac, hc FROM c"
-    if rules.allow_double:
-        copies += " UNION ALL SELECT id, 1, block, lt + ln(2), fmod(phase, ibi / 2) / (ibi / 2), hc FROM c"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE x AS {copies}")
-    # by tempo; by harmony class then beat phase inside fine tempo buckets; the same with the buckets
-    # shifted by half a width, so two clips of nearly equal tempo share a bucket in at least one grid
-    orders = (
-        "lt, id, oct",
-        f"floor(lt / {fine}), hc, frac, lt, id, oct",
-        f"floor(lt / {fine} + 0.5), hc, frac, lt, id, oct",
+    c = copies(rules)
+    n = len(lt)
+    ids = np.repeat(np.arange(n, dtype=np.float64), c)
+    octave = np.tile(np.arange(c, dtype=np.float64), n)
+    blk = np.repeat(block.astype(np.float64), c)
+    harm = np.repeat(hc.astype(np.float64), c)
+    elt = np.repeat(lt, c) + np.where(octave == 1, math.log(2), 0.0)
+    period = np.repeat(ibi, c) / np.where(octave == 1, 2.0, 1.0)
+    frac = np.fmod(np.repeat(phase, c), period) / period
+    bucket = np.floor(elt / fine)
+    shifted = np.floor(elt / fine + 0.5)
+    return [
+        np.stack([blk, elt, ids, octave]),
+        np.stack([blk, bucket, harm, frac, elt, ids, octave]),
+        np.stack([blk, shifted, harm, frac, elt, ids, octave]),
+    ]
+
+
+def sort_positions(
+    block: np.ndarray, lt: np.ndarray, ibi: np.ndarray, phase: np.ndarray, hc: np.ndarray, rules: PairRules
+) -> tuple[np.ndarray, np.ndarray]:
+    """(orders, positions): per sort order (``order_keys``), the elements in sorted order and each
+    element's position in it."""
+    keys = order_keys(block, lt, ibi, phase, hc, rules)
+    orders = np.empty((N_ORDERS, keys[0].shape[1]), dtype=np.int64)
+    positions = np.empty_like(orders)
+    for i, k in enumerate(keys):
+        orders[i] = np.lexsort(k[::-1])
+        positions[i, orders[i]] = np.arange(k.shape[1])
+    return orders, positions
+
+
+def _build_candidates(con: duckdb.DuckDBPyConnection, cand: pa.Table, rules: PairRules) -> np.ndarray:
+    """Create table ``e``: candidate pairs, one row per (lo, hi, octave relation ``rel``: 1 when lo is
+    compared at double its tempo, -1 when hi is) with their log-tempo difference ``dlt``; return the sort
+    positions (``sort_positions``). Each order is a plain table joined with itself on (block, position +
+    offset), so DuckDB hashes instead of joining whole blocks and filtering, and the join carries ids and
+    log-tempi only (the kernels recompute the beat geometry per edge); ``e`` keeps edges up to 3x the
+    tempo tolerance so the tempo rule's rejections can be counted."""
+    tol = math.log1p(rules.tolerance)
+    c = copies(rules)
+    cols = {name: cand.column(name).to_numpy() for name in ("block", "lt", "ibi", "phase", "hc")}
+    orders, positions = sort_positions(cols["block"], cols["lt"], cols["ibi"], cols["phase"], cols["hc"], rules)
+    n = len(cols["lt"])
+    element = pa.table(
+        {
+            "id": np.repeat(np.arange(n, dtype=np.int32), c),
+            "oct": np.tile(np.arange(c, dtype=np.int8), n),
+            "block": np.repeat(cols["block"], c),
+            "lt": np.repeat(cols["lt"], c) + np.tile(np.array([0.0, math.log(2)][:c]), n),
+        }
     )
-    for i, order in enumerate(orders):
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE r{i} AS
-                SELECT id, oct, block, lt, row_number() OVER (PARTITION BY block ORDER BY {order}) AS rn FROM x"""
-        )
+    for i in range(N_ORDERS):
+        con.register(f"p{i}", element.append_column("rn", pa.array(positions[i])))
     joins = " UNION ALL ".join(
         f"""SELECT a.id AS ia, a.oct AS oa, a.lt AS la, b.id AS ib, b.oct AS ob, b.lt AS lb
-            FROM (SELECT r{i}.*, r{i}.rn + o.o AS rn_b FROM r{i}, range(1, {rules.window + 1}) o(o)) a
-            JOIN r{i} b ON b.block = a.block AND b.rn = a.rn_b"""
-        for i in range(len(orders))
+            FROM (SELECT p{i}.*, p{i}.rn + o.o AS rn_b FROM p{i}, range(1, {rules.window + 1}) o(o)) a
+            JOIN p{i} b ON b.block = a.block AND b.rn = a.rn_b"""
+        for i in range(N_ORDERS)
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE e AS
@@ -474,8 +527,9 @@ def _build_candidates(con: duckdb.DuckDBPyConnection, rules: PairRules) -> None:
                    CASE WHEN ia < ib THEN oa - ob ELSE ob - oa END AS rel, abs(la - lb) AS dlt
             FROM ({joins}) WHERE ia <> ib AND NOT (oa = 1 AND ob = 1) AND abs(la - lb) <= {3 * tol}"""
     )
-    for name in ("x", "r0", "r1", "r2"):
-        con.execute(f"DROP TABLE {name}")
+    for i in range(N_ORDERS):
+        con.unregister(f"p{i}")
+    return positions
 
 
 # --------------------------------------------------------------------------- measures, rules, score
@@ -663,6 +717,19 @@ def _greedy_bmatch(lo: np.ndarray, hi: np.ndarray, n: int, k: int) -> np.ndarray
     return take
 
 
+@dataclass
+class ScoredEdges:
+    """Valid edges (every rule passed) in best-first order (score descending, ties by clip ids), with
+    their scores and whether the degree cap chose them: what ``pair_cache`` keeps between runs."""
+
+    lo: np.ndarray  # int64 row ids of the eligible clips, lo < hi
+    hi: np.ndarray
+    rel: np.ndarray  # int8 octave relation
+    score: np.ndarray  # float64
+    harm: np.ndarray  # float32 harmony similarity, NaN where not measured
+    chosen: np.ndarray  # bool
+
+
 def mine_pairs(
     features: pa.Table,
     labels: pa.Table,
@@ -673,16 +740,30 @@ def mine_pairs(
 ) -> MiningResult:
     """Mine pairs from a features table (FEATURES columns; schema-2 columns may be absent) and AudioSet
     instrument labels (clip_id, instruments), the fallback content evidence for clips without tags."""
+    return mine_full(features, labels, rules, threads=threads, memory_limit=memory_limit)[0]
+
+
+def mine_full(
+    features: pa.Table,
+    labels: pa.Table,
+    rules: PairRules = PairRules(),
+    *,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> tuple[MiningResult, pa.Table, np.ndarray | None, ScoredEdges | None]:
+    """``mine_pairs`` plus what an incremental re-mine starts from: the eligible clips' candidate table
+    (``clip_arrays``), their sort positions and the scored valid edges (None when under two clips)."""
     t0 = time.perf_counter()
     elig, clip_rej = eligible_clips(features, labels, rules)
     cand, clips = clip_arrays(elig, rules)
+    cand = cand.append_column("clip_id", elig.column("clip_id"))
     result = MiningResult(
         pairs=_empty_pairs(), eligible=elig.num_rows, clips=features.num_rows, clip_rejections=clip_rej
     )
     result.timings["prepare"] = time.perf_counter() - t0
     if elig.num_rows < 2:
         result.degree_histogram = {0: elig.num_rows}
-        return result
+        return result, cand, None, None
 
     t1 = time.perf_counter()
     con = duck_connect()
@@ -691,57 +772,75 @@ def mine_pairs(
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute("SET preserve_insertion_order = false")
-    con.register("cand", cand)
-    con.execute("CREATE TEMP TABLE c AS SELECT * FROM cand")
-    _build_candidates(con, rules)
+    positions = _build_candidates(con, cand, rules)
     tol = math.log1p(rules.tolerance)
     examined, off_tempo = con.execute(f"SELECT count(*), count(*) FILTER (dlt > {tol}) FROM e").fetchall()[0]
     edges = con.sql(f"SELECT lo, hi, rel FROM e WHERE dlt <= {tol}").to_arrow_table()
     con.close()  # frees the join's memory before the kernels allocate theirs
     result.candidates, result.pair_rejections = int(examined), {"tempo": int(off_tempo)}
     result.timings["join"] = time.perf_counter() - t1
-    select_pairs(result, elig, clips, edges, rules)
+    scored = select_pairs(result, elig, clips, edges, rules)
     result.timings["total"] = time.perf_counter() - t0
-    return result
+    return result, cand, positions, scored
 
 
-def select_pairs(result: MiningResult, elig: pa.Table, clips: ClipArrays, edges: pa.Table, rules: PairRules) -> None:
-    """Rules, score and degree cap over candidate ``edges`` (lo, hi, rel: row ids of ``elig`` and octave
-    relation, within the tempo tolerance); fills ``result``'s pairs, counts and timings. Separate from the
-    join so a benchmark can feed it candidates found another way (every pair of neighbouring tempo bins)
-    and compare searches under one scoring. Harmony is computed only for edges that pass every other rule
+def score_edges(
+    result: MiningResult, clips: ClipArrays, lo: np.ndarray, hi: np.ndarray, rel: np.ndarray, rules: PairRules
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rules and score of candidate edges (row ids of ``clips``): the valid ones' (lo, hi, rel, score,
+    harm), rejections added to ``result``. Harmony is computed only for edges that pass every other rule
     (the costliest measure; a rejected edge needs no score), so the ``harmony`` count is over those."""
-    lo, hi, rel = (edges.column(c).to_numpy() for c in ("lo", "hi", "rel"))
-    del edges
-    t1 = time.perf_counter()
     failed, score = _score_kernel(
         lo, hi, rel, clips.lt, clips.ibi, clips.phase, clips.loud, clips.video, clips.labels[0],
         clips.labels[1], clips.timbre, clips.content, _kernel_params(rules),
     )  # fmt: skip
-    result.pair_rejections.update({rule: int(np.count_nonzero(failed & bit)) for rule, bit in RULE_BITS.items()})
+    for rule, bit in RULE_BITS.items():
+        result.pair_rejections[rule] = result.pair_rejections.get(rule, 0) + int(np.count_nonzero(failed & bit))
     valid = np.flatnonzero(failed == 0)
     del failed
     lo, hi, rel, score = lo[valid], hi[valid], rel[valid], score[valid]
     harm = harmony_similarity(clips, lo, hi, rel)
-    result.pair_rejections["harmony"] = 0
+    result.pair_rejections.setdefault("harmony", 0)
     if rules.min_harmony_sim > 0:
         keep = harm >= np.float32(rules.min_harmony_sim)  # float32 like harm: 14 of 20 beats pass 0.7; NaN fails
-        result.pair_rejections["harmony"] = int(len(keep) - keep.sum())
+        result.pair_rejections["harmony"] += int(len(keep) - keep.sum())
         lo, hi, rel, score, harm = lo[keep], hi[keep], rel[keep], score[keep], harm[keep]
     score += rules.w_harmony * np.nan_to_num(harm.astype(np.float64), nan=0.0)
+    return lo, hi, rel, score, harm
+
+
+def select_pairs(
+    result: MiningResult, elig: pa.Table, clips: ClipArrays, edges: pa.Table, rules: PairRules
+) -> ScoredEdges:
+    """Rules, score and degree cap over candidate ``edges`` (lo, hi, rel: row ids of ``elig`` and octave
+    relation, within the tempo tolerance); fills ``result``'s pairs, counts and timings and returns the
+    scored valid edges. Separate from the join so a benchmark can feed it candidates found another way
+    (every pair of neighbouring tempo bins) and compare searches under one scoring."""
+    lo, hi, rel = (edges.column(c).to_numpy() for c in ("lo", "hi", "rel"))
+    del edges
+    t1 = time.perf_counter()
+    lo, hi, rel, score, harm = score_edges(result, clips, lo.astype(np.int64), hi.astype(np.int64), rel, rules)
     result.timings["score"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    result.valid = len(lo)
     order = _best_first(score, lo, hi)
-    take = _greedy_bmatch(lo[order], hi[order], elig.num_rows, rules.k)
-    chosen = order[take]
-    result.pair_rejections["degree_cap"] = int(len(take) - take.sum())
+    scored = ScoredEdges(lo[order], hi[order], rel[order].astype(np.int8), score[order], harm[order], np.empty(0, bool))
+    choose(result, scored, elig.num_rows, rules.k)
     result.timings["select"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    result.pairs = _pairs_table(elig, clips, lo[chosen], hi[chosen], rel[chosen], harm[chosen], score[chosen])
-    degree = np.bincount(np.concatenate([lo[chosen], hi[chosen]]), minlength=elig.num_rows)
-    result.degree_histogram = {int(d): int(c) for d, c in enumerate(np.bincount(degree)) if c}
+    c = scored.chosen
+    result.pairs = _pairs_table(elig, clips, scored.lo[c], scored.hi[c], scored.rel[c], scored.harm[c], scored.score[c])
     result.timings["output"] = time.perf_counter() - t1
+    return scored
+
+
+def choose(result: MiningResult, scored: ScoredEdges, n: int, k: int) -> None:
+    """The degree cap over best-first ``scored`` edges of ``n`` clips: sets ``scored.chosen`` and the
+    result's valid, ``degree_cap`` and degree-histogram counts."""
+    scored.chosen = _greedy_bmatch(scored.lo, scored.hi, n, k)
+    result.valid = len(scored.lo)
+    result.pair_rejections["degree_cap"] = int(len(scored.chosen) - scored.chosen.sum())
+    degree = np.bincount(np.concatenate([scored.lo[scored.chosen], scored.hi[scored.chosen]]), minlength=n)
+    result.degree_histogram = {int(d): int(c) for d, c in enumerate(np.bincount(degree)) if c}
 
 
 def _pairs_table(
@@ -802,6 +901,7 @@ def mine_warehouse(
     rules: PairRules = PairRules(),
     pool: str | None = None,
     *,
+    full: bool = False,
     threads: int | None = None,
     memory_limit: str | None = None,
 ) -> tuple[MiningResult, str | None]:
@@ -809,8 +909,12 @@ def mine_warehouse(
 
     The batch id names the pool only, so mining again (new rules, more clips) replaces the previous pairs
     of that pool instead of mixing two runs' pairs in the manifest. Columns a warehouse of old analyses
-    lacks altogether are left out here and read as NULL by ``mine_pairs``.
+    lacks altogether are left out here and read as NULL by ``mine_pairs``. Mining is incremental
+    (``pair_cache``: only edges of new or re-analysed clips are searched, same pairs as a full mine) when
+    the previous run's cache under ``cache/pairs/`` fits the rules; ``full`` ignores it and mines all.
     """
+    from m2ugen_data.analysis.pair_cache import PairCache, mine_incremental
+
     con = warehouse.connect()
     have = {row[0] for row in con.sql("DESCRIBE features_latest").fetchall()}
     cols = ", ".join(f"f.{c}" for c in FEATURE_COLUMNS if c in have)
@@ -818,7 +922,10 @@ def mine_warehouse(
     sql = f"SELECT {cols} FROM features_latest f {pool_join}"
     features = con.sql(sql, params=[pool] if pool else None).to_arrow_table()
     labels = con.sql("SELECT clip_id, instruments FROM segments_latest").to_arrow_table()
-    result = mine_pairs(features, labels, rules, threads=threads, memory_limit=memory_limit)
     batch_id = f"pairs-{pool or 'all'}"
+    cache_dir = warehouse.root / "cache" / "pairs" / batch_id
+    cache = None if full else PairCache.load(cache_dir)
+    result, cache = mine_incremental(features, labels, rules, cache, threads=threads, memory_limit=memory_limit)
     warehouse.write_batch("pairs", result.pairs, batch_id)
+    cache.save(cache_dir)  # after the batch: a run killed in between re-mines against the older cache
     return result, batch_id

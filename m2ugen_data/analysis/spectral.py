@@ -28,7 +28,10 @@ def analyse_spectral(y22: np.ndarray, sr: int = SAMPLE_RATE) -> Spectral:
     import librosa
 
     stft = np.abs(librosa.stft(y22, n_fft=2048, hop_length=HOP))
-    mel = librosa.feature.melspectrogram(S=stft**2, sr=sr)
+    # The mel projection is a BLAS matrix product: in float32 its last bits depend on the BLAS thread count
+    # (a Dask worker runs with 1, a thread-runner flow with every core), which changed the timbre vectors and
+    # so the shards' timbre_dist between runners. In float64 the rounding to float32 at the end absorbs it.
+    mel = librosa.feature.melspectrogram(S=stft.astype(np.float64) ** 2, sr=sr)
     log_mel = librosa.power_to_db(mel)
     envelope = librosa.onset.onset_strength(S=log_mel, sr=sr, hop_length=HOP)
     onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=sr, hop_length=HOP)

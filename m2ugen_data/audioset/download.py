@@ -9,17 +9,22 @@ Why it is shaped this way:
   seconds), each batch its own file, so a kill loses at most the clips in flight and the unflushed rows
   (their media is re-fetched and replaced on the rerun).
 - A rerun skips clips whose latest row is ok and whose files exist, and clips that failed permanently
-  (unless ``retry_failed``); transient and corrupt failures are tried again.
+  (unless ``retry_failed``); transient and corrupt failures are tried again. A clip fetched with another span
+  than this run's (``segment`` before, ``full`` now) is fetched again.
+- ``span`` picks what is kept of each video (``ytdlp_fetch.Span``): ``auto`` follows the paper per pool
+  (MUCaps: the whole audio, as the released MUCaps was built; the other datasets: the 10 s segment). The
+  stored length is checked against what was asked for: exactly the segment, or at least the segment and at
+  most the section, the video's length and ``max_duration_s``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import shutil
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -28,17 +33,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from m2ugen_data import defaults
 from m2ugen_data.atomic import atomic_path
+from m2ugen_data.claims import WorkClaims
 from m2ugen_data.audioset.failures import INVALID, PERMANENT, TRANSIENT, Failure, one_line
 from m2ugen_data.audioset.selection import POOLS
-from m2ugen_data.audioset.verify import verify_audio, verify_video
-from m2ugen_data.audioset.ytdlp_fetch import Fetcher, FetchOptions, fast_ffmpeg
+from m2ugen_data.audioset.verify import Expected, verify_audio, verify_video
+from m2ugen_data.audioset.ytdlp_fetch import SPANS, Fetcher, FetchOptions, Section, Span, fast_ffmpeg
 from m2ugen_data.errors import InvalidIdError, M2UGenError
 from m2ugen_data.ids import validate_clip_id, validate_ytid
-from m2ugen_data.warehouse import Warehouse, utc_now
+from m2ugen_data.warehouse import Warehouse, unique_batch_id, utc_now
 
-DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
+DEFAULT_URL_TEMPLATE = defaults.URL_TEMPLATE
 VIDEO_POOLS = ("muimage", "muvideo")
+PAPER_SPANS = {"mucaps": "full", "muedit": "segment", "muimage": "segment", "muvideo": "segment"}  # span=auto
 
 
 @dataclass(frozen=True)
@@ -46,14 +54,17 @@ class DownloadConfig:
     url_template: str = DEFAULT_URL_TEMPLATE
     pools: tuple[str, ...] | None = None  # None: every pool
     limit: int | None = None  # at most this many clips attempted in this run
-    concurrency: int = 8
+    concurrency: int = defaults.DOWNLOAD_CONCURRENCY
     video_pools: tuple[str, ...] = VIDEO_POOLS  # these pools also get the video stream
     fetch: FetchOptions = field(default_factory=FetchOptions)
     max_attempts: int = 3  # tries per clip per run for transient failures
     backoff_base_s: float = 2.0
     backoff_max_s: float = 60.0
-    requests_per_s: float | None = 5.0  # per host; None: no limit
+    requests_per_s: float | None = defaults.REQUESTS_PER_S  # per host; None: no limit
     duration_tolerance_s: float = 0.5
+    span: str = defaults.DOWNLOAD_SPAN  # auto | segment | window | full
+    window_s: float = defaults.SPAN_WINDOW_S  # span=window: seconds kept around the segment
+    max_duration_s: float | None = defaults.MAX_AUDIO_S  # window/full: longest audio kept (None: no cap)
     retry_failed: bool = False  # also retry clips whose latest failure is permanent
     flush_every: int = 200
     flush_interval_s: float = 30.0
@@ -63,12 +74,21 @@ class DownloadConfig:
             raise M2UGenError(f"URL template must contain {{ytid}} exactly once and no other braces: {self.url_template!r}")
         if self.concurrency < 1 or self.max_attempts < 1:
             raise M2UGenError("concurrency and max_attempts must be >= 1")
+        if self.span not in ("auto", *SPANS):
+            raise M2UGenError(f"unknown span {self.span!r}; expected auto, {', '.join(SPANS)}")
+        if self.window_s <= 0 or (self.max_duration_s is not None and self.max_duration_s <= 0):
+            raise M2UGenError("window and max duration must be positive seconds")
         unknown = (set(self.pools or ()) | set(self.video_pools)) - set(POOLS)
         if unknown:
             raise M2UGenError(f"unknown pools {sorted(unknown)}; expected some of {POOLS}")
 
     def url_for(self, ytid: str) -> str:
         return self.url_template.replace("{ytid}", validate_ytid(ytid))
+
+    def span_for(self, pool: str) -> Span:
+        """What is fetched for a clip of ``pool`` (``auto``: the paper's choice for that dataset)."""
+        kind = PAPER_SPANS.get(pool, "segment") if self.span == "auto" else self.span
+        return Span(kind, self.window_s, self.max_duration_s)
 
 
 @dataclass(frozen=True)
@@ -91,6 +111,7 @@ class DownloadSummary:
     attempts: int = 0
     elapsed_s: float = 0.0
     batches: list[str] = field(default_factory=list)
+    claimed_elsewhere: int = 0  # planned, but another live run had claimed them (claims.py)
 
     @property
     def clips_per_s(self) -> float:
@@ -111,7 +132,8 @@ def plan_downloads(wh: Warehouse, config: DownloadConfig) -> tuple[list[Job], Do
     for seg in segments:
         prev = latest.get(seg["clip_id"])
         if prev is not None:
-            if prev["status"] == "ok" and _files_present(wh, prev, seg["pool"] in config.video_pools):
+            same_span = (prev.get("span") or "segment") == config.span_for(seg["pool"]).kind
+            if prev["status"] == "ok" and same_span and _files_present(wh, prev, seg["pool"] in config.video_pools):
                 summary.skipped_done += 1
                 continue
             if prev["status"] != "ok" and prev["error_class"] in (PERMANENT, INVALID) and not config.retry_failed:
@@ -136,6 +158,7 @@ def download_clips(
     if config.fetch.ffmpeg is not None and shutil.which(config.fetch.ffmpeg) is None:
         raise M2UGenError(f"ffmpeg not found or not executable: {config.fetch.ffmpeg}")
     fast_ffmpeg()  # no ffmpeg at all: fail now with an install hint, not once per clip
+    claims = WorkClaims(wh.root, "download")  # before the plan (claims.py): concurrent runs divide the clips
     jobs, summary = plan_downloads(wh, config)
     if on_plan is not None:
         on_plan(summary)
@@ -147,8 +170,8 @@ def download_clips(
             local.fetcher = Fetcher(config.fetch)
         return fetch_clip(wh, job, config, local.fetcher, limiter)
 
-    with _ManifestWriter(wh, config) as writer, ThreadPoolExecutor(config.concurrency, "m2ugen-dl") as pool:
-        for row in _bounded_map(pool, work, jobs, 2 * config.concurrency):
+    with claims, _ManifestWriter(wh, config) as writer, ThreadPoolExecutor(config.concurrency, "m2ugen-dl") as pool:
+        for row in _bounded_map(pool, work, claims.take(jobs, key=lambda j: j.clip_id), 2 * config.concurrency):
             writer.add(row)
             summary.attempts += row["_attempts_now"]
             if row["status"] == "ok":
@@ -157,7 +180,10 @@ def download_clips(
                 summary.failed[row["error_class"]] += 1
             if on_result is not None:
                 on_result(row)
+        writer.flush()
+        claims.finish()  # every clip taken has its row in the manifest now
         summary.batches = writer.batches
+        summary.claimed_elsewhere = claims.skipped
     summary.elapsed_s = time.monotonic() - t0
     return summary
 
@@ -192,23 +218,24 @@ def _attempt(
     wh: Warehouse, job: Job, config: DownloadConfig, fetcher: Fetcher, limiter: HostRateLimiter,
     url: str, host: str, audio: Path, video: Path | None, n: int,
 ) -> dict[str, Any]:
-    expected = job.end_s - job.start_s
-    tol = config.duration_tolerance_s
+    span, tol = config.span_for(job.pool), config.duration_tolerance_s
     remove_stale_temps(audio)
     if video is not None:
         remove_stale_temps(video)
     with contextlib.ExitStack() as stack:
         a_tmp = stack.enter_context(atomic_path(audio))
         limiter.wait(host)
-        fetcher.audio(url, job.ytid, job.start_s, job.end_s, a_tmp)
-        info = verify_audio(a_tmp, expected, tol, config.fetch.sample_rate)
+        section = fetcher.audio(url, job.ytid, job.start_s, job.end_s, a_tmp, span)
+        info = verify_audio(a_tmp, expected_length(job, span, section, tol), config.fetch.sample_rate)
         if video is not None:
             v_tmp = stack.enter_context(atomic_path(video))
             limiter.wait(host)
-            fetcher.video(url, job.ytid, job.start_s, job.end_s, v_tmp)
-            verify_video(v_tmp, expected, tol, config.fetch.max_height)
+            v_section = fetcher.video(url, job.ytid, job.start_s, job.end_s, v_tmp, span)
+            verify_video(v_tmp, expected_length(job, span, v_section, tol), config.fetch.max_height)
     row = _row(job, "ok", None, None, n)
     row.update(
+        span=span.kind,
+        span_start_s=section.start_s,
         audio_path=audio.relative_to(wh.root).as_posix(),
         video_path=video.relative_to(wh.root).as_posix() if video is not None else None,
         duration_s=info.duration_s,
@@ -232,9 +259,25 @@ def _row(job: Job, status: str, error_class: str | None, error: str | None, atte
         "sample_rate": None,
         "bytes": None,
         "sha256": None,
+        "span": None,
+        "span_start_s": None,
         "updated_at": utc_now(),
         "_attempts_now": attempts_now,
     }
+
+
+def expected_length(job: Job, span: Span, section: Section, tolerance_s: float) -> Expected:
+    """How long the stored file must be: the segment exactly; else everything from the section start to the
+    first of the section end, the video's end and the cap when the video's length is known, or at least up to
+    the segment's end when it is not (a server that states no length)."""
+    if span.kind == "segment":
+        return Expected.around(job.end_s - job.start_s, tolerance_s)
+    cap_end = section.start_s + span.max_duration_s if span.max_duration_s else None
+    ends = [e for e in (section.end_s, section.source_s, cap_end) if e is not None]
+    upper = min(ends) - section.start_s if ends else math.inf
+    if section.source_s is not None:
+        return Expected.around(upper, tolerance_s)
+    return Expected(job.end_s - section.start_s - tolerance_s, upper + tolerance_s)
 
 
 def _files_present(wh: Warehouse, row: dict[str, Any], needs_video: bool) -> bool:
@@ -279,7 +322,7 @@ class _ManifestWriter:
 
     def __init__(self, wh: Warehouse, config: DownloadConfig) -> None:
         self.wh, self.every, self.interval = wh, config.flush_every, config.flush_interval_s
-        self.run_id = f"download-{utc_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        self.run_id = unique_batch_id("download")  # host + pid + random: many downloaders, one warehouse
         self.rows: list[dict[str, Any]] = []
         self.batches: list[str] = []
         self.last = time.monotonic()

@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from m2ugen_data import defaults
 from m2ugen_data.captions import Captioner, CaptionItem
+from m2ugen_data.claims import WorkClaims, claimed_batches, stage_name
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.warehouse import Warehouse, utc_now
 
@@ -26,6 +28,7 @@ class CaptionSummary:
     written: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # item id -> one-line error
     seconds: float = 0.0
+    claimed_elsewhere: int = 0  # to do, but claimed by another live run (claims.py)
 
 
 def cached_keys(wh: Warehouse, backend: str) -> set[tuple[str, str, str, str]]:
@@ -65,12 +68,13 @@ def write_captions(
     items: Sequence[CaptionItem],
     *,
     modality: str = "audio",
-    batch_size: int = 512,
+    batch_size: int = defaults.CAPTION_BATCH_SIZE,
     on_progress: Callable[[int], None] | None = None,
 ) -> CaptionSummary:
     """Caption ``items`` not yet in the manifest; returns counts (cached, written, failed)."""
     start = time.perf_counter()
     summary = CaptionSummary(total=len(items))
+    claims = WorkClaims(wh.root, stage_name("captions", captioner.backend))  # before the cache is read
     done = cached_keys(wh, captioner.backend)
     todo: list[tuple[CaptionItem, str]] = []
     for item in items:
@@ -81,8 +85,7 @@ def write_captions(
             todo.append((item, h))
     if on_progress:
         on_progress(summary.cached)
-    for i in range(0, len(todo), batch_size):
-        chunk = todo[i : i + batch_size]
+    for chunk in claimed_batches(claims, todo, lambda t: f"{modality}:{t[0].item_id}", batch_size):
         hashes = {item.item_id: h for item, h in chunk}
         captioned = _caption_safely(captioner, [item for item, _ in chunk], summary)
         now = utc_now()
@@ -107,5 +110,6 @@ def write_captions(
         summary.written += len(rows)
         if on_progress:
             on_progress(len(chunk))
+    summary.claimed_elsewhere = claims.skipped
     summary.seconds = time.perf_counter() - start
     return summary

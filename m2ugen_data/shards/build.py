@@ -1,5 +1,17 @@
 """Write a dataset's shards into the warehouse and record them in the ``shards`` manifest.
 
+Two modes. A **full** build writes the complete shard set from the samples in key order (re-running with
+the same samples gives byte-identical shards). An **incremental** build (``incremental=True``; the default
+of ``build_dataset_shards`` and ``m2ugen-data shards write``) keeps every existing shard byte-identical
+unless one of its samples changed or disappeared, and appends the samples it has not shard yet as new
+shards after the last index. What is where lives in ``shards/<dataset>/index.parquet``: per sample key its
+shard and a fingerprint (per member: the bytes' sha256, or a file's path, size and mtime), and the shard
+rows. The rule for a sample whose fingerprint changed (re-captioned, re-downloaded): the shard that holds it
+is rewritten in place (same name, same keys, the new content); a shard that lost samples is rewritten
+without them, and removed when empty. A new sample is never put into an old shard, so readers that cached
+old shards by sha256 re-read only what the manifest's ``run_id`` says this run wrote. No index (shards from
+before it existed) or an index that disagrees with the files on disk means a full build.
+
 Order of operations keeps readers consistent: (1) new shards are written under temporary names and renamed
 into place, (2) the ``shards`` manifest batch named after the dataset is replaced in one atomic write, (3) only
 then are shard files of that dataset that the new manifest no longer lists deleted. A run killed before (2)
@@ -12,22 +24,39 @@ directory, which also makes it safe to delete temporary files a killed writer le
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
 import re
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from m2ugen_data.atomic import atomic_path
 from m2ugen_data.errors import WarehouseError
+from m2ugen_data import defaults
 from m2ugen_data.shards.assemble import iter_dataset_samples
-from m2ugen_data.shards.tar_writer import SHARD_INDEX_DIGITS, Sample, ShardWriter, validate_dataset
+from m2ugen_data.shards.tar_writer import (
+    SHARD_INDEX_DIGITS,
+    Sample,
+    ShardError,
+    ShardInfo,
+    ShardWriter,
+    validate_dataset,
+)
 from m2ugen_data.warehouse import Warehouse, utc_now
 
-DEFAULT_MAX_SAMPLES = 1000
-DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB: large enough for streaming throughput, small enough to shuffle
+DEFAULT_MAX_SAMPLES = defaults.SHARD_MAX_SAMPLES
+DEFAULT_MAX_BYTES = defaults.SHARD_MAX_BYTES
+INDEX_NAME = "index.parquet"  # per dataset: which sample is in which shard (module docstring)
 
 
 def shard_dir(wh: Warehouse, dataset: str) -> Path:
@@ -54,7 +83,10 @@ def shard_files(directory: Path, dataset: str) -> list[Path]:
 
 
 def _remove_leftover_temps(directory: Path, dataset: str) -> None:
-    pattern = re.compile(rf"^\.{re.escape(dataset)}-\d{{{SHARD_INDEX_DIGITS}}}\.tar\.[0-9a-f]+\.tmp$")
+    """Called under the dataset lock, so every shard or index temporary left here is a dead writer's
+    (``atomic.temp_path_for`` names: ``.<name>.<host>~<pid>~<hex>.tmp``)."""
+    names = rf"{re.escape(dataset)}-\d{{{SHARD_INDEX_DIGITS}}}\.tar|{re.escape(INDEX_NAME)}"
+    pattern = re.compile(rf"^\.({names})\.[^/]+\.tmp$")
     for p in directory.iterdir():
         if pattern.fullmatch(p.name):
             p.unlink(missing_ok=True)
@@ -63,47 +95,199 @@ def _remove_leftover_temps(directory: Path, dataset: str) -> None:
 def write_dataset_shards(
     wh: Warehouse,
     dataset: str,
-    samples: Iterable[Sample],
+    samples: Iterable[Sample] | Callable[[], Iterable[Sample]],
     *,
     max_samples: int | None = DEFAULT_MAX_SAMPLES,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
-    workers: int = 1,
+    workers: int = defaults.SHARD_WORKERS,
     on_sample: Callable[[Sample], None] | None = None,
+    incremental: bool = False,
+    run_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Write ``samples`` (in the order given) as the dataset's complete shard set; return the manifest rows.
+    """Write ``samples`` (in the order given) as the dataset's shard set; return the manifest rows.
 
-    Re-running with the same samples rewrites byte-identical shards under the same names; shards the new run
-    no longer produces are removed after the manifest stops listing them.
+    Full (default): re-running with the same samples rewrites byte-identical shards under the same names;
+    shards the new run no longer produces are removed after the manifest stops listing them. Incremental:
+    see the module docstring; ``samples`` may then be a callable returning a fresh iterator, called a second
+    time only when a shard must be rewritten (else the samples are held in memory for that second look).
+    The rows of the shards this call wrote carry ``run_id`` (default: a new one).
     """
     directory = shard_dir(wh, dataset)
+    run_id = run_id or new_run_id()
     with _dataset_lock(directory):
         _remove_leftover_temps(directory, dataset)
-        with ShardWriter(directory, dataset, max_samples=max_samples, max_bytes=max_bytes, workers=workers) as w:
-            for sample in samples:
-                w.write(sample)
+        limits = {"max_samples": max_samples, "max_bytes": max_bytes, "workers": workers}
+        index = _load_index(wh, directory) if incremental else None
+        if index is None:
+            source = samples() if callable(samples) else samples
+            fingerprints: dict[str, str] = {}
+
+            def remember(sample: Sample) -> None:
+                fingerprints[sample.key] = sample_fingerprint(sample)
                 if on_sample is not None:
                     on_sample(sample)
-        infos = w.close()
-        created = utc_now()
-        rows = [
-            {
-                "dataset": dataset,
-                "path": info.path.relative_to(wh.root).as_posix(),
-                "samples": info.samples,
-                "bytes": info.bytes,
-                "sha256": info.sha256,
-                "first_key": info.first_key,
-                "last_key": info.last_key,
-                "created_at": created,
-            }
-            for info in infos
-        ]
+
+            infos = _write_run(directory, dataset, source, 0, limits, remember)
+            created = utc_now()
+            rows = [_row(wh, dataset, info, created, run_id) for info in infos]
+            entries = _entries(infos, fingerprints)
+        else:
+            rows, entries = _write_changes(wh, directory, dataset, samples, index, limits, on_sample, run_id)
+        _save_index(directory, entries, rows)
         wh.write_batch("shards", rows, batch_id=f"shards-{dataset}")
-        keep = {info.path.name for info in infos}
+        keep = {PurePosixPath(r["path"]).name for r in rows}
         for stale in shard_files(directory, dataset):
             if stale.name not in keep:
                 stale.unlink()
     return rows
+
+
+def new_run_id() -> str:
+    """UTC time and a random suffix: sorts by time, unique across machines."""
+    return f"{utc_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def sample_fingerprint(sample: Sample) -> str:
+    """What identifies a sample's content without reading its media: per member (sorted by name) the sha256
+    of in-memory bytes, or a file's path, size and modification time (warehouse media are replaced by
+    atomic renames, so new content means a new mtime)."""
+    h = hashlib.sha256()
+    for name in sorted(sample.members):
+        value = sample.members[name]
+        h.update(name.encode() + b"\0")
+        if isinstance(value, bytes):
+            h.update(b"b" + hashlib.sha256(value).digest())
+        else:
+            try:
+                st = os.stat(value)
+            except OSError as e:
+                raise ShardError(f"{value}: member {name!r} of sample {sample.key!r} cannot be read: {e.strerror}") from e
+            h.update(f"f{value}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:32]
+
+
+def _write_run(
+    directory: Path, dataset: str, samples: Iterable[Sample], start: int, limits: dict[str, Any],
+    on_sample: Callable[[Sample], None] | None,
+) -> list[ShardInfo]:  # fmt: skip
+    with ShardWriter(directory, dataset, start_index=start, **limits) as w:
+        for sample in samples:
+            w.write(sample)
+            if on_sample is not None:
+                on_sample(sample)
+    return w.close()
+
+
+def _row(wh: Warehouse, dataset: str, info: ShardInfo, created: Any, run_id: str) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "path": info.path.relative_to(wh.root).as_posix(),
+        "samples": info.samples,
+        "bytes": info.bytes,
+        "sha256": info.sha256,
+        "first_key": info.first_key,
+        "last_key": info.last_key,
+        "created_at": created,
+        "run_id": run_id,
+    }
+
+
+def _shard_number(path: str | Path) -> int:
+    return int(PurePosixPath(str(path)).stem.rsplit("-", 1)[1])
+
+
+def _entries(infos: list[ShardInfo], fingerprints: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """key -> (shard number, fingerprint) of the samples of ``infos``, which hold them in the order they
+    were given (``fingerprints``' insertion order), each shard a contiguous run."""
+    keys = iter(fingerprints)
+    out: dict[str, tuple[int, str]] = {}
+    for info in infos:
+        number = _shard_number(info.path)
+        for _ in range(info.samples):
+            key = next(keys)
+            out[key] = (number, fingerprints[key])
+    return out
+
+
+@dataclass
+class _Index:
+    entries: dict[str, tuple[int, str]]  # key -> (shard number, fingerprint)
+    rows: list[dict[str, Any]]  # the manifest rows of the shards, as last written
+
+
+def _load_index(wh: Warehouse, directory: Path) -> _Index | None:
+    """The dataset's sample index, or None (full build) when absent, unreadable, or not what is on disk."""
+    try:
+        table = pq.read_table(directory / INDEX_NAME)
+        rows = json.loads(table.schema.metadata[b"m2ugen.shards"])
+    except (OSError, KeyError, ValueError, TypeError, pa.ArrowException):
+        return None
+    for row in rows:
+        path = wh.root / row["path"]
+        if not path.is_file() or path.stat().st_size != row["bytes"]:
+            return None
+        row["created_at"] = datetime.fromisoformat(row["created_at"])
+    keys, shards, fps = (table.column(c).to_pylist() for c in ("key", "shard", "fingerprint"))
+    return _Index(dict(zip(keys, zip(shards, fps))), rows)
+
+
+def _save_index(directory: Path, entries: dict[str, tuple[int, str]], rows: list[dict[str, Any]]) -> None:
+    """Written before the manifest: a run killed after this converges on the next run (see the docstring)."""
+    meta = [{**r, "created_at": r["created_at"].isoformat()} for r in rows]
+    table = pa.table(
+        {
+            "key": pa.array(list(entries), pa.string()),
+            "shard": pa.array([v[0] for v in entries.values()], pa.int64()),
+            "fingerprint": pa.array([v[1] for v in entries.values()], pa.string()),
+        }
+    ).replace_schema_metadata({b"m2ugen.shards": json.dumps(meta).encode()})
+    with atomic_path(directory / INDEX_NAME) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _write_changes(
+    wh: Warehouse, directory: Path, dataset: str, samples: Iterable[Sample] | Callable[[], Iterable[Sample]],
+    index: _Index, limits: dict[str, Any], on_sample: Callable[[Sample], None] | None, run_id: str,
+) -> tuple[list[dict[str, Any]], dict[str, tuple[int, str]]]:  # fmt: skip
+    """The incremental build: (manifest rows, index entries) after appending new samples and rewriting the
+    shards whose samples changed or went away."""
+    replay = samples if callable(samples) else (lambda held=list(samples): held)
+    fresh: list[Sample] = []
+    fingerprints: dict[str, str] = {}
+    dirty: set[int] = set()
+    for sample in replay():
+        fp = sample_fingerprint(sample)
+        if sample.key in fingerprints:
+            raise ShardError(f"duplicate sample key {sample.key!r} in dataset {dataset}")
+        fingerprints[sample.key] = fp
+        old = index.entries.get(sample.key)
+        if old is None:
+            fresh.append(sample)
+        elif old[1] != fp:
+            dirty.add(old[0])
+        if on_sample is not None:
+            on_sample(sample)
+    dirty |= {shard for key, (shard, _) in index.entries.items() if key not in fingerprints}
+    created = utc_now()
+    entries = {k: v for k, v in index.entries.items() if k in fingerprints and v[0] not in dirty}
+    rows = {_shard_number(r["path"]): r for r in index.rows if _shard_number(r["path"]) not in dirty}
+    if dirty:  # a second look at the samples, keeping only those of the shards to rewrite
+        by_shard: dict[int, list[Sample]] = {n: [] for n in dirty}
+        for sample in replay():
+            old = index.entries.get(sample.key)
+            if old is not None and old[0] in dirty and sample.key in fingerprints:
+                by_shard[old[0]].append(sample)
+        whole = {**limits, "max_samples": None, "max_bytes": None}  # a rewritten shard keeps its samples together
+        for number, members in sorted(by_shard.items()):
+            for info in _write_run(directory, dataset, members, number, whole, None):
+                rows[number] = _row(wh, dataset, info, created, run_id)
+                entries.update({s.key: (number, fingerprints[s.key]) for s in members})
+    start = max([_shard_number(r["path"]) for r in index.rows] + [-1]) + 1
+    infos = _write_run(directory, dataset, fresh, start, limits, None)
+    for info in infos:
+        rows[_shard_number(info.path)] = _row(wh, dataset, info, created, run_id)
+    entries.update(_entries(infos, {s.key: fingerprints[s.key] for s in fresh}))
+    return [rows[n] for n in sorted(rows)], entries
 
 
 @dataclass
@@ -111,6 +295,12 @@ class ShardBuild:
     dataset: str
     shards: list[dict[str, Any]]
     skipped: Counter[str] = field(default_factory=Counter)
+    run_id: str | None = None
+
+    @property
+    def written(self) -> list[dict[str, Any]]:
+        """The shards this build wrote (the others were kept byte-identical)."""
+        return [r for r in self.shards if r["run_id"] == self.run_id]
 
     @property
     def samples(self) -> int:
@@ -127,14 +317,24 @@ def build_dataset_shards(
     *,
     max_samples: int | None = DEFAULT_MAX_SAMPLES,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
-    workers: int = 1,
+    workers: int = defaults.SHARD_WORKERS,
     on_sample: Callable[[Sample], None] | None = None,
+    full: bool = False,
     **source_options: Any,
 ) -> ShardBuild:
-    """Assemble the dataset's samples from the manifests and write its shards (what flows and the CLI call)."""
+    """Assemble the dataset's samples from the manifests and write its shards (what flows and the CLI call):
+    incremental (new samples appended as new shards, unchanged shards untouched) unless ``full``."""
     skipped: Counter[str] = Counter()
-    samples = iter_dataset_samples(wh, dataset, skips=skipped, **source_options)
+    passes = 0
+
+    def samples() -> Iterator[Sample]:  # skips are counted on the first pass only
+        nonlocal passes
+        passes += 1
+        return iter_dataset_samples(wh, dataset, skips=skipped if passes == 1 else Counter(), **source_options)
+
+    run_id = new_run_id()
     rows = write_dataset_shards(
-        wh, dataset, samples, max_samples=max_samples, max_bytes=max_bytes, workers=workers, on_sample=on_sample
-    )
-    return ShardBuild(dataset, rows, skipped)
+        wh, dataset, samples, max_samples=max_samples, max_bytes=max_bytes, workers=workers, on_sample=on_sample,
+        incremental=not full, run_id=run_id,
+    )  # fmt: skip
+    return ShardBuild(dataset, rows, skipped, run_id)

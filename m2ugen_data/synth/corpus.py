@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from m2ugen_data import defaults
 from m2ugen_data.atomic import atomic_path, write_bytes_atomic
 from m2ugen_data.audio_io import write_flac
 from m2ugen_data.errors import M2UGenError
@@ -170,8 +171,8 @@ def render_corpus(
     n: int,
     seed: int,
     out_dir: Path,
-    sibling_fraction: float = 0.5,
-    trouble_fraction: float = 0.1,
+    sibling_fraction: float = defaults.SYNTH_SIBLING_FRACTION,
+    trouble_fraction: float = defaults.SYNTH_TROUBLE_FRACTION,
     sample_rate: int = 22050,
     duration_s: float = 10.0,
 ) -> dict[str, Any]:
