@@ -126,7 +126,8 @@ def stage_pairs(n: int, topup: int, seed: int) -> dict:
     return {
         "n": n, "topup": topup, "full_n_s": t_full_n, "incremental_s": t_inc, "full_s": t_full - t_hash,
         "hash_s": t_hash, "same_pairs": same, "pairs": full.pairs.num_rows, "inc_candidates": inc.candidates,
-        "full_candidates": full.candidates, "inc_timings": inc.timings, "rss": peak_rss_mb(), "base_pairs": base.pairs.num_rows,
+        "full_candidates": full.candidates, "inc_timings": inc.timings, "rss": peak_rss_mb(),
+        "base_pairs": base.pairs.num_rows,
     }  # fmt: skip
 
 
@@ -196,7 +197,10 @@ def run_config(workers: int, args: argparse.Namespace, tmp: Path) -> dict:
             "shards": (stage_shards, (roots[1], args.shard_n, args.topup)),
         }
         t0 = time.perf_counter()
-        futs = {k: client.submit(fn, *a, workers=[names[i % workers]], pure=False) for i, (k, (fn, a)) in enumerate(jobs.items())}
+        futs = {
+            k: client.submit(fn, *a, workers=[names[i % workers]], pure=False)
+            for i, (k, (fn, a)) in enumerate(jobs.items())
+        }
         starts = {k: time.perf_counter() for k in futs}
         for k, f in futs.items():
             out[k] = f.result()
@@ -221,16 +225,18 @@ def main() -> None:
     if args.pairs_only:
         r = stage_pairs(args.pairs_n, args.topup, 1)
         share = 100 * args.topup / args.pairs_n
-        print(f"pair mining, {args.pairs_n:,} clips + {args.topup:,} new ({share:.1f}%): full mine {r['full_n_s']:.1f} s; "
+        print(f"pair mining, {args.pairs_n:,} clips + {args.topup:,} new ({share:.1f}%): "
+              f"full mine {r['full_n_s']:.1f} s; "
               f"top-up incremental {r['incremental_s']:.2f} s vs full re-mine {r['full_s']:.1f} s "
               f"= {100 * r['incremental_s'] / r['full_s']:.1f}% (same pairs: {r['same_pairs']}); content hash of all "
               f"clips {r['hash_s']:.2f} s; candidates {r['inc_candidates']:,} vs {r['full_candidates']:,}; "
-              f"peak {r['rss']:.0f} MB; incremental stages {', '.join(f'{k} {v:.2f}' for k, v in r['inc_timings'].items())}")
+              f"peak {r['rss']:.0f} MB; incremental stages "
+              + ", ".join(f"{k} {v:.2f}" for k, v in r["inc_timings"].items()))
         return
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         results = [run_config(w, args, Path(tmp)) for w in args.workers]
-    print(f"\nsimulated AudioSet: {args.n:,} segments; pairs on {args.pairs_n:,} clips, shards of {args.shard_n:,} samples, "
-          f"top-up {args.topup:,}\n")
+    print(f"\nsimulated AudioSet: {args.n:,} segments; pairs on {args.pairs_n:,} clips, "
+          f"shards of {args.shard_n:,} samples, top-up {args.topup:,}\n")
     print("| workers | total wall s | selection s (selected) | pairs: full / top-up incr. / full re-mine s | compaction s (files) "
           "| shards: first / top-up incr. / full s (shards written) | peak RSS per worker MB |")
     print("|---:|---:|---|---|---|---|---|")

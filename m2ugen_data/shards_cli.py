@@ -63,7 +63,8 @@ def write_cmd(
             full=full,
             **options,
         )
-    title = f"{dataset}: {build.samples} samples in {len(build.shards)} shards ({len(build.written)} written by this run)"
+    title = f"{dataset}: {build.samples} samples in {len(build.shards)} shards"
+    title += f" ({len(build.written)} written by this run)"
     print_arrow(_shard_table(build.shards), title=title)
     if build.skipped:
         console.print("skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(build.skipped.items())))

@@ -10,6 +10,7 @@ from test_analysis_pairs import _features_rows, _segments, make_features
 
 from m2ugen_data.analysis.pair_cache import PairCache, mine_incremental
 from m2ugen_data.analysis.pairs import PairRules, mine_pairs, mine_warehouse
+from m2ugen_data.warehouse import utc_now
 
 
 def _rows(table: pa.Table) -> pa.Table:
@@ -31,6 +32,7 @@ def test_adding_clips_gives_the_pairs_of_a_full_re_mine(seed: int) -> None:
     assert full.pairs.num_rows > 100
     assert _rows(result.pairs).equals(_rows(full.pairs))
     assert result.valid == full.valid and result.degree_histogram == full.degree_histogram
+    assert result.clip_rejections == full.clip_rejections and sum(full.clip_rejections.values()) > 0
     assert result.candidates < full.candidates / 2  # searched around the new clips only
 
 
@@ -51,7 +53,7 @@ def test_re_analysed_and_dropped_clips_and_another_cap_give_the_pairs_of_a_full_
     edited = edited.filter(pa.array(dropped))
     result, cache2 = mine_incremental(edited, labels, rules, cache)
     full = mine_pairs(edited, labels, rules)
-    assert _rows(result.pairs).equals(_rows(full.pairs))
+    assert _rows(result.pairs).equals(_rows(full.pairs)) and result.clip_rejections == full.clip_rejections
     # a second step from the incremental run's own cache, with another degree cap (edges are reused)
     more, more_labels, _ = make_features(80, seed=6)
     fresh_ids = [f"w{i:010d}_0" for i in range(80)]  # other videos than the first set's
@@ -94,3 +96,9 @@ def test_mine_warehouse_is_incremental_and_equals_a_full_rebuild(warehouse) -> N
     assert _rows(incremental.pairs).equals(_rows(full.pairs))
     again = _rows(warehouse.read("pairs").sort_by([("score", "descending"), ("src_id", "ascending")]))
     assert stored.equals(again)
+    # re-analysed clips: a newer features row (another tempo) replaces the old one in features_latest
+    redone = [dict(r, tempo_bpm=r["tempo_bpm"] * 1.02, updated_at=utc_now()) for r in rows[:40:4]]
+    warehouse.write_batch("features", redone, "f3")
+    incremental, _ = mine_warehouse(warehouse, rules, pool="muedit")
+    full, _ = mine_warehouse(warehouse, rules, pool="muedit", full=True)
+    assert _rows(incremental.pairs).equals(_rows(full.pairs)) and incremental.candidates < full.candidates

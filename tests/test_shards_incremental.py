@@ -76,7 +76,8 @@ def test_a_changed_or_removed_sample_rewrites_only_its_shard(warehouse, media) -
     assert after["demo-000001.tar"] != before["demo-000001.tar"]
     directory = shard_dir(warehouse, "demo")
     assert _keys(directory / "demo-000001.tar") == ["k03", "k04", "k05"]
-    assert b"re-captioned" in next(s for s in iter_shard_samples(directory / "demo-000001.tar") if s["__key__"] == "k04")["json"]
+    k04 = next(s for s in iter_shard_samples(directory / "demo-000001.tar") if s["__key__"] == "k04")
+    assert b"re-captioned" in k04["json"]
     assert _keys(directory / "demo-000002.tar") == ["k06", "k08"]
     assert len(rows) == 3 and verify_shards(warehouse, "demo").ok
     # a re-downloaded media file (new mtime) counts as changed too

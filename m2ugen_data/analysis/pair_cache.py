@@ -23,8 +23,9 @@ row and AudioSet labels), so a re-analysed clip is a removed clip plus a new one
   clips' features).
 
 A missing, unreadable or incompatible cache (other miner version or rules; ``k`` may change freely, it only
-affects the selection) means a full mine. Counts in the result (candidates, rejections) are over the edges
-and clips this run examined; pairs, valid-edge count and degree histogram are the whole set's.
+affects the selection) means a full mine. In the result, clip rejections, pairs, the valid-edge count, the
+degree-cap count and the degree histogram are the whole set's; candidates and pair-rule rejections are over
+the edges this run examined.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class PairCache:
     positions: np.ndarray  # (orders, elements) int64 sort positions, ``pairs.sort_positions``
     edges: ScoredEdges  # valid edges, best first
     pairs: pa.Table  # PAIRS rows of the chosen edges, in the order they were chosen
+    rejected: pa.Table  # (clip_id, why): clips the eligibility rules rejected, so counts stay whole-set
 
     def save(self, directory: Path) -> None:
         """Write to ``directory`` as a whole: a sibling temporary directory renamed into place, so a killed
@@ -89,6 +91,7 @@ class PairCache:
             edges = {"lo": e.lo, "hi": e.hi, "rel": e.rel, "score": e.score, "harm": e.harm, "chosen": e.chosen}
             pq.write_table(pa.table(edges), tmp / "edges.parquet")
             pq.write_table(self.pairs, tmp / "pairs.parquet")
+            pq.write_table(self.rejected, tmp / "rejected.parquet")
             (tmp / "meta.json").write_text(self.fingerprint)
             for f in tmp.iterdir():
                 with open(f, "rb") as fh:
@@ -119,6 +122,7 @@ class PairCache:
                 positions=np.load(directory / "positions.npy"),
                 edges=edges,
                 pairs=pq.read_table(directory / "pairs.parquet"),
+                rejected=pq.read_table(directory / "rejected.parquet"),
             )
         except (OSError, ValueError, KeyError, pa.ArrowException):
             return None
@@ -142,14 +146,15 @@ def clip_versions(features: pa.Table, labels: pa.Table) -> tuple[pa.Array, np.nd
 
 def _cache_of(
     fingerprint: str, ids: pa.Array, versions: np.ndarray, cand: pa.Table, positions: np.ndarray | None,
-    scored: ScoredEdges | None, pairs: pa.Table,
+    scored: ScoredEdges | None, pairs: pa.Table, rejected: pa.Table,
 ) -> PairCache:  # fmt: skip
     if scored is None:  # fewer than two eligible clips
         e = np.empty(0, np.int64)
         scored = ScoredEdges(e, e, e.astype(np.int8), e.astype(np.float64), e.astype(np.float32), e.astype(bool))
     if positions is None:
         positions = np.empty((miner.N_ORDERS, 0), np.int64)
-    return PairCache(fingerprint, ids, versions, cand.select(list(_CANDIDATE_COLUMNS)), positions, scored, pairs)
+    eligible = cand.select(list(_CANDIDATE_COLUMNS))
+    return PairCache(fingerprint, ids, versions, eligible, positions, scored, pairs, rejected)
 
 
 Fetch = Callable[[pa.Array], tuple[pa.Table, pa.Table]]  # clip ids -> (their features rows, labels rows)
@@ -185,11 +190,21 @@ def mine_incremental(
         ids, version = clip_versions(features, labels)
     else:
         ids, version = versions.column("clip_id").combine_chunks(), versions.column("version").to_numpy()
-    fingerprint = rules_fingerprint(rules)
     if usable(cache, rules):
         return mine_changes(ids, version, table_fetch(features, labels), rules, cache, t0=t0)
-    result, cand, positions, scored = miner.mine_full(features, labels, rules, threads=threads, memory_limit=memory_limit)
-    return result, _cache_of(fingerprint, ids, version, cand, positions, scored, result.pairs)
+    return mine_all(features, labels, rules, ids, version, threads=threads, memory_limit=memory_limit)
+
+
+def mine_all(
+    features: pa.Table, labels: pa.Table, rules: PairRules, ids: pa.Array, versions: np.ndarray, *,
+    threads: int | None = None, memory_limit: str | None = None,
+) -> tuple[MiningResult, PairCache]:  # fmt: skip
+    """A full mine (``pairs.mine_full``) and the cache it leaves; ``ids``/``versions`` as for ``mine_changes``."""
+    result, cand, positions, scored = miner.mine_full(
+        features, labels, rules, threads=threads, memory_limit=memory_limit
+    )
+    fingerprint = rules_fingerprint(rules)
+    return result, _cache_of(fingerprint, ids, versions, cand, positions, scored, result.pairs, result.rejected)
 
 
 def usable(cache: PairCache | None, rules: PairRules) -> bool:
@@ -209,10 +224,16 @@ def mine_changes(
     # --- which clips are unchanged (same id and hash as cached), which are new or changed
     at = _index_in(ids, cache.clip_ids)
     same = (at >= 0) & (cache.versions[np.maximum(at, 0)] == versions)
-    elig_new, clip_rej = miner.eligible_clips(*fetch(ids.filter(pa.array(~same))), rules)
+    elig_new, rejected_new = miner.eligible_and_rejected(*fetch(ids.filter(pa.array(~same))), rules)
+    clean_ids_all = ids.filter(pa.array(same))
+    rejected = pa.concat_tables([
+        cache.rejected.filter(pc.is_in(cache.rejected.column("clip_id"), value_set=clean_ids_all)),
+        rejected_new.cast(cache.rejected.schema),
+    ])  # fmt: skip
+    clip_rej = miner.rejection_counts(rejected)
     old_ids = cache.eligible.column("clip_id").combine_chunks()
     old_clean = np.zeros(len(old_ids), bool)
-    hit = _index_in(ids.filter(pa.array(same)), old_ids)
+    hit = _index_in(clean_ids_all, old_ids)
     old_clean[hit[hit >= 0]] = True
     clean_idx = np.flatnonzero(old_clean)
     # --- new row ids: the unchanged eligible clips and the new ones merged in clip-id order
@@ -324,7 +345,7 @@ def mine_changes(
     result.timings["output"] = time.perf_counter() - t1
     result.timings["total"] = time.perf_counter() - t0
     eligible = pa.table({"clip_id": elig_ids, **merged})
-    return result, PairCache(fingerprint, ids, versions, eligible, positions, scored, result.pairs)
+    return result, PairCache(fingerprint, ids, versions, eligible, positions, scored, result.pairs, rejected)
 
 
 def _index_in(values: pa.Array, value_set: pa.Array) -> np.ndarray:

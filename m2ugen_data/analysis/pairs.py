@@ -40,6 +40,12 @@ under load 5, where the schema-1 miner took 50 s and 5.3 GB on the same tables i
    (each clip in at most ``k`` pairs, both directions counted): a compiled linear pass over the sorted
    arrays, so the result is exactly the sequential greedy one and deterministic.
 
+6. **Incremental re-mines** (``pair_cache``, what ``mine_warehouse`` does unless ``full``): the sort keys
+   depend on each clip alone (computed in numpy by ``order_keys``, ties by clip id), so new clips insert
+   into the cached orders without reordering old ones; only edges touching new or changed clips, or
+   spanning removed ones, are searched and scored, cached valid edges still inside the band are kept with
+   their scores, and step 5 is re-run over the merged best-first list: the same pairs as a full mine.
+
 Rejections are counted per rule: at clip level for eligibility, and over the candidate edges examined
 (not over all N^2 pairs, which are never formed) for the pair rules; harmony, the costliest measure, is
 computed (and its rejections counted) only for edges that pass every other rule.
@@ -140,6 +146,7 @@ class MiningResult:
     pair_rejections: dict[str, int] = field(default_factory=dict)
     degree_histogram: dict[int, int] = field(default_factory=dict)  # degree -> eligible clips
     timings: dict[str, float] = field(default_factory=dict)
+    rejected: pa.Table | None = None  # (clip_id, why) of the rejected clips, for ``pair_cache``
 
 
 # --------------------------------------------------------------------------- inputs
@@ -344,9 +351,21 @@ class ClipArrays:
 
 def eligible_clips(features: pa.Table, labels: pa.Table, rules: PairRules) -> tuple[pa.Table, dict[str, int]]:
     """The eligible clips in clip_id order (FEATURE_COLUMNS plus ``labels``, the AudioSet instruments) and
-    the count of the first per-clip rule each rejected clip fails. DuckDB sees only the scalar columns;
-    the list columns (tags, chords, beats) are taken in Arrow, which is several times cheaper than
-    sorting them through SQL."""
+    the count of the first per-clip rule each rejected clip fails."""
+    elig, rejected = eligible_and_rejected(features, labels, rules)
+    return elig, rejection_counts(rejected)
+
+
+def rejection_counts(rejected: pa.Table) -> dict[str, int]:
+    """Rejected clips (clip_id, why) counted by reason."""
+    counts = pc.value_counts(rejected.column("why")).to_pylist() if rejected.num_rows else []
+    return {c["values"]: int(c["counts"]) for c in counts}
+
+
+def eligible_and_rejected(features: pa.Table, labels: pa.Table, rules: PairRules) -> tuple[pa.Table, pa.Table]:
+    """``eligible_clips``' table, and the rejected clips with the first per-clip rule each fails (clip_id,
+    why). DuckDB sees only the scalar columns; the list columns (tags, chords, beats) are taken in Arrow,
+    which is several times cheaper than sorting them through SQL."""
     from m2ugen_data.schemas import FEATURES
 
     for name in (c for c in FEATURE_COLUMNS if c not in features.column_names):
@@ -371,10 +390,10 @@ def eligible_clips(features: pa.Table, labels: pa.Table, rules: PairRules) -> tu
         f"""CREATE TEMP TABLE t AS
             SELECT f.row, f.clip_id, l.instruments AS labels, {reason} AS why FROM f LEFT JOIN l USING (clip_id)"""
     )
-    counts = dict(con.sql("SELECT why, count(*) FROM t WHERE why IS NOT NULL GROUP BY why").fetchall())
+    rejected = con.sql("SELECT clip_id, why FROM t WHERE why IS NOT NULL").to_arrow_table()
     keep = con.sql("SELECT row, labels FROM t WHERE why IS NULL ORDER BY clip_id").to_arrow_table()
     elig = features.select(list(FEATURE_COLUMNS)).take(keep.column("row"))
-    return elig.append_column("labels", keep.column("labels")), {k: int(v) for k, v in counts.items()}
+    return elig.append_column("labels", keep.column("labels")), rejected
 
 
 def _timbre_matrix(timbre: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -754,12 +773,13 @@ def mine_full(
     """``mine_pairs`` plus what an incremental re-mine starts from: the eligible clips' candidate table
     (``clip_arrays``), their sort positions and the scored valid edges (None when under two clips)."""
     t0 = time.perf_counter()
-    elig, clip_rej = eligible_clips(features, labels, rules)
+    elig, rejected = eligible_and_rejected(features, labels, rules)
     cand, clips = clip_arrays(elig, rules)
     cand = cand.append_column("clip_id", elig.column("clip_id"))
     result = MiningResult(
-        pairs=_empty_pairs(), eligible=elig.num_rows, clips=features.num_rows, clip_rejections=clip_rej
-    )
+        pairs=_empty_pairs(), eligible=elig.num_rows, clips=features.num_rows,
+        clip_rejections=rejection_counts(rejected), rejected=rejected,
+    )  # fmt: skip
     result.timings["prepare"] = time.perf_counter() - t0
     if elig.num_rows < 2:
         result.degree_histogram = {0: elig.num_rows}
@@ -913,19 +933,38 @@ def mine_warehouse(
     (``pair_cache``: only edges of new or re-analysed clips are searched, same pairs as a full mine) when
     the previous run's cache under ``cache/pairs/`` fits the rules; ``full`` ignores it and mines all.
     """
-    from m2ugen_data.analysis.pair_cache import PairCache, mine_incremental
+    from m2ugen_data.analysis import pair_cache
 
     con = warehouse.connect()
     have = {row[0] for row in con.sql("DESCRIBE features_latest").fetchall()}
     cols = ", ".join(f"f.{c}" for c in FEATURE_COLUMNS if c in have)
+    params = [pool] if pool else None
     pool_join = "JOIN segments_latest s USING (clip_id) WHERE s.pool = ?" if pool else ""
-    sql = f"SELECT {cols} FROM features_latest f {pool_join}"
-    features = con.sql(sql, params=[pool] if pool else None).to_arrow_table()
-    labels = con.sql("SELECT clip_id, instruments FROM segments_latest").to_arrow_table()
     batch_id = f"pairs-{pool or 'all'}"
     cache_dir = warehouse.root / "cache" / "pairs" / batch_id
-    cache = None if full else PairCache.load(cache_dir)
-    result, cache = mine_incremental(features, labels, rules, cache, threads=threads, memory_limit=memory_limit)
+    cache = None if full else pair_cache.PairCache.load(cache_dir)
+    # a clip changed when its features row (updated_at) or its AudioSet labels did
+    versions = con.sql(
+        f"""SELECT f.clip_id, hash(f.updated_at, l.instruments) AS version FROM features_latest f
+            LEFT JOIN segments_latest l USING (clip_id) {"WHERE l.pool = ?" if pool else ""} ORDER BY f.clip_id""",
+        params=params,
+    ).to_arrow_table()
+    ids, version = versions.column("clip_id").combine_chunks(), versions.column("version").to_numpy()
+    if pair_cache.usable(cache, rules):
+
+        def fetch(wanted: pa.Array) -> tuple[pa.Table, pa.Table]:  # only the clips asked for
+            con.register("wanted", pa.table({"clip_id": wanted}))
+            rows = con.sql(f"SELECT {cols} FROM features_latest f JOIN wanted USING (clip_id)").to_arrow_table()
+            lab = con.sql("SELECT clip_id, instruments FROM segments_latest JOIN wanted USING (clip_id)")
+            return rows, lab.to_arrow_table()
+
+        result, cache = pair_cache.mine_changes(ids, version, fetch, rules, cache)
+    else:
+        features = con.sql(f"SELECT {cols} FROM features_latest f {pool_join}", params=params).to_arrow_table()
+        labels = con.sql("SELECT clip_id, instruments FROM segments_latest").to_arrow_table()
+        result, cache = pair_cache.mine_all(
+            features, labels, rules, ids, version, threads=threads, memory_limit=memory_limit
+        )
     warehouse.write_batch("pairs", result.pairs, batch_id)
     cache.save(cache_dir)  # after the batch: a run killed in between re-mines against the older cache
     return result, batch_id

@@ -161,7 +161,7 @@ def sample_fingerprint(sample: Sample) -> str:
             try:
                 st = os.stat(value)
             except OSError as e:
-                raise ShardError(f"{value}: member {name!r} of sample {sample.key!r} cannot be read: {e.strerror}") from e
+                raise ShardError(f"{value}: member {name!r} of sample {sample.key!r}: {e.strerror}") from e
             h.update(f"f{value}\0{st.st_size}\0{st.st_mtime_ns}".encode())
     return h.hexdigest()[:32]
 
