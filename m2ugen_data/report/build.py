@@ -79,11 +79,17 @@ def _write_dataset(wh: Warehouse, stats: DatasetStats, directory: Path, context:
 
 
 def _figures_key(stats: DatasetStats) -> str:
-    """A digest of everything the figures are drawn from (and of how they are drawn)."""
+    """A digest of everything the figures are drawn from (and of how they are drawn). The value lists are
+    digested as multisets: DuckDB returns rows in no fixed order, and the figures do not depend on it."""
+
+    def unordered(columns: dict[str, list]) -> dict[str, list]:
+        return {k: sorted(v, key=repr) for k, v in columns.items()}
+
     data = {
         "figures": figures.VERSION, "matplotlib": matplotlib.__version__, "dataset": stats.spec.name,
-        "funnel": [dataclasses.asdict(s) for s in stats.funnel], "features": stats.features, "words": stats.words,
-        "pairs": stats.pairs, "captions": stats.caption_words, "dialogues": stats.dialogue_words,
+        "funnel": [dataclasses.asdict(s) for s in stats.funnel], "features": unordered(stats.features),
+        "words": stats.words, "pairs": unordered(stats.pairs), "captions": unordered(stats.caption_words),
+        "dialogues": unordered(stats.dialogue_words),
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
