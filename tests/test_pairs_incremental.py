@@ -75,7 +75,11 @@ def test_changed_rules_or_an_unreadable_cache_mean_a_full_mine(tmp_path) -> None
     result, _ = mine_incremental(features, labels, other, loaded)
     full = mine_pairs(features, labels, other)
     assert _rows(result.pairs).equals(_rows(full.pairs)) and result.candidates == full.candidates
-    (tmp_path / "c" / "edges.parquet").write_bytes(b"not parquet")
+    for name in ("edges_score.npy", "pairs.arrow"):  # each kind of file, unreadable
+        cache.save(tmp_path / name)
+        (tmp_path / name / name).write_bytes(b"not an array")
+        assert PairCache.load(tmp_path / name) is None
+    (tmp_path / "c" / "clips_timbre.npy").unlink()
     assert PairCache.load(tmp_path / "c") is None
     assert PairCache.load(tmp_path / "missing") is None
 
@@ -89,7 +93,7 @@ def test_mine_warehouse_is_incremental_and_equals_a_full_rebuild(warehouse) -> N
     mine_warehouse(warehouse, rules, pool="muedit")
     warehouse.write_batch("features", rows[200:], "f2")
     incremental, batch = mine_warehouse(warehouse, rules, pool="muedit")
-    assert (warehouse.root / "cache" / "pairs" / batch / "edges.parquet").is_file()
+    assert (warehouse.root / "cache" / "pairs" / batch / "edges_score.npy").is_file()
     stored = _rows(warehouse.read("pairs").sort_by([("score", "descending"), ("src_id", "ascending")]))
     full, _ = mine_warehouse(warehouse, rules, pool="muedit", full=True)
     assert incremental.candidates < full.candidates
@@ -102,3 +106,44 @@ def test_mine_warehouse_is_incremental_and_equals_a_full_rebuild(warehouse) -> N
     incremental, _ = mine_warehouse(warehouse, rules, pool="muedit")
     full, _ = mine_warehouse(warehouse, rules, pool="muedit", full=True)
     assert _rows(incremental.pairs).equals(_rows(full.pairs)) and incremental.candidates < full.candidates
+
+
+def _pair_set(pairs: pa.Table) -> set[tuple[str, str]]:
+    return set(zip(pairs.column("src_id").to_pylist(), pairs.column("tgt_id").to_pylist(), strict=True))
+
+
+def _edge_set(cache: PairCache) -> set[tuple[str, str, int]]:
+    ids = cache.eligible.column("clip_id").to_pylist()
+    e = cache.edges
+    return {(ids[a], ids[b], int(r)) for a, b, r in zip(e.lo, e.hi, e.rel, strict=True)}
+
+
+def test_new_clips_displace_cached_pairs_and_push_cached_edges_out_of_the_band() -> None:
+    """What a top-up changes among old clips, as a full re-mine does: a new edge takes a cached pair's slot
+    under the cap (k=1), cached edges between unchanged clips leave the band when new clips are inserted
+    between their ends (the rest are kept without a position check when an end has no change nearby), and
+    new clips of an old clip's video are not paired with it (video codes shared across runs)."""
+    features, labels, _ = make_features(900, seed=11, videos=400)
+    rules = PairRules(key_rule="any", window=2, k=1)
+    base, cache = mine_incremental(features.slice(0, 500), labels, rules)
+    result, after = mine_incremental(features, labels, rules, cache)
+    full = mine_pairs(features, labels, rules)
+    assert _rows(result.pairs).equals(_rows(full.pairs))
+    assert result.valid == full.valid and result.degree_histogram == full.degree_histogram
+    assert _pair_set(base.pairs) - _pair_set(result.pairs)  # old pairs (both clips unchanged) displaced
+    assert _edge_set(cache) - _edge_set(after)  # cached edges that left the band
+    assert result.pair_rejections["same_video"] > 0  # new edges to old clips of the same video
+
+
+def test_a_top_up_that_changes_the_compared_timbre_length_mines_in_full() -> None:
+    """Timbre distances compare the commonest timbre length of the set; when new clips change it, every
+    cached distance is stale, so the run is a full mine."""
+    features, labels, _ = make_features(700, seed=12)
+    short = [None if t is None else t[:20] for t in features.column("timbre").to_pylist()]
+    short[:300] = features.column("timbre").to_pylist()[:300]  # 300 old clips of length 24, 400 new of 20
+    features = _replace(features, "timbre", short)
+    rules = PairRules(key_rule="any", window=4)
+    _, cache = mine_incremental(features.slice(0, 300), labels, rules)
+    result, _ = mine_incremental(features, labels, rules, cache)
+    full = mine_pairs(features, labels, rules)
+    assert _rows(result.pairs).equals(_rows(full.pairs)) and result.candidates == full.candidates

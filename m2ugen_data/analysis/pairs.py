@@ -43,8 +43,9 @@ under load 5, where the schema-1 miner took 50 s and 5.3 GB on the same tables i
 6. **Incremental re-mines** (``pair_cache``, what ``mine_warehouse`` does unless ``full``): the sort keys
    depend on each clip alone (computed in numpy by ``order_keys``, ties by clip id), so new clips insert
    into the cached orders without reordering old ones; only edges touching new or changed clips, or
-   spanning removed ones, are searched and scored, cached valid edges still inside the band are kept with
-   their scores, and step 5 is re-run over the merged best-first list: the same pairs as a full mine.
+   spanning removed ones, are searched and scored (on the cached per-clip kernel arrays plus the new
+   clips'), cached valid edges still inside the band are kept with their scores, and step 5 is re-run over
+   the merged best-first list: the same pairs as a full mine.
 
 Rejections are counted per rule: at clip level for eligibility, and over the candidate edges examined
 (not over all N^2 pairs, which are never formed) for the pair rules; harmony, the costliest measure, is
@@ -347,6 +348,7 @@ class ClipArrays:
     chord_values: np.ndarray  # chord ids, CSR: rows 0..n-1 full rate, n..2n-1 every other beat (double)
     chord_offsets: np.ndarray
     chords_measured: np.ndarray  # bool
+    timbre_len: np.ndarray  # int64 length of each clip's timbre list (0: NULL); ``timbre`` holds the commonest
 
 
 def eligible_clips(features: pa.Table, labels: pa.Table, rules: PairRules) -> tuple[pa.Table, dict[str, int]]:
@@ -396,12 +398,17 @@ def eligible_and_rejected(features: pa.Table, labels: pa.Table, rules: PairRules
     return elig.append_column("labels", keep.column("labels")), rejected
 
 
-def _timbre_matrix(timbre: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """(n, d) float32 of the commonest timbre length d; NaN rows for clips without a timbre of that length
-    (their distance is unknown, as a length mismatch was in SQL)."""
+def timbre_dim(lengths: np.ndarray) -> int:
+    """The timbre length the kernels compare: the commonest non-zero one over the clips (0: none)."""
+    return int(np.bincount(lengths).argmax()) if lengths.any() else 0
+
+
+def _timbre_matrix(timbre: pa.ChunkedArray | pa.Array, d: int | None = None) -> np.ndarray:
+    """(n, d) float32 of timbre length d (default ``timbre_dim`` of these clips); NaN rows for clips without
+    a timbre of that length (their distance is unknown, as a length mismatch was in SQL)."""
     arr = _combined(timbre)
     lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
-    d = int(np.bincount(lengths).argmax()) if lengths.any() else 0
+    d = timbre_dim(lengths) if d is None else d
     ok = (lengths == d) & (lengths > 0)
     out = np.full((len(arr), max(d, 1)), np.nan, dtype=np.float32)
     if ok.any():
@@ -409,8 +416,9 @@ def _timbre_matrix(timbre: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return out
 
 
-def clip_arrays(t: pa.Table, rules: PairRules) -> tuple[pa.Table, ClipArrays]:
-    """The candidate table for the join (block, tempo, phase, harmony class) and the kernels' arrays."""
+def clip_arrays(t: pa.Table, rules: PairRules, *, timbre_d: int | None = None) -> tuple[pa.Table, ClipArrays]:
+    """The candidate table for the join (block, tempo, phase, harmony class) and the kernels' arrays;
+    ``timbre_d`` fixes the timbre length compared (``pair_cache`` builds new clips' arrays to match a set's)."""
     n = t.num_rows
     tempo = t.column("tempo_bpm").to_numpy(zero_copy_only=False).astype(np.float64)
     meter = t.column("meter").to_numpy(zero_copy_only=False).astype(np.int64)
@@ -442,11 +450,12 @@ def clip_arrays(t: pa.Table, rules: PairRules) -> tuple[pa.Table, ClipArrays]:
         labels=label_sets(t.column("labels")),
         words=label_sets(t.column("instruments")),
         words_measured=pc.is_valid(t.column("instruments")).to_numpy(zero_copy_only=False),
-        timbre=_timbre_matrix(t.column("timbre")),
+        timbre=_timbre_matrix(t.column("timbre"), timbre_d),
         content=content_vectors(t.column("tags_mtt")),
         chord_values=chord_values,
         chord_offsets=chord_offsets,
         chords_measured=measured,
+        timbre_len=pc.fill_null(pc.list_value_length(t.column("timbre")), 0).to_numpy().astype(np.int64),
     )
     block = meter * 1000 + class_id
     ids = np.arange(n, dtype=np.int32)
@@ -476,26 +485,55 @@ def order_keys(
     tempo buckets; the same with the buckets shifted by half a width, so two clips of nearly equal tempo
     share a bucket in at least one grid. Ties end on (clip id, octave), so the order is total and depends
     only on per-clip values: adding clips inserts elements without reordering the others, which is what
-    lets the incremental miner (``pair_cache``) reuse a previous run's edges. Computed in numpy (not SQL)
+    lets the incremental miner (``pair_cache``) reuse a previous run's edges. Computed by ``element_key`` (not SQL)
     so the full and the incremental miner see bit-identical keys."""
-    tol = math.log1p(rules.tolerance)
-    fine = tol / 2
     c = copies(rules)
-    n = len(lt)
-    ids = np.repeat(np.arange(n, dtype=np.float64), c)
-    octave = np.tile(np.arange(c, dtype=np.float64), n)
-    blk = np.repeat(block.astype(np.float64), c)
-    harm = np.repeat(hc.astype(np.float64), c)
-    elt = np.repeat(lt, c) + np.where(octave == 1, math.log(2), 0.0)
-    period = np.repeat(ibi, c) / np.where(octave == 1, 2.0, 1.0)
-    frac = np.fmod(np.repeat(phase, c), period) / period
-    bucket = np.floor(elt / fine)
-    shifted = np.floor(elt / fine + 0.5)
-    return [
-        np.stack([blk, elt, ids, octave]),
-        np.stack([blk, bucket, harm, frac, elt, ids, octave]),
-        np.stack([blk, shifted, harm, frac, elt, ids, octave]),
-    ]
+    elements = np.arange(len(lt) * c, dtype=np.int64)
+    block, hc = block.astype(np.int64), hc.astype(np.int64)
+    return [element_keys(r, elements, c, block, lt, ibi, phase, hc, bucket_width(rules)) for r in range(N_ORDERS)]
+
+
+def bucket_width(rules: PairRules) -> float:
+    """Width of the fine log-tempo buckets of sort orders 1 and 2: half the tempo tolerance."""
+    return math.log1p(rules.tolerance) / 2
+
+
+@numba.njit(cache=True)
+def element_key(
+    r: int, e: int, c: int, block: np.ndarray, lt: np.ndarray, ibi: np.ndarray, phase: np.ndarray, hc: np.ndarray,
+    fine: float, out: np.ndarray,
+) -> int:  # fmt: skip
+    """Fill ``out`` with element ``e``'s keys in order ``r`` (``order_keys``); returns how many. One compiled
+    function for every caller, so the full and the incremental miner's keys are the same bits: by block,
+    log-tempo (at double tempo for octave copy 1), clip id, octave; or by block, tempo bucket (``fine``
+    wide, shifted by half in order 2), harmony class, beat phase as a fraction of the period, then as order 0."""
+    i, q = e // c, e % c
+    elt = lt[i] + (_LN2 if q == 1 else 0.0)
+    out[0] = block[i]
+    if r == 0:
+        out[1], out[2], out[3] = elt, i, q
+        return 4
+    period = ibi[i] / (2.0 if q == 1 else 1.0)
+    out[1] = np.floor(elt / fine) if r == 1 else np.floor(elt / fine + 0.5)
+    out[2] = hc[i]
+    out[3] = np.fmod(phase[i], period) / period
+    out[4], out[5], out[6] = elt, i, q
+    return 7
+
+
+@numba.njit(cache=True)
+def element_keys(
+    r: int, elements: np.ndarray, c: int, block: np.ndarray, lt: np.ndarray, ibi: np.ndarray, phase: np.ndarray,
+    hc: np.ndarray, fine: float,
+) -> np.ndarray:  # fmt: skip
+    """(keys, elements) float64 matrix of ``element_key`` for the given elements."""
+    buf = np.empty(7)
+    width = 4 if r == 0 else 7
+    out = np.empty((width, elements.shape[0]))
+    for k in range(elements.shape[0]):
+        element_key(r, elements[k], c, block, lt, ibi, phase, hc, fine, buf)
+        out[:, k] = buf[:width]
+    return out
 
 
 def sort_positions(
@@ -769,13 +807,15 @@ def mine_full(
     *,
     threads: int | None = None,
     memory_limit: str | None = None,
-) -> tuple[MiningResult, pa.Table, np.ndarray | None, ScoredEdges | None]:
+) -> tuple[MiningResult, pa.Table, ClipArrays, np.ndarray | None, ScoredEdges | None]:
     """``mine_pairs`` plus what an incremental re-mine starts from: the eligible clips' candidate table
-    (``clip_arrays``), their sort positions and the scored valid edges (None when under two clips)."""
+    (``clip_arrays``, plus the columns the output reads: ``OUTPUT_COLUMNS``), their kernel arrays, their
+    sort positions and the scored valid edges (None when under two clips)."""
     t0 = time.perf_counter()
     elig, rejected = eligible_and_rejected(features, labels, rules)
     cand, clips = clip_arrays(elig, rules)
-    cand = cand.append_column("clip_id", elig.column("clip_id"))
+    for name in OUTPUT_COLUMNS:
+        cand = cand.append_column(name, elig.column(name))
     result = MiningResult(
         pairs=_empty_pairs(), eligible=elig.num_rows, clips=features.num_rows,
         clip_rejections=rejection_counts(rejected), rejected=rejected,
@@ -783,7 +823,7 @@ def mine_full(
     result.timings["prepare"] = time.perf_counter() - t0
     if elig.num_rows < 2:
         result.degree_histogram = {0: elig.num_rows}
-        return result, cand, None, None
+        return result, cand, clips, None, None
 
     t1 = time.perf_counter()
     con = duck_connect()
@@ -801,7 +841,7 @@ def mine_full(
     result.timings["join"] = time.perf_counter() - t1
     scored = select_pairs(result, elig, clips, edges, rules)
     result.timings["total"] = time.perf_counter() - t0
-    return result, cand, positions, scored
+    return result, cand, clips, positions, scored
 
 
 def score_edges(
@@ -861,6 +901,10 @@ def choose(result: MiningResult, scored: ScoredEdges, n: int, k: int) -> None:
     result.pair_rejections["degree_cap"] = int(len(scored.chosen) - scored.chosen.sum())
     degree = np.bincount(np.concatenate([scored.lo[scored.chosen], scored.hi[scored.chosen]]), minlength=n)
     result.degree_histogram = {int(d): int(c) for d, c in enumerate(np.bincount(degree)) if c}
+
+
+# the eligible table's columns ``_pairs_table`` reads (besides the kernel arrays)
+OUTPUT_COLUMNS = ("clip_id", "tempo_bpm", "meter", "key")
 
 
 def _pairs_table(
