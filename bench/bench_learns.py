@@ -229,6 +229,28 @@ def qa_metrics(model, tok, media: Path, n: int) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------------------------- the run
+def _load_checkpoint_weights(bundle, checkpoint: Path) -> None:
+    from m2ugen_model.train.checkpointing import load_weights
+
+    load_weights(bundle.model, checkpoint)
+
+
+def _measured_stage(data: dict[str, Path], work: Path, plan: Plan, weights: Path, stage: int, steps: int,
+                    init_from: Path | None = None):
+    """Train one stage (from the previous stage's checkpoint) and measure its held-out losses before and after;
+    "before" is the model the stage starts from, so each row shows what that stage alone did."""
+    from m2ugen_model.train.bundle import from_preset
+    from m2ugen_model.train.loop import Dist, train
+
+    cfg = _config(data, work, stage, steps, plan, **({"init_from": str(init_from)} if init_from else {}))
+    bundle = from_preset("tiny", str(weights), stage=stage)
+    if init_from:
+        _load_checkpoint_weights(bundle, init_from)
+    before = heldout_losses(bundle, cfg, data["heldout"], plan.n_heldout)
+    run = train(cfg, bundle, Dist())
+    return run, before, heldout_losses(bundle, cfg, data["heldout"], plan.n_heldout)
+
+
 def run(work: Path, plan: Plan, weights: Path | None = None, infer: bool = True) -> Result:
     from m2ugen_model.presets import write_tiny_weights
     from m2ugen_model.train.bundle import from_preset
@@ -244,11 +266,7 @@ def run(work: Path, plan: Plan, weights: Path | None = None, infer: bool = True)
 
     # stage 1: captions
     t0 = time.perf_counter()
-    cfg1 = _config(data, work, 1, s1, plan)
-    b1 = from_preset("tiny", str(weights), stage=1)
-    before = heldout_losses(b1, cfg1, data["heldout"], plan.n_heldout)
-    r1 = train(cfg1, b1, Dist())
-    after = heldout_losses(b1, cfg1, data["heldout"], plan.n_heldout)
+    r1, before, after = _measured_stage(data, work, plan, weights, 1, s1)
     res.seconds["stage1"] = time.perf_counter() - t0
     res.numbers.update(ce_untrained=before["ce"], ce_stage1=after["ce"])
     res.rows.append(("stage 1: held-out caption CE (nats/token)", f"{before['ce']:.3f}", f"{after['ce']:.3f}",
@@ -256,14 +274,7 @@ def run(work: Path, plan: Plan, weights: Path | None = None, infer: bool = True)
 
     # stage 2: text-to-music alignment (projector MSE)
     t0 = time.perf_counter()
-    cfg2 = _config(data, work, 2, s2, plan, init_from=str(r1.checkpoint))
-    b2 = from_preset("tiny", str(weights), stage=2)
-    from m2ugen_model.train.checkpointing import load_weights
-
-    load_weights(b2.model, r1.checkpoint)
-    before2 = heldout_losses(b2, cfg2, data["heldout"], plan.n_heldout)
-    r2 = train(cfg2, b2, Dist())
-    after2 = heldout_losses(b2, cfg2, data["heldout"], plan.n_heldout)
+    r2, before2, after2 = _measured_stage(data, work, plan, weights, 2, s2, init_from=r1.checkpoint)
     res.seconds["stage2"] = time.perf_counter() - t0
     res.numbers.update(mse_before=before2["mse"], mse_stage2=after2["mse"])
     res.rows.append(("stage 2: held-out projector MSE", f"{before2['mse']:.4f}", f"{after2['mse']:.4f}",
@@ -273,7 +284,7 @@ def run(work: Path, plan: Plan, weights: Path | None = None, infer: bool = True)
     t0 = time.perf_counter()
     cfg3 = _config(data, work, 3, s3, plan, init_from=str(r2.checkpoint))
     b3 = from_preset("tiny", str(weights), stage=3)
-    load_weights(b3.model, r2.checkpoint)  # stage 2's checkpoint carries the stage-1 adapters it started from
+    _load_checkpoint_weights(b3, r2.checkpoint)  # stage 2's checkpoint carries the stage-1 adapters it started from
     if not plan.generation:
         r3 = train(cfg3, b3, Dist())
         res.numbers["ce_stage3_first"], res.numbers["ce_stage3_last"] = r3.ce[0], float(np.mean(r3.ce[-5:]))

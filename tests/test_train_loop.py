@@ -24,10 +24,8 @@ torch.set_num_threads(1)  # a shared 2-core box: threads only contend
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> str:
-    from m2ugen_model.presets import write_tiny_weights
-
-    return str(write_tiny_weights(tmp_path_factory.mktemp("tiny")))
+def weights(tiny_model_dir: Path) -> str:
+    return str(tiny_model_dir)  # conftest's session-wide tiny preset (training never writes into it)
 
 
 @pytest.fixture(scope="module")
