@@ -25,13 +25,24 @@ def temp_path_for(target: Path) -> Path:
     return target.with_name(f".{target.name}.{HOST}~{os.getpid()}~{uuid.uuid4().hex[:12]}.tmp")
 
 
+def _temps(target: Path) -> list[Path]:
+    """The temporaries ``temp_path_for`` named for ``target`` (any writer's)."""
+    return list(target.parent.glob(f".{glob_escape(target.name)}.*.tmp")) if target.parent.is_dir() else []
+
+
+def remove_temps(target: Path) -> int:
+    """Delete every temporary of ``target``: for a caller that owns the file (it holds its work claim), so
+    any temporary there is a killed run's. Returns how many were deleted."""
+    for tmp in (temps := _temps(target)):
+        tmp.unlink(missing_ok=True)
+    return len(temps)
+
+
 def remove_dead_temps(target: Path, max_age_s: float = DEAD_TEMP_AGE_S) -> int:
     """Delete temporaries of ``target`` whose writer is gone: a process of this host that no longer runs,
     or any temporary older than ``max_age_s``. Returns how many were deleted."""
     n = 0
-    if not target.parent.is_dir():
-        return n
-    for tmp in target.parent.glob(f".{glob_escape(target.name)}.*.tmp"):
+    for tmp in _temps(target):
         owner = tmp.name[len(target.name) + 2 : -len(".tmp")].split("~")
         try:
             old = time.time() - tmp.stat().st_mtime > max_age_s

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from m2ugen_data import defaults
-from m2ugen_data.atomic import atomic_path
+from m2ugen_data.atomic import atomic_path, remove_temps
 from m2ugen_data.claims import WorkClaims
 from m2ugen_data.audioset.failures import INVALID, PERMANENT, TRANSIENT, Failure, one_line
 from m2ugen_data.audioset.selection import POOLS
@@ -219,9 +219,9 @@ def _attempt(
     url: str, host: str, audio: Path, video: Path | None, n: int,
 ) -> dict[str, Any]:
     span, tol = config.span_for(job.pool), config.duration_tolerance_s
-    remove_stale_temps(audio)
+    remove_temps(audio)  # this run holds the clip's claim: any temporary here is a killed run's
     if video is not None:
-        remove_stale_temps(video)
+        remove_temps(video)
     with contextlib.ExitStack() as stack:
         a_tmp = stack.enter_context(atomic_path(audio))
         limiter.wait(host)
@@ -284,13 +284,6 @@ def _files_present(wh: Warehouse, row: dict[str, Any], needs_video: bool) -> boo
     if not row["audio_path"] or not wh.abspath(row["audio_path"]).is_file():
         return False
     return not needs_video or bool(row["video_path"]) and wh.abspath(row["video_path"]).is_file()
-
-
-def remove_stale_temps(target: Path) -> None:
-    """Delete temporaries a killed run left for this file (``atomic_path`` names: ``.<name>.<hex>.tmp``)."""
-    if target.parent.is_dir():
-        for stale in target.parent.glob(f".{target.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
