@@ -49,6 +49,11 @@ class AudioSetSource(_Params):
     ontology: str | None = Field(None, description="Ontology path or URL (default: the bundled copy).")
     limit: int | None = Field(None, ge=1, description="Select at most this many segments (trial runs).")
     exclude_labels: list[str] = Field(default_factory=list, description="Drop segments with labels in these subtrees.")
+    exclude_eval: list[str] = Field(
+        default_factory=list, description="Evaluation lists (CSV paths, NAME=PATH) whose segments training must not "
+        "hold, added to the bundled ones (MusicCaps).",
+    )
+    default_eval: bool = Field(True, description="Also exclude the bundled evaluation lists (MusicCaps).")
     require_instrument: bool = False
     url_template: str = D.URL_TEMPLATE
     download_concurrency: int = Field(D.DOWNLOAD_CONCURRENCY, ge=1)

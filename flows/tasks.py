@@ -106,23 +106,32 @@ def import_synthetic_clips(root: str, corpus_dir: str, pool: str) -> dict[str, A
     from m2ugen_data.audioset.synthetic_import import import_synthetic
 
     report = import_synthetic(_wh(root), corpus_dir, pool)
-    return {"selected": report.selection.selected, "ok": report.ok, "failed": len(report.failed)}
+    return {"selected": report.selection.selected, "ok": report.ok, "failed": len(report.failed),
+            "eval_excluded": report.selection.eval_excluded}
 
 
 @stage_task(name="select-audioset")
 def select_audioset(root: str, source: AudioSetSource) -> dict[str, Any]:
     from m2ugen_data.audioset.selection import SelectionPolicy, select_segments
+    from m2ugen_data.contamination.exclusion import make_exclusion
 
     wh = _wh(root)
     policy = SelectionPolicy(exclude_labels=tuple(source.exclude_labels), require_instrument=source.require_instrument)
+    exclusion = make_exclusion(source.exclude_eval, default_lists=source.default_eval, span=source.span,
+                               window_s=source.window_s)
     reports = select_segments(
-        wh, source.segments, ontology=_ontology(source.ontology, str(wh.root / "cache")), policy=policy, limit=source.limit
+        wh, source.segments, ontology=_ontology(source.ontology, str(wh.root / "cache")), policy=policy,
+        limit=source.limit, exclusion=exclusion,
     )
     pools: dict[str, int] = {}
+    excluded: dict[str, int] = {}
     for r in reports:
         for p, n in r.pools.items():
             pools[p] = pools.get(p, 0) + n
-    return {"selected": sum(r.selected for r in reports), "rejected_rows": sum(len(r.rejects) for r in reports), "pools": pools}
+        for name, n in r.eval_excluded.items():
+            excluded[name] = excluded.get(name, 0) + n
+    return {"selected": sum(r.selected for r in reports), "rejected_rows": sum(len(r.rejects) for r in reports),
+            "pools": pools, "eval_excluded": excluded}
 
 
 @stage_task(name="download-audioset")

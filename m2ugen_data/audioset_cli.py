@@ -45,14 +45,25 @@ def select(
     pool_proportions: Annotated[str | None, typer.Option(
         help="e.g. 'mucaps=0.55,muedit=0.25,muimage=0.1,muvideo=0.1' (normalised to sum 1).")] = None,
     limit: Annotated[int | None, typer.Option(help="Keep at most N segments in all (for trial runs).")] = None,
+    exclude_eval: Annotated[list[str] | None, typer.Option(
+        "--exclude-eval", help="An evaluation list (CSV with ytid[,start_s,end_s]; NAME=PATH names it) whose "
+        "segments training must not hold; repeatable, added to the bundled lists.")] = None,
+    default_eval: Annotated[bool, typer.Option(
+        "--default-eval/--no-default-eval", help="Also exclude the bundled evaluation lists (MusicCaps).")] = True,
+    span: Annotated[str, typer.Option(help="The span downloads will use (auto, segment, window, full): a video "
+                                           "whose kept audio could hold an evaluation segment is excluded.")] = D.DOWNLOAD_SPAN,
+    window: Annotated[float, typer.Option(help="--span window: seconds kept, centred on the segment.")] = D.SPAN_WINDOW_S,
 ) -> None:
-    """Select music segments, split them into disjoint pools by a hash of the YouTube ID, write `segments`."""
+    """Select music segments, split them into disjoint pools by a hash of the YouTube ID, write `segments`.
+    Segments whose kept audio could hold an evaluation segment (MusicCaps by default) are rejected."""
     from pydantic import ValidationError
 
     from m2ugen_data.audioset.ontology import load_ontology
     from m2ugen_data.audioset.selection import POOLS, SelectionPolicy, select_segments
+    from m2ugen_data.contamination.exclusion import make_exclusion
 
     wh = get_warehouse(ctx)
+    exclusion = make_exclusion(exclude_eval or (), default_lists=default_eval, span=span, window_s=window)
     onto = load_ontology(ontology, cache_dir=wh.root / "cache")
     try:
         kwargs = {"exclude_labels": tuple(onto.mid(x) for x in exclude_label or ()), "require_instrument": require_instrument}
@@ -60,20 +71,25 @@ def select(
         policy = SelectionPolicy(**kwargs, **({"pool_proportions": props} if props else {}))
     except ValidationError as e:
         raise M2UGenError(f"invalid selection policy: {e.errors()[0]['msg']}") from None
-    reports = select_segments(wh, segments or DEFAULT_SEGMENTS, ontology=onto, policy=policy, limit=limit)
+    reports = select_segments(wh, segments or DEFAULT_SEGMENTS, ontology=onto, policy=policy, limit=limit,
+                              exclusion=exclusion)
     t = Table(title=f"segments -> {wh.root}")
     t.add_column("")
     for r in reports:
         t.add_column(r.source, justify="right")
     metrics = {
         "rows": lambda r: r.rows, "rejected rows": lambda r: len(r.rejects), "music": lambda r: r.music,
-        "excluded by policy": lambda r: r.excluded, "duplicates": lambda r: r.duplicates,
+        "excluded by policy": lambda r: r.excluded,
+        **{f"excluded: {e.name} eval": (lambda r, n=e.name: r.eval_excluded.get(n, 0)) for e in exclusion.lists},
+        "duplicates": lambda r: r.duplicates,
         "selected": lambda r: r.selected, **{f"pool {p}": (lambda r, p=p: r.pools.get(p, 0)) for p in POOLS},
     }
     for name, get in metrics.items():
         t.add_row(name, *(str(get(r)) for r in reports))
     t.add_row("batch", *(r.batch_id or "" for r in reports))
     console.print(t)
+    if not exclusion.lists:
+        console.print("[yellow]no evaluation list excluded (--no-default-eval and no --exclude-eval)[/]")
     for r in reports:
         for rej in r.rejects[:10]:
             console.print(f"[yellow]rejected[/] {r.source} {rej}", highlight=False, markup=True)

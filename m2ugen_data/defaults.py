@@ -19,6 +19,9 @@ SYNTH_TROUBLE_FRACTION = 0.1  # clips with silence, clipping, speech or too shor
 
 # AudioSet selection and download (m2ugen-data audioset select|download; flows' ``audioset`` group)
 SEGMENT_LISTS = ("balanced_train", "eval", "unbalanced_train")
+# Evaluation lists kept out of training by default (bundled with the package, m2ugen_data/contamination/data):
+# MusicCaps, the usual text-to-music test set. Users add lists (--exclude-eval FILE, flows' exclude_eval).
+EVAL_LISTS = ("musiccaps",)
 URL_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
 DOWNLOAD_CONCURRENCY = 8
 REQUESTS_PER_S = 5.0  # per host

@@ -25,7 +25,8 @@ from m2ugen_data.cli import app
 # CLI command -> (flow parameter models whose same-named fields are the same option, {cli option: Model.field})
 SHARED: dict[str, tuple[list[type[BaseModel]], dict[str, str]]] = {
     "synth": ([params.SyntheticSource], {}),
-    "audioset select": ([params.AudioSetSource], {"exclude_label": "AudioSetSource.exclude_labels"}),
+    "audioset select": ([params.AudioSetSource], {"exclude_label": "AudioSetSource.exclude_labels",
+                                                  "window": "AudioSetSource.window_s"}),
     "audioset download": (
         [params.AudioSetSource],
         {"concurrency": "AudioSetSource.download_concurrency", "limit": "AudioSetSource.download_limit",

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +26,9 @@ from m2ugen_data.audioset.sources import SEGMENT_URLS, resolve_source, segments_
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.schemas import SEGMENTS
 from m2ugen_data.warehouse import Warehouse, conform, duck_connect, utc_now
+
+if TYPE_CHECKING:
+    from m2ugen_data.contamination.exclusion import EvalExclusion
 
 POOLS = ("mucaps", "muedit", "muimage", "muvideo")
 DEFAULT_PROPORTIONS = {"mucaps": 0.55, "muedit": 0.25, "muimage": 0.10, "muvideo": 0.10}
@@ -71,6 +75,7 @@ class SelectionReport:
     selected: int
     pools: dict[str, int]
     batch_id: str | None = None
+    eval_excluded: dict[str, int] = field(default_factory=dict)  # evaluation list -> segments it ruled out
 
 
 def pool_of(ytid: str, proportions: dict[str, float]) -> str:
@@ -96,8 +101,12 @@ def _place(h: np.ndarray, proportions: dict[str, float]) -> np.ndarray:
     return np.minimum(np.searchsorted(cum, u, side="right"), last)
 
 
-def select_music(seg: SegmentList, ontology: Ontology, policy: SelectionPolicy) -> tuple[pa.Table, SelectionReport]:
-    """Rows of the ``segments`` manifest for the music segments of one list, with a report of what was dropped."""
+def select_music(
+    seg: SegmentList, ontology: Ontology, policy: SelectionPolicy, exclusion: EvalExclusion | None = None
+) -> tuple[pa.Table, SelectionReport]:
+    """Rows of the ``segments`` manifest for the music segments of one list, with a report of what was dropped.
+    ``exclusion``: evaluation lists whose segments the kept audio must not hold; each segment it rules out is
+    a reject (``eval:<list>``, with its line) and counted per list in ``eval_excluded``."""
     t = seg.table
     labels = t.column("labels").combine_chunks() if t.num_rows else pa.array([], pa.list_(pa.string()))
     flat = pc.list_flatten(labels)
@@ -125,6 +134,7 @@ def select_music(seg: SegmentList, ontology: Ontology, policy: SelectionPolicy) 
         "genres": _sublists(labels, parents, in_subtree([GENRE])),
         "moods": _sublists(labels, parents, in_subtree([MOOD])),
     }
+    eval_rejects, eval_counts = _exclude_eval(t, keep, policy, exclusion)
     idx = np.flatnonzero(keep)
     ms = pc.cast(pc.round(pc.multiply(t.column("start_s"), 1000.0)), pa.int64())
     all_ids = pc.binary_join_element_wise(t.column("ytid"), pc.cast(ms, pa.string()), "_")
@@ -164,14 +174,45 @@ def select_music(seg: SegmentList, ontology: Ontology, policy: SelectionPolicy) 
     report = SelectionReport(
         source=seg.source,
         rows=n,
-        rejects=list(seg.rejects),
+        rejects=sorted([*seg.rejects, *eval_rejects], key=lambda r: r.line),
         music=int(music.sum()),
         excluded=excluded,
         duplicates=len(idx) - len(take),
         selected=len(take),
         pools=dict(sorted(Counter(pools.to_pylist()).items())),
+        eval_excluded=eval_counts,
     )
     return table, report
+
+
+def _exclude_eval(
+    t: pa.Table, keep: np.ndarray, policy: SelectionPolicy, exclusion: EvalExclusion | None
+) -> tuple[list[Reject], dict[str, int]]:
+    """Clear ``keep`` for the music segments an evaluation list rules out; their rejects and counts per list.
+    Only rows of videos a list names are looked at one by one (a few thousand of AudioSet's two million)."""
+    if exclusion is None or not exclusion.lists or not keep.any():
+        return [], {}
+    ytids = t.column("ytid")
+    named = pc.is_in(ytids, value_set=pa.array(sorted(exclusion.videos), pa.string())).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(keep & named)
+    if not rows.size:
+        return [], {}
+    take = pa.array(rows)
+    sub = {c: t.column(c).take(take).to_pylist() for c in ("ytid", "start_s", "end_s", "line")}
+    if policy.pool_override:
+        pools = [policy.pool_override] * len(rows)
+    else:
+        pools = [POOLS[i] for i in pool_indices(pa.array(sub["ytid"], pa.string()), policy.pool_proportions)]
+    rejects, counts = [], Counter()
+    for i, hit in enumerate(exclusion.match_many(sub["ytid"], sub["start_s"], sub["end_s"], pools)):
+        if hit is None:
+            continue
+        name, why = hit
+        keep[rows[i]] = False
+        counts[name] += 1
+        text = f"{sub['ytid'][i]},{sub['start_s'][i]:g},{sub['end_s'][i]:g} ({pools[i]}): {why}"
+        rejects.append(Reject(int(sub["line"][i]), f"eval:{name}", text[:120]))
+    return rejects, dict(sorted(counts.items()))
 
 
 def _sublists(labels: pa.ListArray, parents: np.ndarray, mask: np.ndarray) -> pa.ListArray:
@@ -189,14 +230,21 @@ def select_segments(
     policy: SelectionPolicy | None = None,
     limit: int | None = None,
     source_names: Sequence[str] | None = None,
+    exclusion: EvalExclusion | None = None,
 ) -> list[SelectionReport]:
-    """Read each segment list, select its music, and write one ``segments`` batch per list.
+    """Read each segment list, select its music, and write one ``segments`` batch per list. ``exclusion``
+    (the evaluation lists; default: the bundled lists, ``contamination.default_exclusion``) drops segments
+    whose kept audio could hold an evaluation segment; pass an ``EvalExclusion`` with no lists to keep them.
 
     The batch id is ``segments-<source>-<hash of the list's bytes>``, so selecting the same list again
     (with the same or a new policy) replaces its batch instead of adding to it.
     """
     ontology = ontology or load_ontology()
     policy = policy or SelectionPolicy()
+    if exclusion is None:
+        from m2ugen_data.contamination.exclusion import default_exclusion
+
+        exclusion = default_exclusion()
     cache = wh.root / "cache"
     reports: list[SelectionReport] = []
     written: set[str] = set()
@@ -207,7 +255,7 @@ def select_segments(
         path = resolve_source(segments_location(str(src)), cache)
         name = source_names[i] if source_names else None
         seg = read_segments_csv(path, name or _official_name(str(src)))
-        table, report = select_music(seg, ontology, policy)
+        table, report = select_music(seg, ontology, policy, exclusion)
         dup = np.array([c in written for c in table.column("clip_id").to_pylist()], dtype=bool)
         if dup.any():  # the same segment in two lists: the first list keeps it
             table = table.filter(pa.array(~dup))

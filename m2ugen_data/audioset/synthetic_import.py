@@ -19,6 +19,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from m2ugen_data.atomic import atomic_path
 from m2ugen_data.audio_io import AudioDecodeError, load_audio
@@ -34,6 +35,9 @@ from m2ugen_data.audioset.selection import (
 from m2ugen_data.errors import DISK_FULL_ERRNOS, DiskFullError, M2UGenError
 from m2ugen_data.warehouse import Warehouse, utc_now
 
+if TYPE_CHECKING:
+    from m2ugen_data.contamination.exclusion import EvalExclusion
+
 SOURCE = "synthetic"
 
 
@@ -46,17 +50,22 @@ class ImportReport:
 
 def import_synthetic(
     wh: Warehouse, corpus_dir: str | Path, pool: str = "muedit", *, ontology: Ontology | None = None,
-    with_video: bool | None = None,
+    with_video: bool | None = None, exclusion: EvalExclusion | None = None,
 ) -> ImportReport:
     """Import the corpus into ``pool``; ``with_video`` (default: the pool is an image/video pool, as for a
-    download) also renders each clip's source video."""
+    download) also renders each clip's source video. ``exclusion`` (default: the bundled evaluation lists)
+    rules out segments as selection does for AudioSet."""
     corpus = Path(corpus_dir)
     csv_path = corpus / "segments.csv"
     if not csv_path.is_file():
         raise M2UGenError(f"{csv_path}: no synthetic segment list (render one with `m2ugen-data synth --out {corpus}`)")
     digest = hashlib.sha256(csv_path.read_bytes()).hexdigest()[:12]
     seg = read_segments_csv(csv_path, SOURCE)
-    table, report = select_music(seg, ontology or load_ontology(), SelectionPolicy(pool_override=pool))
+    if exclusion is None:
+        from m2ugen_data.contamination.exclusion import default_exclusion
+
+        exclusion = default_exclusion()
+    table, report = select_music(seg, ontology or load_ontology(), SelectionPolicy(pool_override=pool), exclusion)
     report.batch_id = f"segments-{SOURCE}-{digest}"
     wh.write_batch("segments", table, report.batch_id)
     write_rejects(wh, report)
