@@ -42,9 +42,10 @@ from m2ugen_data.filesets import COMPACT_PREFIX, RECORDS_DIR, FileId, scan, writ
 from m2ugen_data.schemas import MANIFESTS, SCHEMA_VERSION, get_manifest
 from m2ugen_data.warehouse import Warehouse, _source, _to_schema, check_parquet_files, duck_connect, utc_now
 
-# Whole-set manifests: each run *replaces* its batch (pairs of a pool, shards of a dataset) and readers rely on
+# Whole-set manifests: each run *replaces* its batch (pairs of a pool, shards of a dataset, duplicate groups, a
+# benchmark's contamination, a dataset's split) and readers rely on
 # the replacement; merging the old batch into another file would keep its rows alive. They hold a few files.
-NOT_COMPACTED = frozenset({"pairs", "shards"})
+NOT_COMPACTED = frozenset({"pairs", "shards", "duplicates", "contamination", "splits"})
 DEFAULT_TARGET_ROWS = 250_000  # rows per merged part: a 1M-row manifest becomes 4 files
 DEFAULT_GRACE_S = 300.0  # replaced batches stay this long for readers that listed them just before
 DEFAULT_THRESHOLD_FILES = 256  # flows compact a manifest once it has this many live files

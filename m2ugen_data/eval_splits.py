@@ -9,21 +9,22 @@ joins a held-out video with a training one is in neither (``straddling``, counte
 sides. (Pairs are mined within a pool, so MUEdit's eval share is about ``fraction``²; pass a larger
 ``--fraction`` for MUEdit if you need more edit pairs.)
 
-``write_eval_splits`` writes, per dataset: the eval samples as shards of their own,
+``write_eval_splits`` records the split in the warehouse (the ``splits`` manifest,
+``contamination/heldout.py``) and writes, per dataset: the eval samples as shards of their own,
 ``shards/<dataset>_eval/<dataset>_eval-NNNNNN.tar`` (+ the ``shards`` manifest), the same samples in the
 reference JSON layout under ``<export>/<Folder>/`` (``export.py``), and the dataset's training shards
-``shards/<dataset>/`` rewritten without any held-out video. The trainer's shard discovery never picks up
-``*_eval`` directories when it scans a warehouse (``m2ugen_model/train/data.py``); point ``--eval-shards``
-at them for the periodic held-out loss. ``shards write`` rebuilds a dataset from the manifests with every
-video, so run ``eval-splits`` again after it (the flows' shard step does not know about splits).
+``shards/<dataset>/`` rewritten without any held-out video. Because the split is warehouse state, every
+later ``shards write``, flow and export keeps the held-out videos out of training, and ``shards verify``
+fails on a training shard that holds one. A near-duplicate group is on one side (its canonical clip's video
+decides). The trainer's shard discovery never picks up ``*_eval`` directories when it scans a warehouse
+(``m2ugen_model/train/data.py``); point ``--eval-shards`` at them for the periodic held-out loss.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -31,6 +32,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from m2ugen_data.atomic import write_bytes_atomic
+from m2ugen_data.contamination.heldout import EVAL_SUFFIX, SALT, Split, record_split
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.export import MediaMode, export_samples
 from m2ugen_data.shards.assemble import iter_dataset_samples
@@ -39,16 +41,13 @@ from m2ugen_data.shards.sample_schema import InstructionSample, MUCapsSample, pa
 from m2ugen_data.shards.tar_writer import Sample
 from m2ugen_data.warehouse import Warehouse
 
-SALT = "m2ugen-eval-v1:"
-EVAL_SUFFIX = "_eval"  # the trainer's discovery skips shards/<dataset>_eval when scanning a warehouse
 DATASETS = ("mucaps", "muedit", "muimage", "muvideo")
 DEFAULT_FRACTION = 0.05
 
 
 def is_held_out(ytid: str, fraction: float) -> bool:
-    """The video's fixed place in [0, 1) by hash, compared with ``fraction``."""
-    h = int.from_bytes(hashlib.sha256((SALT + ytid).encode()).digest()[:8], "big")
-    return h / 2**64 < fraction
+    """The video's fixed place in [0, 1) by hash, compared with ``fraction`` (``heldout.Split``)."""
+    return Split("", fraction).held_out(ytid)
 
 
 def sample_videos(sample: Sample, dataset: str) -> set[str]:
@@ -63,26 +62,11 @@ def sample_videos(sample: Sample, dataset: str) -> set[str]:
     return {c.ytid or c.clip_id[:11] for c in clips}
 
 
-def side(sample: Sample, dataset: str, fraction: float) -> str:
-    """"eval", "train" or "straddling" (videos on both sides: used by neither)."""
-    held = {is_held_out(v, fraction) for v in sample_videos(sample, dataset)}
-    return "straddling" if len(held) == 2 else "eval" if held == {True} else "train"
-
-
 @dataclass
 class SplitResult:
     dataset: str
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counter[str] = field(default_factory=Counter)  # train, eval, straddling (+ other skip reasons)
     eval_json: Path | None = None
-
-
-def _only(samples: Iterable[Sample], dataset: str, fraction: float, keep: str, counts: Counter[str] | None) -> Iterator[Sample]:
-    for s in samples:
-        where = side(s, dataset, fraction)
-        if counts is not None:
-            counts[where] += 1
-        if where == keep:
-            yield s
 
 
 def write_eval_splits(wh: Warehouse, datasets: Iterable[str] = DATASETS, *, fraction: float = DEFAULT_FRACTION,
@@ -96,11 +80,13 @@ def write_eval_splits(wh: Warehouse, datasets: Iterable[str] = DATASETS, *, frac
     results = []
     for dataset in datasets:
         res, opts = SplitResult(dataset), dict((source_options or {}).get(dataset, {}))
-        held = list(_only(iter_dataset_samples(wh, dataset, **opts), dataset, fraction, "eval", res.counts))
+        record_split(wh, dataset, fraction)  # first: from now on every sample source keeps it
+        skipped: Counter[str] = Counter()
+        held = list(iter_dataset_samples(wh, dataset, skips=skipped, side="eval", **opts))
+        res.counts.update(eval=len(held), train=skipped.pop("not_held_out", 0), **skipped)
         write_dataset_shards(wh, f"{dataset}{EVAL_SUFFIX}", held)
         res.eval_json = export_samples(dataset, held, out, media=media).json_path
-        write_dataset_shards(wh, dataset, _only(iter_dataset_samples(wh, dataset, **opts), dataset,
-                                                fraction, "train", None))
+        write_dataset_shards(wh, dataset, iter_dataset_samples(wh, dataset, side="train", **opts))
         write_bytes_atomic(shard_dir(wh, f"{dataset}{EVAL_SUFFIX}") / "split.json", json.dumps(
             {"dataset": dataset, "salt": SALT, "fraction": fraction, **dict(res.counts)}, indent=1).encode())
         results.append(res)

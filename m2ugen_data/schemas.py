@@ -16,7 +16,11 @@ import pyarrow as pa
 # 2: features gained measured content (tags, derived instrument/genre/mood/vocal sets, chords, music score,
 #    tempo octave provenance), pairs gained measured-content columns, captions gained their evidence.
 #    Older batches read with the new columns null; stages re-analyse rows of an older analyser version.
-SCHEMA_VERSION = "2"
+# 3: features gained the audio fingerprint (fp_*: landmarks, sketch, candidate tokens, status); new manifests
+#    duplicates (near-duplicate groups), contamination (clips matched to evaluation sets) and splits (the
+#    held-out split, warehouse state). Older batches read with the new columns null; the dedup stage
+#    fingerprints clips whose newest row has none (``m2ugen-data dedup``), without re-analysing them.
+SCHEMA_VERSION = "3"
 
 _ts = pa.timestamp("us", tz="UTC")
 _strs = pa.list_(pa.string())
@@ -141,6 +145,13 @@ FEATURES = Manifest(
         ("windows", pa.int32()),  # how many windows of Thresholds.window_s were analysed (null: the whole clip)
         ("window_starts_s", _f64s),  # where each analysed window starts in the file (empty: the whole clip)
         ("updated_at", _ts, False),
+        # ---- schema 3: the audio fingerprint of the whole file (analysis.fingerprint; null: not computed yet)
+        ("fp_version", pa.string()),
+        ("fp_status", pa.string()),  # ok | too_short | too_few_landmarks | failed: never a silent "unique"
+        ("fp_landmarks", pa.binary()),  # little-endian uint32 (hash, frame) pairs
+        ("fp_sketch", pa.binary()),  # uint8 band energies, SKETCH_BANDS per frame
+        ("fp_tokens", pa.binary()),  # little-endian uint64 (token, frame) pairs: the candidate index
+        ("fp_seconds", pa.float64()),  # audio the fingerprint covers
     ),
     key=("clip_id",),
     order_by="updated_at",
@@ -255,8 +266,9 @@ SYNTH_TRUTH = Manifest(
         ("instrument_names", _strs),
         ("labels", _strs),  # all AudioSet labels written to the segments CSV
         ("group_id", pa.string()),  # sibling group: same composition, other instrumentation
-        ("trouble", pa.string()),  # none | silence | clipping | speech | short
+        ("trouble", pa.string()),  # none | silence | clipping | speech | short | planted_eval | planted_copy
         ("seed", pa.int64(), False),
+        ("copy_of", pa.string()),  # planted_copy: the clip this one is a re-encoded, shifted copy of
     ),
     key=("clip_id",),
     order_by="clip_id",
@@ -290,9 +302,61 @@ VISUAL_MEDIA = Manifest(
     doc="MUImage frames and MUVideo clips cut from the source videos, with measurements or a rejection reason.",
 )
 
+DUPLICATES = Manifest(
+    "duplicates",
+    _schema(
+        ("clip_id", pa.string(), False),
+        ("group_id", pa.string(), False),  # the group's canonical member (the clip datasets keep)
+        ("canonical", pa.bool_(), False),
+        ("match", pa.string(), False),  # exact | fingerprint | remaster: the strongest link into the group
+        ("matched_with", pa.string()),  # the clip that link joins (null for the canonical member)
+        ("frac", pa.float64()),  # landmark share at the alignment
+        ("corr", pa.float64()),  # sketch agreement at the alignment
+        ("offset_s", pa.float64()),  # where matched_with's audio starts in this clip's
+        ("stretch", pa.float64()),  # time-stretch ratio between them
+        ("rules_version", pa.string(), False),
+        ("created_at", _ts, False),
+    ),
+    key=("clip_id",),
+    order_by="created_at",
+    doc="Near-duplicate groups by sound (re-encodes, shifts, gain, stretch, re-masters); one batch per run.",
+)
+
+CONTAMINATION = Manifest(
+    "contamination",
+    _schema(
+        ("clip_id", pa.string(), False),
+        ("benchmark", pa.string(), False),  # the evaluation set's name
+        ("matched_by", pa.string(), False),  # id | sound
+        ("eval_item", pa.string(), False),  # the evaluation file or ID it matched
+        ("frac", pa.float64()),
+        ("corr", pa.float64()),
+        ("offset_s", pa.float64()),  # where the evaluation audio starts in the clip
+        ("source", pa.string()),  # the path given to decontaminate
+        ("created_at", _ts, False),
+    ),
+    key=("clip_id", "benchmark"),
+    order_by="created_at",
+    doc="Warehouse clips found in an evaluation set (by ID or by sound): kept out of every training sample.",
+)
+
+SPLITS = Manifest(
+    "splits",
+    _schema(
+        ("dataset", pa.string(), False),
+        ("salt", pa.string(), False),
+        ("fraction", pa.float64(), False),  # share of YouTube videos held out
+        ("created_at", _ts, False),
+    ),
+    key=("dataset",),
+    order_by="created_at",
+    doc="The held-out evaluation split of each dataset: every later shard write, flow and converter keeps it.",
+)
+
 MANIFESTS: dict[str, Manifest] = {
     m.name: m
-    for m in (SEGMENTS, SEGMENT_REJECTS, CLIPS, FEATURES, PAIRS, CAPTIONS, DIALOGUES, SHARDS, SYNTH_TRUTH, VISUAL_MEDIA)
+    for m in (SEGMENTS, SEGMENT_REJECTS, CLIPS, FEATURES, PAIRS, CAPTIONS, DIALOGUES, SHARDS, SYNTH_TRUTH, VISUAL_MEDIA,
+              DUPLICATES, CONTAMINATION, SPLITS)
 }
 
 

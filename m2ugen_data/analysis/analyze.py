@@ -56,6 +56,7 @@ from m2ugen_data.analysis.music_filter import (
     apply_filter,
     load_labels,
 )
+from m2ugen_data.analysis import fingerprint
 from m2ugen_data.analysis import windows as long_audio
 from m2ugen_data.analysis.quiet import quiet_libraries
 from m2ugen_data.audio_io import (
@@ -197,7 +198,11 @@ def _analyse_audio(path: Path, th: Thresholds, expected_s: float | None, timings
         return _analyse_windows(path, th, expected_s, timings)
     y44, _ = load_audio(path, sr=rhythm.SAMPLE_RATE, max_duration_s=th.max_decode_s, expected_s=expected_s)
     timings["decode"] = time.perf_counter() - t0
-    return _run_analysers(y44, th, timings)
+    out = _run_analysers(y44, th, timings)
+    t = time.perf_counter()
+    out.update(fingerprint.feature_columns(fingerprint.fingerprint_signal(y44, rhythm.SAMPLE_RATE)))
+    _lap(timings, "fingerprint", t)
+    return out
 
 
 def _analyse_windows(path: Path, th: Thresholds, expected_s: float | None, timings: dict[str, float]) -> dict:
@@ -216,7 +221,11 @@ def _analyse_windows(path: Path, th: Thresholds, expected_s: float | None, timin
         rows.append(_run_analysers(y44, th, timings))
         t = time.perf_counter()
     assert _MODELS is not None
-    return long_audio.aggregate(rows, starts, measured.duration_s, _MODELS.likeness.score)
+    out = long_audio.aggregate(rows, starts, measured.duration_s, _MODELS.likeness.score)
+    t = time.perf_counter()  # the fingerprint covers the whole file (read in chunks), not only the windows
+    out.update(fingerprint.feature_columns(fingerprint.fingerprint_file(path, measured.duration_s)))
+    _lap(timings, "fingerprint", t)
+    return out
 
 
 def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float]) -> dict:

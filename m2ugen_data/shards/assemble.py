@@ -256,9 +256,15 @@ SAMPLE_SOURCES: dict[str, SampleSource] = {
 
 
 def iter_dataset_samples(
-    wh: Warehouse, dataset: str, *, skips: Counter[str] | None = None, **options: Any
+    wh: Warehouse, dataset: str, *, skips: Counter[str] | None = None, side: str = "train", **options: Any
 ) -> Iterator[Sample]:
+    """The dataset's samples that the warehouse's state lets into ``side`` (``train``: no held-out video, no
+    clip of an evaluation set, one member per near-duplicate group; ``eval``: the held-out samples; ``all``:
+    every sample but contaminated and duplicate ones), others counted by reason in ``skips``
+    (``contamination.gate``)."""
+    from m2ugen_data.contamination.gate import filter_samples, load_gate
+
     source = SAMPLE_SOURCES.get(dataset)
     if source is None:
         raise M2UGenError(f"no sample source for dataset {dataset!r}; known: {', '.join(SAMPLE_SOURCES)}")
-    return source(wh, skips=skips, **options)
+    return filter_samples(source(wh, skips=skips, **options), dataset, load_gate(wh, dataset), side, skips)

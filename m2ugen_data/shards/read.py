@@ -135,7 +135,8 @@ class ShardCheck:
 
 def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardCheck:
     """Compare every manifest row with its file (size, sha256; with ``deep`` also sample count and keys,
-    parsing every member) and report shard files the manifest does not list."""
+    parsing every member), report shard files the manifest does not list, and check the samples against the
+    warehouse's state (``contamination.gate.shard_problems``: held-out videos, evaluation sets, duplicates)."""
     validate_dataset(dataset)
     con = wh.connect()
     try:
@@ -146,6 +147,7 @@ def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardChe
         con.close()
     check = ShardCheck(dataset)
     listed = set()
+    keys_of: dict[str, list[str]] = {}
     for row in rows:
         path = wh.root / row["path"]
         listed.add(path)
@@ -159,13 +161,14 @@ def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardChe
         if file_sha256(path) != row["sha256"]:
             check.problems.append(f"{row['path']}: sha256 differs from the manifest")
             continue
-        if not deep:
-            check.samples += row["samples"]
-            continue
         try:
-            keys = [s["__key__"] for s in iter_shard_samples(path)]
+            keys = [s["__key__"] for s in iter_shard_samples(path)] if deep else list(iter_shard_keys(path))
         except M2UGenError as e:
             check.problems.append(f"{row['path']}: {e}")
+            continue
+        keys_of[row["path"]] = keys
+        if not deep:
+            check.samples += row["samples"]
             continue
         check.samples += len(keys)
         if len(keys) != row["samples"]:
@@ -177,4 +180,7 @@ def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardChe
         for path in shard_files(directory, dataset):
             if path not in listed:
                 check.problems.append(f"{path.relative_to(wh.root).as_posix()}: on disk but not in the manifest")
+    from m2ugen_data.contamination.gate import shard_problems
+
+    check.problems.extend(shard_problems(wh, dataset, keys_of))
     return check
