@@ -322,6 +322,7 @@ _DUCK_TYPES = {
     pa.int32(): "INTEGER",
     pa.int64(): "BIGINT",
     pa.bool_(): "BOOLEAN",
+    pa.binary(): "BLOB",
 }
 
 

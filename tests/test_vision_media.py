@@ -150,6 +150,15 @@ def test_music_overlaps_at_clip_video_and_audio_level():
     assert music_overlaps({"mucaps": {"aaaaaaaaaaa_0"}, "muimage": {"ccccccccccc_0"}}) == []
 
 
+def test_music_overlaps_by_near_duplicate_group():
+    """Pools are disjoint by group: the same recording uploaded twice (re-encoded, other ID) is an overlap."""
+    ids = {"mucaps": {"aaaaaaaaaaa_0"}, "muimage": {"hhhhhhhhhhh_0"}}
+    assert music_overlaps(ids) == []  # before: by IDs and bytes these two were disjoint
+    groups = {"aaaaaaaaaaa_0": "aaaaaaaaaaa_0", "hhhhhhhhhhh_0": "aaaaaaaaaaa_0"}
+    found = [(o["clip_id"], o["other_clip_id"], o["match"]) for o in music_overlaps(ids, groups=groups)]
+    assert found == [("hhhhhhhhhhh_0", "aaaaaaaaaaa_0", "sound")]
+
+
 def test_music_ids_from_manifests(warehouse, synth_videos):
     seed_warehouse(warehouse, [("imgAAAAAAAA_0", "muimage", synth_videos["moving_box"][0]),
                                ("capAAAAAAAA_0", "mucaps", None)])

@@ -988,9 +988,14 @@ def mine_warehouse(
     cache_dir = warehouse.root / "cache" / "pairs" / batch_id
     cache = None if full else pair_cache.PairCache.load(cache_dir)
     # a clip changed when its features row (updated_at) or its AudioSet labels did
+    # a dropped near-duplicate (its group's canonical clip stays) or a clip of an evaluation set is never
+    # mined: so MUEdit never pairs two members of one group (contamination.gate skips such pairs as well)
+    kept = ("f.clip_id NOT IN (SELECT clip_id FROM duplicates_latest WHERE NOT canonical) "
+            "AND f.clip_id NOT IN (SELECT clip_id FROM contamination_latest)")
     versions = con.sql(
         f"""SELECT f.clip_id, hash(f.updated_at, l.instruments) AS version FROM features_latest f
-            LEFT JOIN segments_latest l USING (clip_id) {"WHERE l.pool = ?" if pool else ""} ORDER BY f.clip_id""",
+            LEFT JOIN segments_latest l USING (clip_id) WHERE {kept} {"AND l.pool = ?" if pool else ""}
+            ORDER BY f.clip_id""",
         params=params,
     ).to_arrow_table()
     ids, version = versions.column("clip_id").combine_chunks(), versions.column("version").to_numpy()
@@ -1004,7 +1009,8 @@ def mine_warehouse(
 
         result, cache = pair_cache.mine_changes(ids, version, fetch, rules, cache)
     else:
-        features = con.sql(f"SELECT {cols} FROM features_latest f {pool_join}", params=params).to_arrow_table()
+        features = con.sql(f"SELECT {cols} FROM features_latest f {pool_join} {'AND' if pool else 'WHERE'} {kept}",
+                           params=params).to_arrow_table()
         labels = con.sql("SELECT clip_id, instruments FROM segments_latest").to_arrow_table()
         result, cache = pair_cache.mine_all(
             features, labels, rules, ids, version, threads=threads, memory_limit=memory_limit

@@ -10,7 +10,7 @@ A link between two clips is one of:
   tolerance (``remaster.py``: tags, chroma, chords, tempo, key, meter).
 
 Groups are the connected components of the links. The canonical member is the one with the most audio
-(``fp_seconds``), ties to the smallest clip id, so the choice is stable across runs and machines. Every member
+(``fp_seconds`` to half a second), ties to the smallest clip id, so the choice is stable across runs and machines. Every member
 of a group of two or more is a ``duplicates`` row (one batch per run, replaced); pools, the disjointness check,
 the shard writer and pair mining read it (``m2ugen_data.contamination.gate``).
 
@@ -191,7 +191,8 @@ def group_rows(ids: Sequence[str], seconds: dict[str, float], links: Sequence[Li
     now = utc_now()
     rows = []
     for group in members.values():
-        canonical = min(group, key=lambda c: (-seconds.get(c, 0.0), c))
+        # the most audio (to half a second: codec padding does not count), then the smallest clip id
+        canonical = min(group, key=lambda c: (-round(2 * (seconds.get(c) or 0.0)), c))
         for cid in sorted(group):
             lk = best[cid]
             other = lk.b if lk.a == cid else lk.a
@@ -211,7 +212,7 @@ def group_rows(ids: Sequence[str], seconds: dict[str, float], links: Sequence[Li
 class _Cache:
     rules_version: str
     ids: list[str]  # clips searched, in the order ``clips`` refers to
-    versions: list[int]  # the version of each, when searched
+    versions: list[int]  # the version of each (DuckDB hash, unsigned), when searched
     tokens: np.ndarray  # uint64, sorted
     clips: np.ndarray  # int64 position in ``ids`` per token
     frames: np.ndarray  # int64
@@ -248,7 +249,7 @@ def _save_cache(wh: Warehouse, cache: _Cache) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     feather.write_feather(pa.table({"clip_id": pa.array(cache.ids, pa.string()),
-                                    "version": pa.array(cache.versions, pa.int64())}), tmp / "clips.arrow")
+                                    "version": pa.array(cache.versions, pa.uint64())}), tmp / "clips.arrow")
     feather.write_feather(pa.table({"token": pa.array(cache.tokens, pa.uint64()),
                                     "clip": pa.array(cache.clips, pa.int64()),
                                     "frame": pa.array(cache.frames, pa.int64())}), tmp / "tokens.arrow")

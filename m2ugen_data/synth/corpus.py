@@ -149,6 +149,7 @@ def _render_clip(plan: ClipPlan, seed: int, sr: int, duration_s: float) -> tuple
         "group_id": plan.group_id,
         "trouble": plan.trouble,
         "seed": seed,
+        "copy_of": None,
     }
     return y, row
 

@@ -2,8 +2,9 @@
 
 Pools are disjoint by a hash of the YouTube ID at selection time, but pools are not what ends up in a
 dataset: pairs, retries or a hand-edited segment list can bring a clip in twice. So the check looks at what
-each dataset actually uses, and counts a match at three levels: the same clip, another section of the same
-video (the same song), and byte-identical audio (the same upload under two IDs).
+each dataset actually uses, and counts a match at four levels: the same clip, another section of the same
+video (the same song), byte-identical audio (the same upload under two IDs), and the same near-duplicate
+group by sound (``duplicates``: re-encoded, shifted or re-mastered uploads), so pools are disjoint by group.
 
 ``check_dataset_music`` is what the ``build-muimage``/``build-muvideo`` flows run before writing shards: the
 keys about to be sharded against the other datasets' manifests *and* the keys already in their shards (a
@@ -62,27 +63,37 @@ def audio_digests(wh: Warehouse) -> dict[str, str]:
     return dict(rows.fetchall())
 
 
+def near_duplicate_groups(wh: Warehouse) -> dict[str, str]:
+    """clip -> its near-duplicate group (``duplicates``; clips in no group are absent)."""
+    if not wh.manifest_files("duplicates"):
+        return {}
+    return dict(wh.connect().execute("SELECT clip_id, group_id FROM duplicates_latest").fetchall())
+
+
 def music_overlaps(
     ids_by_dataset: Mapping[str, Iterable[str]], *, digests: Mapping[str, str] | None = None,
-    checked: Iterable[str] = VISUAL,
+    checked: Iterable[str] = VISUAL, groups: Mapping[str, str] | None = None,
 ) -> list[dict[str, str]]:
     """Every (checked dataset, clip) whose music also appears in another dataset, with how it matched.
 
-    Matches are reported once per pair of clips, the strongest level first (clip, then video, then audio).
+    Matches are reported once per pair of clips, the strongest level first (clip, video, audio, sound).
     """
-    digests = digests or {}
-    index: dict[str, dict[str, list[tuple[str, str]]]] = {"clip": defaultdict(list), "video": defaultdict(list), "audio": defaultdict(list)}
+    digests, groups = digests or {}, groups or {}
+    levels = ("clip", "video", "audio", "sound")
+    index: dict[str, dict[str, list[tuple[str, str]]]] = {level: defaultdict(list) for level in levels}
     for ds, ids in ids_by_dataset.items():
         for cid in ids:
             index["clip"][cid].append((ds, cid))
             index["video"][cid[:11]].append((ds, cid))
             if cid in digests:
                 index["audio"][digests[cid]].append((ds, cid))
+            if cid in groups:
+                index["sound"][groups[cid]].append((ds, cid))
     found: dict[tuple[str, str, str, str], str] = {}
     for ds in checked:
         for cid in ids_by_dataset.get(ds, ()):
-            keys = {"clip": cid, "video": cid[:11], "audio": digests.get(cid)}
-            for level in ("clip", "video", "audio"):
+            keys = {"clip": cid, "video": cid[:11], "audio": digests.get(cid), "sound": groups.get(cid)}
+            for level in levels:
                 if keys[level] is None:
                     continue
                 for other_ds, other in index[level][keys[level]]:
@@ -125,10 +136,14 @@ def check_dataset_music(
     wh: Warehouse, dataset: str, candidates: Iterable[str], against: Iterable[str] = AUDIO_ONLY
 ) -> DisjointReport:
     """Compare ``candidates`` (the music clip ids ``dataset`` is about to use) with what each dataset of
-    ``against`` uses by its manifests and by its existing shards, at the clip, video and audio levels."""
+    ``against`` uses by its manifests and by its existing shards, at the clip, video, audio and sound levels."""
+    from m2ugen_data.contamination.gate import load_gate
+
     manifests = music_ids_from_manifests(wh)
-    ids: dict[str, set[str]] = {dataset: set(candidates)}
+    gate = load_gate(wh, dataset)
+    unused = gate.dropped | set(gate.contaminated)  # no dataset uses these (a group keeps its canonical clip)
+    ids: dict[str, set[str]] = {dataset: set(candidates) - unused}
     for other in against:
-        ids[other] = manifests.get(other, set()) | shard_music_ids(wh, other)
-    overlaps = music_overlaps(ids, digests=audio_digests(wh), checked=(dataset,))
+        ids[other] = (manifests.get(other, set()) - unused) | shard_music_ids(wh, other)
+    overlaps = music_overlaps(ids, digests=audio_digests(wh), checked=(dataset,), groups=near_duplicate_groups(wh))
     return DisjointReport(dataset, len(ids[dataset]), {o: len(ids[o]) for o in against}, overlaps)
