@@ -14,7 +14,7 @@ import typer
 
 from m2ugen_data import analysis_cli, audioset_cli, compact_cli, devset_cli, serve_cli, shards_cli, text_cli, vision_cli
 from m2ugen_data import defaults as D
-from m2ugen_data import report_cli
+from m2ugen_data import contamination_cli, report_cli
 from m2ugen_data.convert import cli as convert_cli
 from m2ugen_data.eval_splits import eval_splits_cmd
 from m2ugen_data.cli_common import OutputFormat, console, err_console, get_warehouse, print_arrow
@@ -130,6 +130,8 @@ app.command("compact")(compact_cli.compact_cmd)  # merge small manifest batches
 app.command("report")(report_cli.report)  # the dataset card
 app.add_typer(convert_cli.app, name="convert")  # MusicQA, Alpaca, COCO -> shards
 app.command("eval-splits")(eval_splits_cmd)  # held-out MUCaps/MUEdit/MUImage/MUVideo
+app.command("dedup")(contamination_cli.dedup_cmd)  # near-duplicate groups by sound
+app.command("decontaminate")(contamination_cli.decontaminate_cmd)  # evaluation sets out of training
 
 
 def main() -> None:

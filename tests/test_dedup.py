@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from dedup_warehouse import add_clip, add_features
 from rows import with_nulls
 
 from m2ugen_data.analysis import fingerprint as F
@@ -26,34 +27,13 @@ from m2ugen_data.schemas import FEATURES
 from m2ugen_data.warehouse import conform, utc_now
 
 
-def _features(wh, clip_ids):
-    now = utc_now()
-    rows = [with_nulls("features", {"clip_id": c, "status": "ok", "analyser_version": "test", "beats": [],
-                                    "downbeats": [], "music_reasons": [], "is_music": True, "updated_at": now})
-            for c in clip_ids]
-    wh.write_batch("features", rows, f"features-test-{hashlib.sha1(''.join(clip_ids).encode()).hexdigest()[:8]}")
-
-
-def _add_clip(wh, clip_id: str, src: Path) -> None:
-    target = wh.media_path("audio", clip_id, src.suffix.lstrip("."))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, target)
-    data = target.read_bytes()
-    y, sr = load_audio(target)
-    wh.write_batch("clips", [with_nulls("clips", {
-        "clip_id": clip_id, "status": "ok", "attempts": 1, "audio_path": target.relative_to(wh.root).as_posix(),
-        "duration_s": y.size / sr, "sample_rate": sr, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-        "updated_at": utc_now()})], f"clips-{clip_id}")
-    _features(wh, [clip_id])
-
-
 @pytest.fixture
 def dup_warehouse(warehouse, synth_corpus, tmp_path):
     """The synthetic corpus (siblings included) plus three copies under new IDs."""
     import_synthetic(warehouse, synth_corpus, "muedit")
     truth = pq.read_table(synth_corpus / "truth.parquet").to_pylist()
     ids = [r["clip_id"] for r in truth]
-    _features(warehouse, ids)
+    add_features(warehouse, ids)
     clean = [r["clip_id"] for r in truth if r["trouble"] == "none"]
     x, y, z = clean[0], clean[1], clean[2]
     audio = {c: synth_corpus / "audio" / f"{c}.flac" for c in ids}
@@ -66,7 +46,7 @@ def dup_warehouse(warehouse, synth_corpus, tmp_path):
     copies[make_clip_id("copyYYYYYYY", 0)] = (y, cut)
     copies[make_clip_id("copyZZZZZZZ", 0)] = (z, audio[z])  # the same bytes
     for cid, (_, path) in copies.items():
-        _add_clip(warehouse, cid, path)
+        add_clip(warehouse, cid, path)
     fingerprint_missing(warehouse, workers=1)
     siblings = {}
     for r in truth:
@@ -100,7 +80,7 @@ def test_too_short_clip_is_recorded_not_unique(warehouse, tmp_path):
     t = np.arange(int(1.5 * sr)) / sr
     path = write_flac(tmp_path / "s.flac", 0.3 * np.sin(2 * np.pi * 440 * t), sr)
     cid = make_clip_id("shortAAAAAA", 0)
-    _add_clip(warehouse, cid, path)
+    add_clip(warehouse, cid, path)
     fingerprint_missing(warehouse, workers=1)
     row = warehouse.read("features").to_pylist()[0]
     assert row["fp_status"] == "too_short" and row["fp_landmarks"] is None
@@ -117,7 +97,7 @@ def test_incremental_equals_full(dup_warehouse, tmp_path):
     src = wh.abspath(wh.read("clips", where=f"clip_id = '{x}'").column("audio_path")[0].as_py())
     sig, sr = load_audio(src)
     shifted = write_flac(tmp_path / "w.flac", np.concatenate([np.zeros(int(0.77 * sr), np.float32), sig]) * 0.8, sr)
-    _add_clip(wh, make_clip_id("copyWWWWWWW", 0), shifted)
+    add_clip(wh, make_clip_id("copyWWWWWWW", 0), shifted)
     fingerprint_missing(wh, workers=1)
     inc = find_duplicates(wh)
     assert inc.incremental and inc.new == 1

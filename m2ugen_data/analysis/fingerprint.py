@@ -134,6 +134,19 @@ def candidate_tokens(hashes: np.ndarray, times: np.ndarray) -> tuple[np.ndarray,
     return tok[order], fr[order]
 
 
+def failed(reason: str, seconds: float = 0.0) -> Fingerprint:
+    """No fingerprint, and why (undecodable audio, non-finite samples, a damaged shard)."""
+    empty = np.zeros(0, np.uint32)
+    return Fingerprint("failed", empty, empty, np.zeros((0, SKETCH_BANDS), np.uint8), seconds, reason)
+
+
+def from_columns(landmarks: bytes | None, sketch: bytes | None, seconds: float | None) -> Fingerprint:
+    """A stored fingerprint (``features.fp_landmarks``, ``fp_sketch``, ``fp_seconds``) back as a ``Fingerprint``."""
+    h, t = unpack_landmarks(landmarks)
+    sk = np.frombuffer(sketch or b"", np.uint8).reshape(-1, SKETCH_BANDS)
+    return Fingerprint("ok", h, t, sk, float(seconds or 0.0))
+
+
 def unpack_sketch(blob: bytes | None) -> np.ndarray:
     """(frames, SKETCH_BANDS) float32 dB from ``features.fp_sketch``."""
     if not blob:
@@ -270,9 +283,7 @@ def _result(hashes: np.ndarray, times: np.ndarray, sketch_db: np.ndarray, second
 def fingerprint_signal(y: np.ndarray, sr: int) -> Fingerprint:
     """The fingerprint of a mono signal held in memory (a clip the analysis decoded)."""
     if not np.isfinite(y).all():
-        empty = np.zeros(0, np.uint32)
-        return Fingerprint("failed", empty, empty, np.zeros((0, SKETCH_BANDS), np.uint8), y.size / sr,
-                           "non-finite samples")
+        return failed("non-finite samples", y.size / sr)
     y11 = y if sr == SAMPLE_RATE else soxr.resample(y, sr, SAMPLE_RATE)
     h, t, sk, _ = _analyse(y11)
     return _result(h, t, sk, y.size / sr)
@@ -315,9 +326,7 @@ def fingerprint_file(path: str | Path, duration_s: float | None = None) -> Finge
 
         return fingerprint_chunks(read, duration_s)
     except (AudioDecodeError, ValueError) as e:
-        empty = np.zeros(0, np.uint32)
-        return Fingerprint("failed", empty, empty, np.zeros((0, SKETCH_BANDS), np.uint8), 0.0,
-                           str(e).splitlines()[0][:200])
+        return failed(str(e).splitlines()[0][:200])
 
 
 def feature_columns(fp: Fingerprint) -> dict[str, object]:
@@ -332,6 +341,7 @@ def feature_columns(fp: Fingerprint) -> dict[str, object]:
     }
 
 
-__all__ = ["FRAMES_PER_S", "Fingerprint", "SKETCH_BANDS", "VERSION", "candidate_tokens", "feature_columns",
+__all__ = ["FRAMES_PER_S", "Fingerprint", "SKETCH_BANDS", "VERSION", "candidate_tokens", "failed", "feature_columns",
+           "from_columns",
            "fingerprint_chunks", "fingerprint_file", "fingerprint_signal", "unpack_landmarks", "unpack_sketch",
            "unpack_tokens"]

@@ -107,12 +107,7 @@ def load_fingerprints(wh: Warehouse, clip_ids: Sequence[str]) -> dict[str, fp_mo
     rows = con.sql(
         "SELECT clip_id, fp_landmarks, fp_sketch, fp_seconds FROM features_latest JOIN wanted USING (clip_id)"
     ).to_arrow_table().to_pylist()
-    out = {}
-    for r in rows:
-        h, t = fp_mod.unpack_landmarks(r["fp_landmarks"])
-        sketch = np.frombuffer(r["fp_sketch"] or b"", np.uint8).reshape(-1, fp_mod.SKETCH_BANDS)
-        out[r["clip_id"]] = fp_mod.Fingerprint("ok", h, t, sketch, float(r["fp_seconds"] or 0.0))
-    return out
+    return {r["clip_id"]: fp_mod.from_columns(r["fp_landmarks"], r["fp_sketch"], r["fp_seconds"]) for r in rows}
 
 
 def load_tokens(wh: Warehouse, clip_ids: Sequence[str], index: dict[str, int]) -> tuple[np.ndarray, ...]:

@@ -98,9 +98,7 @@ def remaster_links(wh: Warehouse, ids: Sequence[str], found: Sequence[Link], dup
         a, b = clip_ids[i], clip_ids[j]
         if (a, b) in linked:
             continue
-        fa, fb = (fp_mod.Fingerprint("ok", *fp_mod.unpack_landmarks(blobs[k].as_py()),
-                                     np.zeros((0, fp_mod.SKETCH_BANDS), np.uint8), float(seconds[k] or 0.0))
-                  for k in (i, j))
+        fa, fb = (fp_mod.from_columns(blobs[k].as_py(), None, seconds[k]) for k in (i, j))
         al = align(fa, fb, max_stretch=dup_rules.max_stretch)
         if al is not None and al.frac >= rules.min_frac and al.matches >= rules.min_matches:
             links.append(Link(a, b, "remaster", round(al.frac, 4), None, round(al.offset / fp_mod.FRAMES_PER_S, 3),
