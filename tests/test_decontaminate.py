@@ -4,6 +4,7 @@ and every training sample kept clear of the matched clips."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pyarrow.parquet as pq
@@ -61,3 +62,33 @@ def test_an_eval_list_matches_by_id_and_cli_reports(corpus_warehouse, tmp_path):
     # a rerun replaces the benchmark's batch instead of adding to it
     CliRunner().invoke(app, ["-w", str(wh.root), "decontaminate", "--against", str(lst)])
     assert wh.read("contamination").num_rows == 1
+
+
+def test_musicqa_converter_drops_eval_audio_and_held_out_clips(corpus_warehouse, tmp_path):
+    """Before: MusicQA's renamed MusicCaps audio and audio of the warehouse's held-out split passed through."""
+    from m2ugen_data.contamination.heldout import Split, record_split
+    from m2ugen_data.dedup.backfill import fingerprint_missing
+
+    wh, corpus, clean = corpus_warehouse
+    fingerprint_missing(wh, workers=1)
+    fraction = 0.5
+    held = next(c for c in clean if Split("mucaps", fraction).held_out(c[:11]))
+    free = [c for c in clean if not Split("mucaps", fraction).held_out(c[:11])]
+    record_split(wh, "mucaps", fraction)
+    musiccaps = tmp_path / "musiccaps"
+    musiccaps.mkdir()
+    (musiccaps / "AAAAAAAAAAA.flac").write_bytes((corpus / "audio" / f"{free[0]}.flac").read_bytes())
+    audios = tmp_path / "MusicQA" / "audios"
+    audios.mkdir(parents=True)
+    for name, clip in (("000000.wav", free[0]), ("000001.wav", held), ("000002.wav", free[1])):
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(corpus / "audio" / f"{clip}.flac"), "-ar", "16000",
+                        str(audios / name)], check=True)
+    qa = [{"from": "human", "value": "Describe the music."}, {"from": "gpt", "value": "Music."}]
+    src = tmp_path / "MusicQA" / "PretrainMusicQA.json"
+    src.write_text(json.dumps([{"audio_name": f"00000{i}.wav", "conversation": qa} for i in range(3)]))
+    res = CliRunner().invoke(app, ["-w", str(wh.root), "convert", "musicqa", str(src), "--audio-dir", str(audios),
+                                   "--decontaminate-against", f"musiccaps={musiccaps}"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads((wh.root / "shards" / "musicqa" / "conversion.json").read_text())
+    assert report["samples"] == 1
+    assert report["rejected_by_reason"] == {"eval:musiccaps": 1, "eval:held_out:mucaps": 1}

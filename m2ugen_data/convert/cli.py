@@ -39,14 +39,20 @@ def musicqa(
     audio_dir: Annotated[Optional[Path], typer.Option(help="the unpacked audios/ folder (JSON layout)")] = None,
     name: NameOpt = None,
     max_samples: PerShard = 1000,
+    decontaminate_against: Annotated[Optional[list[str]], typer.Option(
+        "--decontaminate-against", help="[NAME=]PATH of evaluation audio (e.g. the MusicCaps clips): MusicQA "
+        "samples whose audio holds one are rejected (MusicQA's pre-training part was made from every MusicCaps "
+        "clip, renamed to numbers). Repeatable.")] = None,
 ) -> None:
-    """MusicQA question/answer pairs about music -> stage-3 shards."""
+    """MusicQA question/answer pairs about music -> stage-3 shards (never audio of an evaluation set or of the
+    warehouse's held-out split)."""
     from m2ugen_data.convert.musicqa import iter_musicqa
 
     rejects = Rejects()
     samples = iter_musicqa(source, audio_dir, rejects)
     _summary(write_converted(get_warehouse(ctx), name or "musicqa", samples, rejects,
-                             {"kind": "musicqa", "file": source.name}, max_samples=max_samples))
+                             {"kind": "musicqa", "file": source.name}, max_samples=max_samples,
+                             decontaminate_against=decontaminate_against or ()))
 
 
 @app.command()

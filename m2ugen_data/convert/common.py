@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -97,13 +97,21 @@ def sample(key: str, model: Any, media: dict[str, Path | bytes] | None = None) -
 
 
 def write_converted(wh: Warehouse, dataset: str, samples: Iterable[Sample], rejects: Rejects, source: dict[str, str],
-                    *, max_samples: int | None = 1000) -> Conversion:
-    """The samples as the dataset's shard set in ``wh``, and ``conversion.json`` (counts, rejects) beside them."""
+                    *, max_samples: int | None = 1000, decontaminate_against: Sequence[str] = ()) -> Conversion:
+    """The samples as the dataset's shard set in ``wh``, and ``conversion.json`` (counts, rejects) beside them.
+    Samples whose audio holds evaluation audio (``decontaminate_against``) or one of the warehouse's held-out
+    clips are rejected as ``eval:<benchmark>`` (``contamination.converted``)."""
+    from m2ugen_data.contamination.converted import drop_matching, protected_index
+
+    index = protected_index(wh, decontaminate_against)
+    if index.items:
+        samples = drop_matching(samples, index, rejects)
     rows = write_dataset_shards(wh, dataset, _counted(samples), max_samples=max_samples)
     report = write_bytes_atomic(shard_dir(wh, dataset) / "conversion.json", json.dumps({
         "dataset": dataset, "source": source, "samples": sum(r["samples"] for r in rows), "shards": len(rows),
         "rejected": rejects.total, "rejected_by_reason": dict(sorted(rejects.counts.items())),
-        "rejects": rejects.listed,
+        "rejects": rejects.listed, "decontaminated_against": list(decontaminate_against),
+        "unreadable_eval_items": [list(u) for u in index.unreadable],
     }, indent=1).encode())
     return Conversion(dataset, rows, rejects, report)
 
