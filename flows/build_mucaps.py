@@ -42,6 +42,7 @@ def build_mucaps(
     synthetic = steps.own_corpus(root, "mucaps", pool, synthetic)
     counts: dict[str, Any] = {"acquire": steps.acquire(root, source, synthetic, audioset, pool)}
     counts["analyse"] = steps.analyse(root, pool, run)
+    counts["dedup"] = tasks.dedup_clips(root)
     counts["filter"] = tasks.music_filter(root)
     music = _music_clips(root)
     counts["caption"] = steps.caption_music(root, pool, text, run, only=music.__contains__, ontology=ontology)

@@ -36,6 +36,7 @@ def build_muedit(
     synthetic = steps.own_corpus(root, "muedit", pool, synthetic)
     counts: dict[str, Any] = {"acquire": steps.acquire(root, source, synthetic, audioset, pool)}
     counts["analyse"] = steps.analyse(root, pool, run)
+    counts["dedup"] = tasks.dedup_clips(root)  # before mining: MUEdit never pairs two members of a group
     counts["pairs"] = tasks.mine_pairs(root, pool, pairs)
     paired = _paired_clips(root, pool)
     counts["caption"] = steps.caption_music(root, pool, text, run, only=paired.__contains__, ontology=ontology)

@@ -37,6 +37,10 @@ class SyntheticSource(_Params):
     seed: int = D.SYNTH_SEED
     sibling_fraction: float = Field(D.SYNTH_SIBLING_FRACTION, ge=0.0, le=1.0, description="Clips rendered as sibling groups (MUEdit pairs).")
     trouble_fraction: float = Field(D.SYNTH_TROUBLE_FRACTION, ge=0.0, le=1.0, description="Clips with silence, clipping, speech or too short.")
+    plant_contamination: bool = Field(
+        False, description="Add two labelled clips: one under a MusicCaps evaluation ID (selection rejects it) and "
+        "a shifted, quieter copy of another clip (dedup groups them). The demo turns it on.",
+    )
 
 
 class AudioSetSource(_Params):

@@ -30,7 +30,10 @@ SELECT
     (SELECT count(*) FROM dialogues_latest WHERE dataset = $dataset AND status = 'rejected') AS dialogues_rejected,
     (SELECT count(*) FROM shards_latest WHERE dataset = $dataset) AS shards,
     (SELECT coalesce(sum(samples), 0) FROM shards_latest WHERE dataset = $dataset) AS shard_samples,
-    (SELECT coalesce(sum(bytes), 0) FROM shards_latest WHERE dataset = $dataset) AS shard_bytes
+    (SELECT coalesce(sum(bytes), 0) FROM shards_latest WHERE dataset = $dataset) AS shard_bytes,
+    (SELECT count(*) FROM segment_rejects_latest WHERE reason LIKE 'eval:%') AS eval_excluded,
+    (SELECT count(*) FROM duplicates_latest JOIN seg USING (clip_id) WHERE NOT canonical) AS duplicates_dropped,
+    (SELECT count(DISTINCT clip_id) FROM contamination_latest JOIN seg USING (clip_id)) AS contaminated
 """
 
 # Failures and rejections by class: the stage, then the status or error class, then the stable reason code.
@@ -45,6 +48,12 @@ SELECT cls, count(*) AS n FROM (
     UNION ALL
     SELECT 'music-filter:' || r FROM (
         SELECT unnest(music_reasons) AS r FROM features_latest JOIN seg USING (clip_id) WHERE status = 'ok' AND NOT is_music)
+    UNION ALL
+    SELECT 'dedup:duplicate_of_another_clip' FROM duplicates_latest JOIN seg USING (clip_id) WHERE NOT canonical
+    UNION ALL
+    SELECT 'contamination:' || benchmark FROM contamination_latest JOIN seg USING (clip_id)
+    UNION ALL
+    SELECT 'selection:' || reason FROM segment_rejects_latest WHERE reason LIKE 'eval:%'
     UNION ALL
     SELECT 'dialogue:' || split_part(r, ':', 1) || ':' || split_part(r, ':', 2) FROM (
         SELECT unnest(reasons) AS r FROM dialogues_latest WHERE dataset = $dataset AND status = 'rejected')

@@ -91,11 +91,13 @@ def render_synthetic(corpus_dir: str, source: SyntheticSource) -> dict[str, Any]
             truth = load_truth(out)
         except M2UGenError:
             truth = None
-        if truth is not None and truth.num_rows == source.n and set(truth.column("seed").to_pylist()) == {source.seed}:
+        planted = 2 if source.plant_contamination else 0
+        if truth is not None and truth.num_rows == source.n + planted and set(truth.column("seed").to_pylist()) == {source.seed}:
             return {"rendered": 0, "clips": truth.num_rows}
     summary = render_corpus(
         n=source.n, seed=source.seed, out_dir=out,
         sibling_fraction=source.sibling_fraction, trouble_fraction=source.trouble_fraction,
+        plant_contamination=source.plant_contamination,
     )
     return {"rendered": summary["clips"], "clips": summary["clips"]}
 
@@ -171,6 +173,20 @@ def music_filter(root: str) -> dict[str, Any]:
     from m2ugen_data.analysis.music_filter import MusicFilterConfig, refilter
 
     return refilter(_wh(root), MusicFilterConfig())
+
+
+@stage_task(name="dedup")
+def dedup_clips(root: str) -> dict[str, Any]:
+    """Near-duplicate groups over the whole warehouse (incremental): fingerprints missing from older analyses
+    first, then the groups; every dataset keeps one member of a group (``m2ugen_data.dedup``)."""
+    from m2ugen_data.dedup.backfill import fingerprint_missing
+    from m2ugen_data.dedup.groups import find_duplicates
+
+    wh = _wh(root)
+    filled = fingerprint_missing(wh, workers=1)
+    s = find_duplicates(wh)
+    return {"fingerprinted_now": filled.todo, "not_fingerprinted": dict(s.not_fingerprinted), "searched": s.new,
+            "candidates": s.candidates, "groups": s.groups, "dropped": s.dropped}
 
 
 @stage_task(name="mine-pairs")

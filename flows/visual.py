@@ -79,6 +79,7 @@ def build_visual(
     counts: dict[str, Any] = {"acquire": steps.acquire(root, source, synthetic, audioset, pool)}
     counts["media"] = media(root, kind, pool, visual, run)
     counts["analyse"] = steps.analyse(root, pool, run, only=set(with_media(root, kind, pool)).__contains__)
+    counts["dedup"] = tasks.dedup_clips(root)
     usable = with_media(root, kind, pool, music=True)
     wanted = set(usable)
     counts["caption"] = steps.caption_music(root, pool, text, run, only=wanted.__contains__, ontology=ontology)

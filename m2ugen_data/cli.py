@@ -106,13 +106,16 @@ def synth(
     out: Annotated[Optional[Path], typer.Option("--out", help="Corpus directory (default <warehouse>/synth).")] = None,
     sibling_fraction: Annotated[float, typer.Option(help="Fraction of clips rendered as sibling groups.")] = D.SYNTH_SIBLING_FRACTION,
     trouble_fraction: Annotated[float, typer.Option(help="Fraction of clips with realistic trouble.")] = D.SYNTH_TROUBLE_FRACTION,
+    plant_contamination: Annotated[bool, typer.Option(
+        help="Add a clip under a MusicCaps evaluation ID and a copy of another clip (labelled in the truth).")] = False,
 ) -> None:
     """Render a synthetic music corpus with known tempo, meter, key, beats and instruments."""
     from m2ugen_data.synth.corpus import render_corpus
 
     out_dir = out if out is not None else get_warehouse(ctx).root / "synth"
     summary = render_corpus(
-        n=n, seed=seed, out_dir=out_dir, sibling_fraction=sibling_fraction, trouble_fraction=trouble_fraction
+        n=n, seed=seed, out_dir=out_dir, sibling_fraction=sibling_fraction, trouble_fraction=trouble_fraction,
+        plant_contamination=plant_contamination,
     )
     console.print(summary)
 

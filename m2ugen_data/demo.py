@@ -86,7 +86,9 @@ def build_all(root: Path, clips: int, seed: int) -> dict[str, dict[str, Any]]:
     from flows.params import SyntheticSource
 
     flows = {"mucaps": build_mucaps, "muedit": build_muedit, "muimage": build_muimage, "muvideo": build_muvideo}
-    source = SyntheticSource(n=clips, seed=seed)
+    # planted contamination (labelled in each corpus' truth): a clip under a MusicCaps evaluation ID, which
+    # selection rejects, and a copy of another clip, which dedup groups, so the card shows both at work
+    source = SyntheticSource(n=clips, seed=seed, plant_contamination=True)
     summaries = {}
     for dataset in DATASETS:
         console.print(f"[bold]build-{dataset}[/] on {clips} synthetic clips (seed {seed}) into {root}")
@@ -129,12 +131,27 @@ def print_summaries(summaries: dict[str, dict[str, Any]]) -> None:
             str(n["shard_samples"]), f"{n['shard_bytes'] / 2**20:.1f}",
         )
     console.print(t)
+    print_contamination(summaries)
     for dataset, summary in summaries.items():
         if summary["failures"]:
             failures = ", ".join(f"{k}={v}" for k, v in summary["failures"].items())
             console.print(f"{dataset} failures and rejections by class: {failures}", highlight=False)
         for s in summary["shard_files"]:
             console.print(f"  {s['path']}  {s['samples']} samples  sha256 {s['sha256'][:16]}", highlight=False)
+
+
+def print_contamination(summaries: dict[str, dict[str, Any]]) -> None:
+    """What was kept out of training: segments an evaluation list names (each corpus plants one under a
+    MusicCaps ID) and near-duplicates by sound (each corpus plants a copy of one of its clips)."""
+    last = next(reversed(summaries.values()))["counts"]  # the warehouse-wide counts after the last flow
+    dropped = {d: s["counts"].get("duplicates_dropped", 0) for d, s in summaries.items()}
+    console.print(
+        f"clean evaluation: {last.get('eval_excluded', 0)} segment(s) rejected by evaluation lists (MusicCaps "
+        f"by default); near-duplicates dropped by sound: "
+        + ", ".join(f"{d} {n}" for d, n in dropped.items())
+        + f"; clips matched to an evaluation set: {sum(s['counts'].get('contaminated', 0) for s in summaries.values())}",
+        highlight=False,
+    )
 
 
 def print_examples(wh) -> None:

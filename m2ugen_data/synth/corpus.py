@@ -176,14 +176,22 @@ def render_corpus(
     trouble_fraction: float = defaults.SYNTH_TROUBLE_FRACTION,
     sample_rate: int = 22050,
     duration_s: float = 10.0,
+    plant_contamination: bool = False,
 ) -> dict[str, Any]:
-    """Render ``n`` clips into ``out_dir`` (audio/, segments.csv, truth.parquet) and summarise them."""
+    """Render ``n`` clips into ``out_dir`` (audio/, segments.csv, truth.parquet) and summarise them.
+    ``plant_contamination`` adds two labelled clips (``synth.planted``): one filed under a MusicCaps
+    evaluation segment's ID, one a shifted, quieter copy of another clip under a new ID."""
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     plans = plan_corpus(n, seed, sibling_fraction, trouble_fraction)
+    rendered = [_render_clip(plan, seed, sample_rate, duration_s) for plan in plans]
+    if plant_contamination:
+        from m2ugen_data.synth.planted import plant
+
+        extra_plans, extra = plant(plans, rendered, seed, sample_rate, duration_s)
+        plans, rendered = plans + extra_plans, rendered + extra
     rows = []
-    for plan in plans:
-        y, row = _render_clip(plan, seed, sample_rate, duration_s)
+    for plan, (y, row) in zip(plans, rendered):
         rel = Path("audio") / f"{plan.clip_id}.flac"
         write_flac(out_dir / rel, y, sample_rate)
         rows.append({**row, "audio_path": rel.as_posix()})
@@ -193,10 +201,10 @@ def render_corpus(
         pq.write_table(table, tmp, compression="zstd")
     troubles = [p.trouble for p in plans]
     return {
-        "clips": n,
+        "clips": len(plans),
         "sibling_groups": len({p.group_id for p in plans if p.group_id}),
         "sibling_clips": sum(p.group_id is not None for p in plans),
-        "trouble": {k: troubles.count(k) for k in TROUBLES},
+        "trouble": {k: troubles.count(k) for k in (*TROUBLES, "planted_eval", "planted_copy") if k in troubles or k in TROUBLES},
         "audio_seconds": round(sum(r["duration_s"] for r in rows), 3),
         "render_seconds": round(time.perf_counter() - t0, 3),
         "out_dir": str(out_dir),
