@@ -1,11 +1,13 @@
 """``m2ugen-eval``: score a model's answers and music against references; writes ``results.json`` and
 ``results.md`` (a Markdown table) into ``--out`` and prints the table.
 
+    m2ugen-eval controls requests.jsonl --out ctl/      # the same requests, audio -> silence / another clip
     m2ugen-eval understanding --predictions answers.jsonl [--references refs.jsonl] \\
-        [--bertscore-model /models/roberta-large] --out eval/qa
+        [--bertscore-model /models/roberta-large] [--control silence=ctl/silence/results.jsonl \\
+        --control swapped=ctl/swapped/results.jsonl] --out eval/qa
     m2ugen-eval generation --generated out/music --reference eval/music [--prompts prompts.jsonl] \\
         [--fad-model /models/clap-htsat-unfused] [--kl-tagger musicnn] [--clap-model /models/clap-htsat-unfused] \\
-        --out eval/t2m
+        --out eval/t2m       # prompts rows may name tempo_bpm, key, chords, instruments, absent: adherence
 
 Models come from local directories only (``HF_HUB_OFFLINE`` is set for the run).
 """
@@ -42,11 +44,39 @@ def understanding(
     out: Annotated[Path, Opt(help="directory for results.json and results.md")],
     references: Annotated[Optional[Path], Opt(help="JSONL/JSON rows: id + reference (str or list); else inline")] = None,
     bertscore_model: Annotated[Optional[Path], Opt(help="local transformers model dir for BERTScore")] = None,
+    control: Annotated[Optional[list[str]], Opt(
+        help="NAME=PREDICTIONS of the same requests with the audio replaced (m2ugen-eval controls): the report "
+        "shows each metric's drop; repeatable (silence=..., swapped=...)")] = None,
 ) -> None:
-    """BLEU, BLEU-4, METEOR, ROUGE-L and BERTScore of answers or captions against references."""
-    from m2ugen_model.eval.run import evaluate_understanding
+    """BLEU, BLEU-4, METEOR, ROUGE-L and BERTScore of answers or captions against references, and how much
+    each falls when the audio is replaced by silence or another clip (grounding controls)."""
+    from m2ugen_model.eval.run import EvalInputError, evaluate_understanding
 
-    _finish(evaluate_understanding(predictions, references, bertscore_model), out)
+    controls = {}
+    for spec in control or ():
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise EvalInputError(f"--control {spec!r}: expected NAME=PREDICTIONS, e.g. silence=ctl/silence/results.jsonl")
+        controls[name] = Path(path)
+    _finish(evaluate_understanding(predictions, references, bertscore_model, controls), out)
+
+
+@app.command()
+def controls(
+    requests: Annotated[Path, typer.Argument(help="m2ugen-infer batch file (JSONL) of caption/answer requests")],
+    out: Annotated[Path, Opt(help="directory for silence.jsonl, swapped.jsonl and the silence audio")],
+    seed: Annotated[int, Opt(help="seed of the swap (each request gets another request's audio)")] = 0,
+) -> None:
+    """Write the grounding controls of an understanding run: the same requests with each audio replaced by
+    silence, and by another request's audio. Run them with m2ugen-infer batch, then pass their results to
+    `m2ugen-eval understanding --control`."""
+    from m2ugen_model.eval.grounding import write_controls
+
+    written = write_controls(requests, out, seed=seed)
+    for name, path in written.items():
+        console.print(f"{name}: {path}\n  m2ugen-infer <model options> batch {path} --out-dir {out / name}")
+    console.print("then: m2ugen-eval understanding --predictions <real results.jsonl> " + " ".join(
+        f"--control {n}={out / n / 'results.jsonl'}" for n in written) + " --out <dir>")
 
 
 @app.command()
@@ -54,17 +84,21 @@ def generation(
     generated: Annotated[Path, Opt(help="directory of generated audio (wav/flac/mp3/ogg)")],
     out: Annotated[Path, Opt(help="directory for results.json and results.md")],
     reference: Annotated[Optional[Path], Opt(help="directory of reference audio, paired by file stem")] = None,
-    prompts: Annotated[Optional[Path], Opt(help="JSONL/JSON rows: id (= file stem) + prompt|text")] = None,
+    prompts: Annotated[Optional[Path], Opt(help="JSONL/JSON rows: id (= file stem) + prompt|text, optionally "
+                                           "tempo_bpm, key, chords, instruments, absent (adherence)")] = None,
     fad_model: Annotated[Optional[Path], Opt(help="local CLAP or AST model dir for FAD embeddings")] = None,
     kl_tagger: Annotated[Optional[str], Opt(help="'musicnn' or a local audio-classifier model dir")] = None,
     clap_model: Annotated[Optional[Path], Opt(help="local ClapModel dir for the CLAP score")] = None,
     device: Annotated[str, Opt(help="cpu or cuda")] = "cpu",
+    adherence: Annotated[bool, Opt("--adherence/--no-adherence", help="measure the tempo, key, chords and "
+                                   "instruments each prompt row names (the data pipeline's analysers)")] = True,
 ) -> None:
-    """FAD, KL over tagger outputs and CLAP score of generated music."""
+    """FAD, KL over tagger outputs, CLAP score and adherence (did the music get the asked tempo, key, chords,
+    instruments) of generated music."""
     from m2ugen_model.eval.run import evaluate_generation
 
     report = evaluate_generation(generated, reference, prompts=prompts, fad_model=fad_model, tagger=kl_tagger,
-                                 clap_model=clap_model, device=device)
+                                 clap_model=clap_model, device=device, adherence=adherence)
     _finish(report, out)
 
 

@@ -29,6 +29,12 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "fad": ("FAD", ">= 0, lower better"),
     "kl": ("KL (ref || gen)", ">= 0, lower better"),
     "clap": ("CLAP score (cosine)", "-1..1, higher better"),
+    "adherence_tempo": ("adherence: tempo within 4%", "share of requests naming a tempo"),
+    "adherence_tempo_any_octave": ("adherence: tempo within 4%, any octave", "share of requests naming a tempo"),
+    "adherence_key": ("adherence: key", "share of requests naming a key"),
+    "adherence_chords": ("adherence: chords (half of them heard)", "share of requests naming chords"),
+    "adherence_instruments_present": ("adherence: instruments asked for, heard", "share of requests naming them"),
+    "adherence_instruments_absent": ("adherence: instruments asked away, not heard", "share of requests naming them"),
 }
 
 
@@ -41,6 +47,8 @@ class Report:
     inputs: dict[str, str] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
     skipped_metrics: dict[str, str] = field(default_factory=dict)  # metric -> why it was not computed
+    grounding: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> real value and control drops
+    adherence: list[dict[str, Any]] = field(default_factory=list)  # per generated clip: asked vs measured
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
     def fail(self, item: str, reason: str) -> None:
@@ -60,12 +68,34 @@ def markdown(report: Report, title: str | None = None) -> str:
         lines.append(f"| {label} | {_fmt(value)} | {scale} | {report.counts.get(name, '')} |")
     for name, why in report.skipped_metrics.items():
         lines.append(f"| {METRIC_INFO.get(name, (name,))[0]} | not computed | {why} | |")
+    lines += _grounding_lines(report.grounding)
     if report.models:
         lines += ["", "Models: " + "; ".join(f"{k}: `{v}`" for k, v in report.models.items())]
     if report.failures:
         lines += ["", f"{len(report.failures)} input(s) failed (listed in results.json), e.g. "
                   f"`{report.failures[0]['item']}`: {report.failures[0]['reason']}"]
     return "\n".join(lines) + "\n"
+
+
+def _grounding_lines(grounding: dict[str, dict[str, Any]]) -> list[str]:
+    """Each metric with the audio, and with it replaced (silence, another clip): a model that listens drops."""
+    if not grounding:
+        return []
+    names = [k for k in next(iter(grounding.values())) if k != "real"]
+    head = "| metric | with the audio | " + " | ".join(f"{n} (drop)" for n in names) + " |"
+    lines = ["", "### Grounding controls: the same requests with the audio replaced", "", head,
+             "|---|---|" + "---|" * len(names)]
+    for metric, row in grounding.items():
+        cells = []
+        for n in names:
+            c = row.get(n)
+            rel = c and c.get("relative_drop")
+            cells.append("" if c is None else f"{_fmt(c['value'])} ({_fmt(c['drop'])}"
+                         + (f", {100 * rel:.0f}%)" if rel is not None else ")"))
+        lines.append(f"| {METRIC_INFO.get(metric, (metric,))[0]} | {_fmt(row['real'])} | " + " | ".join(cells) + " |")
+    lines += ["", "A model whose answers depend on the audio loses a clear share under both controls; no drop means "
+              "the scores measure fluency, not listening."]
+    return lines
 
 
 def write_report(report: Report, out_dir: str | Path) -> tuple[Path, Path]:

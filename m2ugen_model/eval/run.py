@@ -11,7 +11,7 @@ Generation input: a directory of generated audio and one of references, paired b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +85,9 @@ def understanding_pairs(predictions: str | Path, references: str | Path | None, 
     return preds, golds
 
 
-def evaluate_understanding(predictions: str | Path, references: str | Path | None = None,
-                           bertscore_dir: str | Path | None = None) -> Report:
-    report = Report("understanding", inputs={"predictions": str(predictions), "references": str(references or "inline")})
-    preds, refs = understanding_pairs(predictions, references, report)
-    if not preds:
-        raise EvalInputError(f"{predictions}: no usable prediction/reference pairs ({len(report.failures)} failed)")
+def _text_scores(preds: list[str], refs: list[str | list[str]], bertscore_dir: str | Path | None,
+                 report: Report) -> dict[str, float]:
+    """Every understanding metric of one prediction set (notes which were skipped, and why, on ``report``)."""
     from m2ugen_model.eval.wordnet import WordNetMissing
 
     scores: dict[str, float] = {**T.bleu(preds, refs)}
@@ -106,8 +103,34 @@ def evaluate_understanding(predictions: str | Path, references: str | Path | Non
         scores.update(bs)
     else:
         report.skipped_metrics["bertscore_f1"] = "no --bertscore-model given"
-    report.metrics = {k: float(v) for k, v in scores.items()}
+    return {k: float(v) for k, v in scores.items()}
+
+
+def evaluate_understanding(predictions: str | Path, references: str | Path | None = None,
+                           bertscore_dir: str | Path | None = None,
+                           controls: Mapping[str, str | Path] | None = None) -> Report:
+    """Text metrics of the predictions; with ``controls`` (name -> predictions of the same requests with the
+    audio replaced: ``grounding.write_controls``), the same metrics per control and each one's drop."""
+    from m2ugen_model.eval.grounding import drops
+
+    report = Report("understanding", inputs={"predictions": str(predictions), "references": str(references or "inline")})
+    preds, refs = understanding_pairs(predictions, references, report)
+    if not preds:
+        raise EvalInputError(f"{predictions}: no usable prediction/reference pairs ({len(report.failures)} failed)")
+    report.metrics = _text_scores(preds, refs, bertscore_dir, report)
     report.counts = {k: len(preds) for k in report.metrics}
+    if not controls:
+        report.skipped_metrics["grounding"] = ("no --control given: run the requests again with the audio replaced "
+                                               "(m2ugen-eval controls) to see whether the answers depend on it")
+        return report
+    per_control = {}
+    for name, path in controls.items():
+        c_preds, c_refs = understanding_pairs(path, references, Report("control"))
+        if not c_preds:
+            raise EvalInputError(f"{path}: control {name!r} has no usable prediction/reference pairs")
+        per_control[name] = _text_scores(c_preds, c_refs, bertscore_dir, Report("control"))
+        report.inputs[f"control:{name}"] = str(path)
+    report.grounding = drops(report.metrics, per_control)
     return report
 
 
@@ -127,9 +150,10 @@ def _load_clips(files: dict[str, Path], sample_rate: int, report: Report, bad: s
 def evaluate_generation(generated: str | Path, reference: str | Path | None = None, *,
                         prompts: str | Path | None = None, fad_model: str | Path | None = None,
                         tagger: str | None = None, clap_model: str | Path | None = None,
-                        device: str = "cpu") -> Report:
+                        device: str = "cpu", adherence: bool = True) -> Report:
     """FAD (needs ``reference`` + ``fad_model``), KL (``reference`` + ``tagger``), CLAP (``prompts`` +
-    ``clap_model``); a metric whose inputs were not given is listed as not computed, with why."""
+    ``clap_model``), adherence (``prompts``: tempo, key, chords and instruments the requests named, measured
+    by the data pipeline's analysers); a metric whose inputs were not given is listed as not computed, with why."""
     report = Report("generation", inputs={"generated": str(generated), "reference": str(reference),
                                           "prompts": str(prompts)})
     gen_files = A.audio_files(generated)
@@ -188,4 +212,21 @@ def evaluate_generation(generated: str | Path, reference: str | Path | None = No
         report.models["clap"] = str(clap_model)
     else:
         report.skipped_metrics["clap"] = "needs --prompts and --clap-model"
+
+    if prompts and adherence:
+        from m2ugen_model.eval.adherence import adherence as measure_adherence
+
+        rows = {str(r["id"]): r for r in read_rows(prompts) if "id" in r}
+        files = {s: p for s, p in gen_files.items() if s not in bad}
+        metrics, counts, items, failed = measure_adherence(files, rows, lambda r: _first(r, PROMPT_FIELDS))
+        report.metrics.update(metrics)
+        report.counts.update(counts)
+        report.adherence = items
+        for stem, why in failed:
+            report.fail(stem, why)
+        report.models["adherence"] = "m2ugen_data analysis (madmom tempo/key/chords, MusiCNN instrument words)"
+        if not metrics:
+            report.skipped_metrics["adherence_tempo"] = "no request names a tempo, key, chord or instrument"
+    else:
+        report.skipped_metrics["adherence_tempo"] = "needs --prompts (rows naming tempo, key, chords, instruments)"
     return report
