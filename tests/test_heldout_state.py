@@ -77,3 +77,21 @@ def test_verify_fails_on_contaminated_clip_and_group_spanning_sides(warehouse, t
     build = build_dataset_shards(warehouse, "mucaps", label_name=tiny.label_name)
     assert build.skipped["contaminated"] == 1 and build.skipped["duplicate"] == 1
     assert verify_shards(warehouse, "mucaps").ok
+
+
+def test_card_shows_contamination(warehouse, tmp_path):
+    from m2ugen_data.report import write_report
+
+    tiny = make_tiny_warehouse(warehouse, n_clips=16)
+    write_eval_splits(warehouse, ["mucaps"], fraction=0.3, export_dir=tmp_path / "eval",
+                      source_options={"mucaps": {"label_name": tiny.label_name}})
+    now = utc_now()
+    warehouse.write_batch("segment_rejects", [{"batch_id": "segments-x", "source": "x", "line": 3,
+                                               "reason": "eval:musiccaps", "text": "t", "created_at": now}], "rejects-x")
+    warehouse.write_batch("contamination", [with_nulls("contamination", {
+        "clip_id": tiny.clip_ids[0], "benchmark": "musicqa", "matched_by": "sound", "eval_item": "000001.wav",
+        "created_at": now})], "contamination-musicqa")
+    html = write_report(warehouse, tmp_path / "card").read_text()
+    assert "Contamination: what was kept out of training" in html
+    assert "musiccaps" in html and "musicqa" in html
+    assert ">0.3<" in html  # the split's fraction, with its train/eval sample counts beside it

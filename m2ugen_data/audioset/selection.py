@@ -245,6 +245,9 @@ def select_segments(
         from m2ugen_data.contamination.exclusion import default_exclusion
 
         exclusion = default_exclusion()
+    from m2ugen_data.contamination.exclusion import record_lists
+
+    record_lists(wh, exclusion)
     cache = wh.root / "cache"
     reports: list[SelectionReport] = []
     written: set[str] = set()

@@ -65,6 +65,9 @@ def import_synthetic(
         from m2ugen_data.contamination.exclusion import default_exclusion
 
         exclusion = default_exclusion()
+    from m2ugen_data.contamination.exclusion import record_lists
+
+    record_lists(wh, exclusion)
     table, report = select_music(seg, ontology or load_ontology(), SelectionPolicy(pool_override=pool), exclusion)
     report.batch_id = f"segments-{SOURCE}-{digest}"
     wh.write_batch("segments", table, report.batch_id)

@@ -10,6 +10,7 @@ a ``full`` span counts as the whole video whatever its cap, since the video's le
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from m2ugen_data import defaults
 from m2ugen_data.audioset.download import PAPER_SPANS
 from m2ugen_data.audioset.ytdlp_fetch import SPANS, Span, plan_section
 from m2ugen_data.contamination.evallists import EvalList, load_eval_lists
+from m2ugen_data.atomic import write_bytes_atomic
 from m2ugen_data.errors import M2UGenError
+from m2ugen_data.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,29 @@ class EvalExclusion:
         return [self.match(y, s, e, p) if y in by_video else None for y, s, e, p in zip(ytids, starts, ends, pools)]
 
 
+LISTS_FILE = "contamination/lists.json"  # under the warehouse root: every evaluation list selection applied
+
+
+def record_lists(wh: Warehouse, exclusion: EvalExclusion) -> None:
+    """Remember which lists a selection applied (the card's "lists used"), merged with earlier ones by name."""
+    path = wh.root / LISTS_FILE
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    for lst in exclusion.lists:
+        known[lst.name] = {"source": lst.source, "segments": len(lst.segments), "videos": len(lst.videos),
+                           "span": exclusion.span}
+    write_bytes_atomic(path, json.dumps(known, indent=1, sort_keys=True).encode())
+
+
+def used_lists(wh: Warehouse) -> dict[str, dict]:
+    try:
+        return json.loads((wh.root / LISTS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def make_exclusion(
     extra: Sequence[str] = (), *, default_lists: bool = True, span: str = defaults.DOWNLOAD_SPAN,
     window_s: float = defaults.SPAN_WINDOW_S,
@@ -88,4 +114,4 @@ def default_exclusion() -> EvalExclusion:
     return make_exclusion()
 
 
-__all__ = ["EvalExclusion", "default_exclusion", "make_exclusion"]
+__all__ = ["EvalExclusion", "default_exclusion", "make_exclusion", "record_lists", "used_lists"]

@@ -26,6 +26,7 @@ import matplotlib
 from m2ugen_data.errors import WarehouseError
 from m2ugen_data.report import figures, render
 from m2ugen_data.report.datasets import DATASETS
+from m2ugen_data.report.contamination import contamination_stats
 from m2ugen_data.report.queries import DatasetStats, dataset_stats
 from m2ugen_data.report.samples import display_samples
 from m2ugen_data.warehouse import Warehouse
@@ -47,10 +48,11 @@ def write_report(wh: Warehouse, out: Path | None = None, *, samples: int = SAMPL
     con = wh.connect()
     try:
         all_stats = [dataset_stats(con, spec, samples=samples) for spec in DATASETS]
+        clean = contamination_stats(wh, con)
     finally:
         con.close()
     context = {
-        "code": render.code_version(), "warehouse": str(wh.root),
+        "code": render.code_version(), "warehouse": str(wh.root), "clean": clean,
         "generated_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
     tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.tmp"

@@ -95,7 +95,9 @@ def _counts(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> dict[str, int]
         (SELECT count(*) FROM dl WHERE status = 'ok') AS dialogues,
         (SELECT count(*) FROM shards_latest WHERE dataset = $dataset) AS shards,
         (SELECT coalesce(sum(samples), 0) FROM shards_latest WHERE dataset = $dataset) AS samples,
-        (SELECT coalesce(sum(bytes), 0) FROM shards_latest WHERE dataset = $dataset) AS shard_bytes
+        (SELECT coalesce(sum(bytes), 0) FROM shards_latest WHERE dataset = $dataset) AS shard_bytes,
+        (SELECT count(*) FROM mu JOIN duplicates_latest d USING (clip_id) WHERE NOT d.canonical) AS duplicates,
+        (SELECT count(DISTINCT clip_id) FROM mu JOIN contamination_latest USING (clip_id)) AS contaminated
     """
     cur = _run(con, sql, spec)
     names = [d[0] for d in cur.description]
@@ -147,6 +149,13 @@ def _funnel(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, counts: dict[str,
                 UNION ALL SELECT 'not extracted yet', count(*) FROM cl ANTI JOIN vm USING (clip_id) WHERE cl.status = 'ok'
                 ORDER BY 2 DESC, 1""", spec),
         ))
+    clean = counts["music"] - counts["duplicates"] - counts["contaminated"]
+    stages.append(Stage(
+        "clean evaluation", "clips", counts["music"], clean,
+        reasons=[(r, n) for r, n in (("near-duplicate of a kept clip (by sound)", counts["duplicates"]),
+                                     ("found in an evaluation set", counts["contaminated"])) if n],
+        note="evaluation lists already rejected at selection (see the index); one member kept per duplicate group",
+    ))
     if spec.name == "mucaps":
         captioned = int(_scalar(con, """SELECT count(*) FROM mu WHERE clip_id IN (
             SELECT item_id FROM captions_latest WHERE modality = 'audio' AND text IS NOT NULL)""", spec))
