@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from m2ugen_data.analysis import fingerprint as F
-from m2ugen_data.dedup.candidates import candidate_pairs
+from m2ugen_data.dedup.candidates import candidate_pairs, token_arrays
 from m2ugen_data.dedup.groups import Link, group_rows
 from m2ugen_data.dedup.match import DupRules, compare
 
@@ -133,15 +133,8 @@ def shares_audio(a: dict[str, Any], b: dict[str, Any], originals: dict[str, dict
 
 def group(ids: list[str], fps: dict[str, F.Fingerprint], rules: DupRules) -> tuple[dict[str, str], dict[str, float]]:
     """Group as the warehouse stage does: candidate tokens, verification, connected components."""
-    toks, idx, frames = [], [], []
-    for i, c in enumerate(ids):
-        if fps[c].ok:
-            t, f = fps[c].tokens()
-            toks.append(t)
-            frames.append(f.astype(np.int64))
-            idx.append(np.full(t.size, i, np.int64))
     t0 = time.perf_counter()
-    a, b = candidate_pairs(np.concatenate(toks), np.concatenate(idx), np.concatenate(frames), len(ids))
+    a, b = candidate_pairs(*token_arrays([fps[c] for c in ids]), len(ids))
     t1 = time.perf_counter()
     links = []
     for i, j in zip(a.tolist(), b.tolist()):
@@ -223,14 +216,7 @@ def tune(devsets: Path, workers: int) -> None:
     by_id = {r["id"]: r for r in rows}
     originals = {r["id"]: r for r in _clip_rows(devsets) if r["original"] is None}
     ids = [r["id"] for r in rows]
-    toks, idx, frames = [], [], []
-    for i, c in enumerate(ids):
-        if fps[c].ok:
-            t, f = fps[c].tokens()
-            toks.append(t)
-            frames.append(f.astype(np.int64))
-            idx.append(np.full(t.size, i, np.int64))
-    a, b = candidate_pairs(np.concatenate(toks), np.concatenate(idx), np.concatenate(frames), len(ids))
+    a, b = candidate_pairs(*token_arrays([fps[c] for c in ids]), len(ids))
     loose = DupRules(min_matches=0, min_frac=0.0, min_corr=-1.0, max_resid_db=1e9, min_overlap_s=0.0)
     stats = []
     for i, j in zip(a.tolist(), b.tolist()):

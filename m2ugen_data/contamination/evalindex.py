@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from m2ugen_data.analysis import fingerprint as fp_mod
-from m2ugen_data.dedup.candidates import OFFSET_BIN
+from m2ugen_data.dedup.candidates import OFFSET_BIN, token_arrays
 from m2ugen_data.dedup.match import DupRules, Verdict, compare
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.ids import CLIP_ID_RE
@@ -57,17 +57,10 @@ class EvalIndex:
         self.items.append(item)
 
     def freeze(self) -> EvalIndex:
-        toks, owners, frames = [], [], []
-        for i, it in enumerate(self.items):
-            if it.fingerprint is not None and it.fingerprint.ok:
-                t, f = it.fingerprint.tokens()
-                toks.append(t)
-                frames.append(f.astype(np.int64))
-                owners.append(np.full(t.size, i, np.int64))
-        if toks:
-            tok = np.concatenate(toks)
-            order = np.argsort(tok, kind="stable")
-            self._tokens, self._item, self._frame = tok[order], np.concatenate(owners)[order], np.concatenate(frames)[order]
+        """Sort every item's candidate tokens once (after the last ``add``)."""
+        tok, owner, frame = token_arrays([it.fingerprint or fp_mod.failed("unreadable") for it in self.items])
+        order = np.argsort(tok, kind="stable")
+        self._tokens, self._item, self._frame = tok[order], owner[order], frame[order]
         return self
 
     def lookup(self, fp: fp_mod.Fingerprint, rules: DupRules = DupRules(), *, min_shared: int = 2

@@ -76,4 +76,17 @@ def candidate_pairs(
     return best // n_clips, best % n_clips
 
 
-__all__ = ["MAX_RUN", "candidate_pairs"]
+def token_arrays(fingerprints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tokens, clip index, frames) of in-memory fingerprints (index = position in the sequence; clips
+    without an ok fingerprint contribute nothing): ``candidate_pairs``' input."""
+    toks, idx, frames = [np.zeros(0, np.uint64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for i, fp in enumerate(fingerprints):
+        if fp.ok:
+            t, f = fp.tokens()
+            toks.append(t)
+            frames.append(f.astype(np.int64))
+            idx.append(np.full(t.size, i, np.int64))
+    return np.concatenate(toks), np.concatenate(idx), np.concatenate(frames)
+
+
+__all__ = ["MAX_RUN", "candidate_pairs", "token_arrays"]
