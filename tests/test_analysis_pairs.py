@@ -594,3 +594,32 @@ def test_evaluation_cli_prints_one_report_per_rule_set(tmp_path, capsys) -> None
     (report,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert report["split"] is None and report["rules"]["k"] == 1 and report["violations"] == []
     assert report["sibling_pairs"] > 0
+
+
+def test_mining_never_pairs_two_members_of_a_duplicate_group(warehouse) -> None:
+    """Before: pools and pairs were disjoint by ID only, so one recording under two IDs could be paired with
+    itself. A dropped group member (and a clip of an evaluation set) is not mined at all."""
+    from rows import with_nulls
+
+    from m2ugen_data.warehouse import utc_now
+
+    features, _, truth = make_features(200, seed=8)
+    warehouse.write_batch("features", _features_rows(features), "f1")
+    warehouse.write_batch("segments", _segments(truth), "s1")
+    first, _ = mine_warehouse(warehouse, PairRules(key_rule="any"), pool="muedit", full=True)
+    src, tgt = first.pairs.column("src_id")[0].as_py(), first.pairs.column("tgt_id")[0].as_py()
+    now = utc_now()
+    dup = {"match": "fingerprint", "rules_version": "test", "created_at": now}
+    warehouse.write_batch("duplicates", [
+        with_nulls("duplicates", {"clip_id": src, "group_id": src, "canonical": True, **dup}),
+        with_nulls("duplicates", {"clip_id": tgt, "group_id": src, "canonical": False, **dup}),
+    ], "duplicates")
+    again, _ = mine_warehouse(warehouse, PairRules(key_rule="any"), pool="muedit")  # incremental
+    pairs = set(zip(again.pairs.column("src_id").to_pylist(), again.pairs.column("tgt_id").to_pylist()))
+    assert tgt not in {c for p in pairs for c in p} and src in {c for p in pair_set(first) for c in p}
+    full, _ = mine_warehouse(warehouse, PairRules(key_rule="any"), pool="muedit", full=True)
+    assert pair_set(full) == pairs  # the incremental re-mine equals a full one
+
+
+def pair_set(result) -> set[tuple[str, str]]:
+    return set(zip(result.pairs.column("src_id").to_pylist(), result.pairs.column("tgt_id").to_pylist()))
