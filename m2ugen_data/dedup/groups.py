@@ -42,8 +42,11 @@ from m2ugen_data.dedup.match import DupRules, compare
 from m2ugen_data.warehouse import Warehouse, utc_now
 
 BATCH_ID = "duplicates"
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 MATCH_STRENGTH = {"exact": 0, "fingerprint": 1, "remaster": 2}
+
+
+FULL_COVERAGE = 0.8  # a link whose shared audio covers this much of the shorter clip joins groups
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Link:
     corr: float | None = None
     offset_s: float | None = None  # where b's audio starts in a's
     stretch: float | None = None
+    coverage: float = 1.0  # shared audio / the shorter clip's length
 
 
 @dataclass
@@ -145,8 +149,13 @@ def verify_pairs(
             if v.duplicate and v.alignment is not None:
                 al = v.alignment
                 links.append(Link(a, b, "fingerprint", round(al.frac, 4), round(v.corr, 4),
-                                  round(al.offset / fp_mod.FRAMES_PER_S, 3), round(al.ratio, 4)))
+                                  round(al.offset / fp_mod.FRAMES_PER_S, 3), round(al.ratio, 4),
+                                  coverage(al.overlap_s, fps[a].seconds, fps[b].seconds)))
     return links
+
+
+def coverage(shared_s: float, a_s: float, b_s: float) -> float:
+    return round(min(1.0, shared_s / max(min(a_s, b_s), 1e-9)), 4)
 
 
 def exact_links(table: pa.Table) -> list[Link]:
@@ -163,32 +172,56 @@ def exact_links(table: pa.Table) -> list[Link]:
     return links
 
 
-def group_rows(ids: Sequence[str], seconds: dict[str, float], links: Sequence[Link], rules_version: str) -> list[dict]:
-    """The ``duplicates`` rows: one per member of every connected component of two or more clips."""
+def components(ids: Sequence[str], links: Sequence[Link]) -> list[tuple[list[str], list[str]]]:
+    """Groups as (anchors, attached): anchors are connected by links whose shared audio covers most of the
+    shorter clip (``FULL_COVERAGE``: copies, shifts, a clip inside a longer one); a clip linked only partly
+    (half of it is another recording's) is attached to the group of its strongest such partner and never
+    joins two groups. Connected components over partial links chained distinct recordings through clips
+    holding a part of each (a mashup holds two songs; the songs are not one recording)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    if not links:
-        return []
     pos = {c: i for i, c in enumerate(ids)}
-    usable = [lk for lk in links if lk.a in pos and lk.b in pos]
-    a = np.array([pos[lk.a] for lk in usable], np.int64)
-    b = np.array([pos[lk.b] for lk in usable], np.int64)
-    graph = coo_matrix((np.ones(a.size), (a, b)), shape=(len(ids), len(ids)))
-    _, label = connected_components(graph, directed=False)
-    members: dict[int, list[str]] = {}
+    full = [lk for lk in links if lk.a in pos and lk.b in pos and lk.coverage >= FULL_COVERAGE]
+    a = np.array([pos[lk.a] for lk in full], np.int64)
+    b = np.array([pos[lk.b] for lk in full], np.int64)
+    _, label = connected_components(coo_matrix((np.ones(a.size), (a, b)), shape=(len(ids), len(ids))), directed=False)
+    anchors: dict[int, list[str]] = {}
     for i in np.unique(np.concatenate([a, b])):
-        members.setdefault(int(label[i]), []).append(ids[i])
+        anchors.setdefault(int(label[i]), []).append(ids[i])
+    group_of = {c: g for g, members in anchors.items() for c in members}
+    attached: dict[int, list[str]] = {}
+    partial = sorted((lk for lk in links if lk.a in pos and lk.b in pos and lk.coverage < FULL_COVERAGE),
+                     key=lambda lk: (-lk.coverage, -(lk.frac or 0.0), lk.a, lk.b))
+    for lk in partial:
+        for clip, partner in ((lk.a, lk.b), (lk.b, lk.a)):
+            if clip in group_of or any(clip in v for v in attached.values()):
+                continue
+            if partner not in group_of:  # two clips with no group yet: the partner founds one
+                if any(partner in v for v in attached.values()):
+                    continue
+                g = int(label[pos[partner]])
+                anchors[g] = [partner]
+                group_of[partner] = g
+            attached.setdefault(group_of[partner], []).append(clip)
+            break
+    return [(anchors[g], attached.get(g, [])) for g in anchors]
+
+
+def group_rows(ids: Sequence[str], seconds: dict[str, float], links: Sequence[Link], rules_version: str) -> list[dict]:
+    """The ``duplicates`` rows: one per member of every group of two or more (``components``)."""
     best: dict[str, Link] = {}  # per clip, its strongest link (for the row's evidence)
-    for lk in sorted(usable, key=lambda x: MATCH_STRENGTH[x.match]):
+    for lk in sorted(links, key=lambda x: (MATCH_STRENGTH[x.match], -x.coverage)):
         best.setdefault(lk.a, lk)
         best.setdefault(lk.b, lk)
     now = utc_now()
     rows = []
-    for group in members.values():
+    for anchors, attached in components(ids, links):
+        if len(anchors) + len(attached) < 2:
+            continue
         # the most audio (to half a second: codec padding does not count), then the smallest clip id
-        canonical = min(group, key=lambda c: (-round(2 * (seconds.get(c) or 0.0)), c))
-        for cid in sorted(group):
+        canonical = min(anchors, key=lambda c: (-round(2 * (seconds.get(c) or 0.0)), c))
+        for cid in sorted(anchors + attached):
             lk = best[cid]
             other = lk.b if lk.a == cid else lk.a
             rows.append({
@@ -261,7 +294,8 @@ def _save_cache(wh: Warehouse, cache: _Cache) -> None:
 
 
 _LINK_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("match", pa.string()), ("frac", pa.float64()),
-                          ("corr", pa.float64()), ("offset_s", pa.float64()), ("stretch", pa.float64())])
+                          ("corr", pa.float64()), ("offset_s", pa.float64()), ("stretch", pa.float64()),
+                          ("coverage", pa.float64())])
 
 
 def find_duplicates(

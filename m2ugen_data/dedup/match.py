@@ -31,11 +31,13 @@ MAX_HITS_PER_HASH = 64  # a hash this common in B says little about where A is
 class DupRules:
     """When two aligned clips are one recording. ``version`` goes into every duplicate row."""
 
+    # set on the dev split of the real-sound copies (bench/bench_dedup.py --part tune): the most copies found
+    # before distinct recordings start to merge (the merges left are GM siblings that differ in one quiet part)
     min_matches: int = 12  # landmark hits at the alignment
-    min_frac: float = 0.20  # of the landmarks in the overlap
+    min_frac: float = 0.10  # of the landmarks in the overlap
     min_corr: float = 0.80  # band-envelope correlation at the alignment
-    max_resid_db: float = 1.2  # mean band difference's departure from a smooth curve
-    min_overlap_s: float = 3.0  # shorter shared audio is not called a copy
+    max_resid_db: float = 1.0  # mean band difference's departure from a smooth curve
+    min_overlap_s: float = 3.0  # shorter shared audio (the matching landmarks' span) is not called a copy
     max_stretch: float = 0.06  # |ratio - 1|
 
     @property
@@ -50,7 +52,7 @@ class Alignment:
     frac: float
     offset: float  # frames: t_A ~ ratio * t_B + offset
     ratio: float
-    overlap_s: float
+    overlap_s: float  # seconds of audio the matching landmarks span
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,15 @@ def align(a: Fingerprint, b: Fingerprint, *, max_stretch: float = 0.06) -> Align
     ia, ib, ta, tb = ia[sel], ib[sel], ta[sel], tb[sel]
     ratio, offset = 1.0, float(np.median(ta - tb))
     if ia.size >= 8 and np.ptp(tb) > 2 * FRAMES_PER_S:
+        # a line through the hits, fitted again on those within two frames of it (chance hits in the window
+        # would tilt it); kept only when it is a real stretch, else the median offset is more exact
         r, c = np.polyfit(tb, ta, 1)
-        if abs(r - 1.0) <= max_stretch:
+        inliers = np.abs(ta - (r * tb + c)) <= 2.0
+        if inliers.sum() >= 8 and np.ptp(tb[inliers]) > 2 * FRAMES_PER_S:
+            r, c = np.polyfit(tb[inliers], ta[inliers], 1)
+        on_line = np.count_nonzero(np.abs(ta - (r * tb + c)) <= 1.5)
+        on_shift = np.count_nonzero(np.abs(ta - tb - offset) <= 1.5)
+        if abs(r - 1.0) <= max_stretch and on_line > 1.2 * on_shift:  # repetitive music tilts fits: demand it
             ratio, offset = float(r), float(c)
     # the overlap, in A's frames: B's landmarks span [0, b_end) mapped by ratio/offset
     a_end = a.seconds * FRAMES_PER_S
@@ -120,7 +129,11 @@ def align(a: Fingerprint, b: Fingerprint, *, max_stretch: float = 0.06) -> Align
     in_b = int(np.count_nonzero((a_of_b >= lo) & (a_of_b < hi)))
     matches = int(np.unique(ia).size)
     frac = matches / max(1, min(in_a, in_b))
-    return Alignment(matches, min(frac, 1.0), offset, ratio, (hi - lo) / FRAMES_PER_S)
+    # the audio actually shared: from the first to the last matching landmark (not the clips' whole overlap,
+    # which would credit 2 s of shared audio at the start of two 10 s clips with 8 s)
+    on = np.abs(ta - (ratio * tb + offset)) <= 2.0
+    shared = (np.ptp(ta[on]) + MAX_DT) / FRAMES_PER_S if on.any() else 0.0
+    return Alignment(matches, min(frac, 1.0), offset, ratio, min(shared, (hi - lo) / FRAMES_PER_S))
 
 
 def sketch_agreement(a: Fingerprint, b: Fingerprint, al: Alignment) -> tuple[float, float]:
@@ -130,12 +143,14 @@ def sketch_agreement(a: Fingerprint, b: Fingerprint, al: Alignment) -> tuple[flo
     if sa.shape[0] < 4 or sb.shape[0] < 4:
         return float("nan"), float("nan")
     frames_a = np.arange(sa.shape[0]) * SKETCH_HOP + SKETCH_HOP / 2  # sketch frame centres, in STFT frames
-    pos_b = (frames_a - al.offset) / al.ratio / SKETCH_HOP - 0.5
-    jb = np.round(pos_b).astype(np.int64)
-    ok = (jb >= 0) & (jb < sb.shape[0])
+    pos_b = (frames_a - al.offset) / al.ratio / SKETCH_HOP - 0.5  # where they fall in B's sketch, fractional
+    ok = (pos_b >= 0) & (pos_b <= sb.shape[0] - 1)
     if np.count_nonzero(ok) < 8:
         return float("nan"), float("nan")
-    x, y = sa[ok], sb[jb[ok]]
+    lo = np.floor(pos_b[ok]).astype(np.int64)
+    hi = np.minimum(lo + 1, sb.shape[0] - 1)
+    w = (pos_b[ok] - lo)[:, None].astype(np.float32)
+    x, y = sa[ok], (1 - w) * sb[lo] + w * sb[hi]  # B interpolated between its frames: no half-frame shifts
     diff = x.mean(axis=0) - y.mean(axis=0)
     bands = np.arange(diff.size)
     resid = diff - np.polyval(np.polyfit(bands, diff, 2), bands)

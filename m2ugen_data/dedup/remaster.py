@@ -24,7 +24,7 @@ from m2ugen_data.dedup.match import DupRules, align
 from m2ugen_data.warehouse import Warehouse
 
 if TYPE_CHECKING:
-    from m2ugen_data.dedup.groups import Link
+    from m2ugen_data.dedup.groups import Link, coverage
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def remaster_links(wh: Warehouse, ids: Sequence[str], found: Sequence[Link], dup
                    rules: RemasterRules = RemasterRules()) -> list[Link]:
     """Re-master links among ``ids`` (clips with an ok fingerprint) not already linked by ``found``."""
     from m2ugen_data.analysis import fingerprint as fp_mod
-    from m2ugen_data.dedup.groups import Link
+    from m2ugen_data.dedup.groups import Link, coverage
 
     if len(ids) < 2:
         return []
@@ -102,7 +102,7 @@ def remaster_links(wh: Warehouse, ids: Sequence[str], found: Sequence[Link], dup
         al = align(fa, fb, max_stretch=dup_rules.max_stretch)
         if al is not None and al.frac >= rules.min_frac and al.matches >= rules.min_matches:
             links.append(Link(a, b, "remaster", round(al.frac, 4), None, round(al.offset / fp_mod.FRAMES_PER_S, 3),
-                              round(al.ratio, 4)))
+                              round(al.ratio, 4), coverage(al.overlap_s, fa.seconds, fb.seconds)))
     return links
 
 

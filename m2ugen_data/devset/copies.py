@@ -14,13 +14,13 @@ reused when their inputs did not change (a content key per copy), so a rebuild o
 from __future__ import annotations
 
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -166,7 +166,7 @@ def build_copies(devsets: Path, out_dir: Path | None = None, *, workers: int = 2
         list(pool.map(make, todo))
     with atomic_path(out_dir / "truth.parquet") as tmp:
         pq.write_table(pa.Table.from_pylist(rows, schema=COPIES_TRUTH), tmp)
-    kinds = {k: int(n) for k, n in zip(*np.unique([r["kind"] for r in rows], return_counts=True))}
+    kinds = dict(sorted(Counter(r["kind"] for r in rows).items()))
     return {"copies": len(rows), "made": len(todo), "kinds": kinds, "out_dir": str(out_dir)}
 
 
