@@ -27,7 +27,7 @@ the whole analysis (target <= 10 %).
 
 **Scale** (``--part scale``): grouping N clips with simulated candidate tokens (the token count per clip and
 the share of common tokens taken from the real dev-set fingerprints; 1 % planted copies sharing half their
-original's tokens at one offset), timed by phase: the candidate join, verification of every candidate pair
+original's tokens), timed by phase: the candidate join, verification of every candidate pair
 (each on a real copy/original fingerprint pair from the dev sets, so its cost is real), connected components.
 Reading the tokens from the warehouse is not counted (I/O, reported separately when run on a warehouse).
 """
@@ -325,7 +325,7 @@ def cost(devsets: Path, n: int) -> None:
 def scale(n: int, devsets: Path, rules: DupRules, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     real = _real_pairs(devsets)
-    per_clip = np.array([fp.tokens()[0].size for fp, _ in real] + [fp.tokens()[0].size for _, fp in real])
+    per_clip = np.array([fp.tokens().size for fp, _ in real] + [fp.tokens().size for _, fp in real])
     common_share, common_pool = _common_tokens(real)
     counts = rng.choice(per_clip, size=n)
     total = int(counts.sum())
@@ -333,21 +333,19 @@ def scale(n: int, devsets: Path, rules: DupRules, seed: int = 0) -> None:
     tokens = rng.integers(0, 2**63, size=total, dtype=np.int64).astype(np.uint64)
     common = rng.random(total) < common_share  # tokens as common as the dev sets' shared ones
     tokens[common] = rng.choice(common_pool, size=int(common.sum()))
-    frames = rng.integers(0, 430, size=total, dtype=np.int64)
     n_copies = n // 100
     originals = rng.choice(n, size=n_copies, replace=False)
     copies = rng.choice(np.setdiff1d(np.arange(n), originals), size=n_copies, replace=False)
     starts = np.concatenate([[0], np.cumsum(counts)])
-    for o, c in zip(originals, copies):  # half the copy's tokens are its original's, at one offset
+    for o, c in zip(originals, copies):  # half the copy's tokens are its original's
         k = min(counts[o], counts[c]) // 2
         src = starts[o] + rng.choice(counts[o], size=k, replace=False)
         dst = starts[c] + np.arange(k)
         tokens[dst] = tokens[src]
-        frames[dst] = frames[src] + 37
     print(f"\n### Grouping {n:,} clips ({total:,} candidate tokens, {n_copies:,} planted copies), "
           f"2 cores, load {os.getloadavg()[0]:.1f}\n")
     t0 = time.perf_counter()
-    a, b = candidate_pairs(tokens, owner, frames, n)
+    a, b = candidate_pairs(tokens, owner, n)
     t1 = time.perf_counter()
     planted = set(zip(np.minimum(originals, copies).tolist(), np.maximum(originals, copies).tolist()))
     got = set(zip(a.tolist(), b.tolist()))
@@ -361,7 +359,7 @@ def scale(n: int, devsets: Path, rules: DupRules, seed: int = 0) -> None:
     rows = group_rows(ids, {}, links, rules.version)
     t3 = time.perf_counter()
     print("| phase | seconds |\n|---|---:|")
-    print(f"| candidate join (sort, runs, offset counts) | {t1 - t0:.1f} |")
+    print(f"| candidate join (pack, sort, runs, pair counts) | {t1 - t0:.1f} |")
     print(f"| verification of {a.size:,} candidate pairs | {t2 - t1:.1f} |")
     print(f"| connected components ({len(rows):,} clips in groups) | {t3 - t2:.1f} |")
     print(f"| **total** | **{t3 - t0:.1f}** |")
@@ -381,7 +379,7 @@ def _common_tokens(real: list[tuple[F.Fingerprint, F.Fingerprint]]) -> tuple[flo
     seen: dict[int, set[int]] = defaultdict(set)
     originals = {id(b): b for _, b in real}
     for k, fp in enumerate(originals.values()):
-        for t in fp.tokens()[0].tolist():
+        for t in fp.tokens().tolist():
             seen[t].add(k)
     shared = np.array([t for t, owners in seen.items() if len(owners) > 1], dtype=np.uint64)
     total = sum(len(o) for o in seen.values())

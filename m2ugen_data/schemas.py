@@ -150,7 +150,7 @@ FEATURES = Manifest(
         ("fp_status", pa.string()),  # ok | too_short | too_few_landmarks | failed: never a silent "unique"
         ("fp_landmarks", pa.binary()),  # little-endian uint32 (hash, frame) pairs
         ("fp_sketch", pa.binary()),  # uint8 band energies, SKETCH_BANDS per frame
-        ("fp_tokens", pa.binary()),  # little-endian uint64 (token, frame) pairs: the candidate index
+        ("fp_tokens", pa.binary()),  # little-endian uint64 tokens: the candidate index
         ("fp_seconds", pa.float64()),  # audio the fingerprint covers
     ),
     key=("clip_id",),

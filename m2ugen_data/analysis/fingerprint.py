@@ -35,7 +35,7 @@ import numpy as np
 import soxr
 from scipy import ndimage
 
-VERSION = "lm1"
+VERSION = "lm2"
 SAMPLE_RATE = 11025
 N_FFT = 512
 HOP = 256
@@ -66,7 +66,7 @@ class Fingerprint:
     seconds: float  # audio covered
     reason: str | None = None
 
-    def tokens(self) -> tuple[np.ndarray, np.ndarray]:
+    def tokens(self) -> np.ndarray:
         """``candidate_tokens`` of the landmarks."""
         return candidate_tokens(self.hashes, self.times)
 
@@ -87,16 +87,13 @@ def unpack_landmarks(blob: bytes | None) -> tuple[np.ndarray, np.ndarray]:
     return a[:, 0].copy(), a[:, 1].copy()
 
 
-def pack_tokens(tokens: np.ndarray, times: np.ndarray) -> bytes:
-    """Little-endian (uint64 token, uint64 frame) pairs: ``features.fp_tokens``."""
-    return np.stack([tokens.astype(np.uint64), times.astype(np.uint64)], axis=1).astype("<u8").tobytes()
+def pack_tokens(tokens: np.ndarray) -> bytes:
+    """Little-endian uint64 tokens: ``features.fp_tokens``."""
+    return tokens.astype("<u8").tobytes()
 
 
-def unpack_tokens(blob: bytes | None) -> tuple[np.ndarray, np.ndarray]:
-    if not blob:
-        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-    a = np.frombuffer(blob, dtype="<u8").reshape(-1, 2)
-    return a[:, 0].copy(), a[:, 1].copy()
+def unpack_tokens(blob: bytes | None) -> np.ndarray:
+    return np.frombuffer(blob or b"", dtype="<u8").astype(np.uint64)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -107,8 +104,8 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(33))
 
 
-def candidate_tokens(hashes: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(token, anchor frame) for the candidate index: two landmarks of one anchor (three peaks, ~32 bits,
+def candidate_tokens(hashes: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The distinct tokens for the candidate index: two landmarks of one anchor (three peaks, ~32 bits,
     time steps halved so a frame of jitter or a few percent of stretch often keeps them), mixed to 64 bits and
     kept when the value falls in the lowest ``TOKEN_RATE`` of the range. Single landmarks (20 bits) are
     shared by too many of a million clips to index; a kept token of one clip is kept in every copy holding
@@ -118,20 +115,15 @@ def candidate_tokens(hashes: np.ndarray, times: np.ndarray) -> tuple[np.ndarray,
     f1, df, dt = h >> np.uint64(12), (h >> np.uint64(6)) & np.uint64(63), (h & np.uint64(63)) >> np.uint64(1)
     anchor = (t << np.uint64(8)) | (f1 & np.uint64(0xFF))
     order = np.lexsort((dt, df, anchor))
-    anchor, f1, df, dt, t = anchor[order], f1[order], df[order], dt[order], t[order]
-    tokens, frames = [], []
+    anchor, f1, df, dt = anchor[order], f1[order], df[order], dt[order]
+    tokens = [np.zeros(0, np.uint64)]
     for step in (1, 2, 3):
         a = np.flatnonzero(anchor[step:] == anchor[:-step])
         b = a + step
         raw = (f1[a] << np.uint64(24)) | (df[a] << np.uint64(18)) | (dt[a] << np.uint64(12)) | (df[b] << np.uint64(6)) | dt[b]
         tokens.append(_mix64(raw))
-        frames.append(t[a])
-    tok = np.concatenate(tokens) if tokens else np.zeros(0, np.uint64)
-    fr = np.concatenate(frames) if frames else np.zeros(0, np.uint64)
-    keep = tok < np.uint64(int(TOKEN_RATE * 2**64))
-    tok, fr = tok[keep], fr[keep]
-    order = np.lexsort((fr, tok))
-    return tok[order], fr[order]
+    tok = np.concatenate(tokens)
+    return np.unique(tok[tok < np.uint64(int(TOKEN_RATE * 2**64))])
 
 
 def failed(reason: str, seconds: float = 0.0) -> Fingerprint:
@@ -336,7 +328,7 @@ def feature_columns(fp: Fingerprint) -> dict[str, object]:
         "fp_status": fp.status,
         "fp_landmarks": fp.pack_landmarks() if fp.ok else None,
         "fp_sketch": fp.sketch.tobytes() if fp.ok else None,
-        "fp_tokens": pack_tokens(*fp.tokens()) if fp.ok else None,
+        "fp_tokens": pack_tokens(fp.tokens()) if fp.ok else None,
         "fp_seconds": fp.seconds,
     }
 

@@ -3,7 +3,7 @@
 An evaluation set arrives as files: a directory of audio (MusicCaps clips, MusicQA's renamed ``000000.wav``),
 or shards (our own ``<dataset>_eval`` splits). Each item is fingerprinted (``analysis.fingerprint``); the
 candidate tokens of all items are sorted once, and a training clip's tokens are looked up in them
-(``lookup``): items sharing enough tokens at one offset are checked with the duplicate rule
+(``lookup``): items sharing enough tokens are checked with the duplicate rule
 (``dedup.match.compare``), which also finds a 10 s evaluation clip inside a long training file. Items also
 carry the IDs their names give (a clip id, a YouTube ID) for matching by ID.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from m2ugen_data.analysis import fingerprint as fp_mod
-from m2ugen_data.dedup.candidates import OFFSET_BIN, token_arrays
+from m2ugen_data.dedup.candidates import token_arrays
 from m2ugen_data.dedup.match import DupRules, Verdict, compare
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.ids import CLIP_ID_RE
@@ -47,7 +47,6 @@ class EvalIndex:
     unreadable: list[tuple[str, str, str]] = field(default_factory=list)  # (benchmark, item, reason)
     _tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     _item: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    _frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def add(self, item: EvalItem) -> None:
         fp = item.fingerprint
@@ -58,9 +57,9 @@ class EvalIndex:
 
     def freeze(self) -> EvalIndex:
         """Sort every item's candidate tokens once (after the last ``add``)."""
-        tok, owner, frame = token_arrays([it.fingerprint or fp_mod.failed("unreadable") for it in self.items])
+        tok, owner = token_arrays([it.fingerprint or fp_mod.failed("unreadable") for it in self.items])
         order = np.argsort(tok, kind="stable")
-        self._tokens, self._item, self._frame = tok[order], owner[order], frame[order]
+        self._tokens, self._item = tok[order], owner[order]
         return self
 
     def lookup(self, fp: fp_mod.Fingerprint, rules: DupRules = DupRules(), *, min_shared: int = 2
@@ -68,18 +67,14 @@ class EvalIndex:
         """The evaluation items ``fp`` (a training clip) holds, with the verdict that says so."""
         if not fp.ok or not self._tokens.size:
             return []
-        tokens, frames = fp.tokens()
+        tokens = fp.tokens()
         lo, hi = np.searchsorted(self._tokens, tokens, "left"), np.searchsorted(self._tokens, tokens, "right")
         n = hi - lo
         if not n.sum():
             return []
         pos = np.repeat(lo, n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
-        owner = self._item[pos]
-        offset = np.repeat(frames.astype(np.int64), n) - self._frame[pos]
-        found = set()
-        for shift in (0, OFFSET_BIN // 2):
-            keys, counts = np.unique(np.stack([owner, (offset + shift) // OFFSET_BIN]), axis=1, return_counts=True)
-            found.update(keys[0, counts >= min_shared].tolist())
+        owners, counts = np.unique(self._item[pos], return_counts=True)
+        found = owners[counts >= min_shared].tolist()
         out = []
         for i in sorted(found):
             item = self.items[i]

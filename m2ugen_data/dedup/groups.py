@@ -42,7 +42,7 @@ from m2ugen_data.dedup.match import DupRules, compare
 from m2ugen_data.warehouse import Warehouse, utc_now
 
 BATCH_ID = "duplicates"
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"
 MATCH_STRENGTH = {"exact": 0, "fingerprint": 1, "remaster": 2}
 
 
@@ -114,23 +114,20 @@ def load_fingerprints(wh: Warehouse, clip_ids: Sequence[str]) -> dict[str, fp_mo
     return {r["clip_id"]: fp_mod.from_columns(r["fp_landmarks"], r["fp_sketch"], r["fp_seconds"]) for r in rows}
 
 
-def load_tokens(wh: Warehouse, clip_ids: Sequence[str], index: dict[str, int]) -> tuple[np.ndarray, ...]:
-    """(tokens, clip index, frames) of ``clip_ids``' stored candidate tokens, one entry per token."""
+def load_tokens(wh: Warehouse, clip_ids: Sequence[str], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens, clip index) of ``clip_ids``' stored candidate tokens, one entry per token."""
     if not clip_ids:
-        return np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
     con = wh.connect()
     con.register("wanted", pa.table({"clip_id": pa.array(list(clip_ids), pa.string())}))
-    toks, idx, frames = [], [], []
+    toks, idx = [np.zeros(0, np.uint64)], [np.zeros(0, np.int64)]
     reader = con.sql("SELECT clip_id, fp_tokens FROM features_latest JOIN wanted USING (clip_id)").to_arrow_reader(4096)
     for batch in reader:
         for cid, blob in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
-            tok, fr = fp_mod.unpack_tokens(blob)
+            tok = fp_mod.unpack_tokens(blob)
             toks.append(tok)
-            frames.append(fr.astype(np.int64))
             idx.append(np.full(tok.size, index[cid], np.int64))
-    if not toks:
-        return np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(toks), np.concatenate(idx), np.concatenate(frames)
+    return np.concatenate(toks), np.concatenate(idx)
 
 
 def verify_pairs(
@@ -241,9 +238,8 @@ class _Cache:
     rules_version: str
     ids: list[str]  # clips searched, in the order ``clips`` refers to
     versions: list[int]  # the version of each (DuckDB hash, unsigned), when searched
-    tokens: np.ndarray  # uint64, sorted
+    tokens: np.ndarray  # uint64
     clips: np.ndarray  # int64 position in ``ids`` per token
-    frames: np.ndarray  # int64
     links: list[Link]
 
 
@@ -265,8 +261,7 @@ def _load_cache(wh: Warehouse, rules: DupRules) -> _Cache | None:
         return None
     return _Cache(
         rules.version, clips.column("clip_id").to_pylist(), clips.column("version").to_pylist(),
-        tok.column("token").to_numpy(), tok.column("clip").to_numpy(), tok.column("frame").to_numpy(),
-        [Link(**lk) for lk in links],
+        tok.column("token").to_numpy(), tok.column("clip").to_numpy(), [Link(**lk) for lk in links],
     )
 
 
@@ -279,8 +274,7 @@ def _save_cache(wh: Warehouse, cache: _Cache) -> None:
     feather.write_feather(pa.table({"clip_id": pa.array(cache.ids, pa.string()),
                                     "version": pa.array(cache.versions, pa.uint64())}), tmp / "clips.arrow")
     feather.write_feather(pa.table({"token": pa.array(cache.tokens, pa.uint64()),
-                                    "clip": pa.array(cache.clips, pa.int64()),
-                                    "frame": pa.array(cache.frames, pa.int64())}), tmp / "tokens.arrow")
+                                    "clip": pa.array(cache.clips, pa.int64())}), tmp / "tokens.arrow")
     feather.write_feather(pa.Table.from_pylist([lk.__dict__ for lk in cache.links],
                                                schema=_LINK_SCHEMA), tmp / "links.arrow")
     (tmp / "meta.json").write_text(json.dumps({"cache_version": CACHE_VERSION, "rules_version": cache.rules_version,
@@ -323,7 +317,7 @@ def find_duplicates(
     cache = None if full else _load_cache(wh, rules)
     summary.incremental = cache is not None
     if cache is None:
-        cache = _Cache(rules.version, [], [], np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64), [])
+        cache = _Cache(rules.version, [], [], np.zeros(0, np.uint64), np.zeros(0, np.int64), [])
     # old position -> current index, or -1 for a clip gone or changed since it was searched
     moved = np.array([index[c] if versions.get(c) == v else -1 for c, v in zip(cache.ids, cache.versions)], np.int64)
     kept_old = {c for c, m in zip(cache.ids, moved.tolist()) if m >= 0}
@@ -331,18 +325,17 @@ def find_duplicates(
     summary.new = len(new)
     now_idx = moved[cache.clips] if cache.clips.size else np.zeros(0, np.int64)
     keep_tok = now_idx >= 0
-    old_tok, old_idx, old_frame = cache.tokens[keep_tok], now_idx[keep_tok], cache.frames[keep_tok]
+    old_tok, old_idx = cache.tokens[keep_tok], now_idx[keep_tok]
     links = [lk for lk in cache.links if lk.match == "fingerprint" and lk.a in kept_old and lk.b in kept_old]
 
     if progress:
         progress("tokens", 0, len(new))
-    new_tok, new_idx, new_frame = load_tokens(wh, new, index)
+    new_tok, new_idx = load_tokens(wh, new, index)
     all_tok = np.concatenate([old_tok, new_tok])
     all_idx = np.concatenate([old_idx, new_idx])
-    all_frame = np.concatenate([old_frame, new_frame])
     is_new = np.zeros(len(ids), bool)
     is_new[[index[c] for c in new]] = True
-    a, b = candidate_pairs(all_tok, all_idx, all_frame, len(ids), min_shared=min_shared, new=is_new)
+    a, b = candidate_pairs(all_tok, all_idx, len(ids), min_shared=min_shared, new=is_new)
     pairs = [(ids[i], ids[j]) for i, j in zip(a.tolist(), b.tolist())]
     summary.candidates = len(pairs)
     if progress:
@@ -350,8 +343,7 @@ def find_duplicates(
     links += verify_pairs(pairs, lambda cs: load_fingerprints(wh, cs), rules)
     links += exact_links(fp_table) + remaster.remaster_links(wh, ids, links, rules)
 
-    order = np.argsort(all_tok, kind="stable")
-    cache = _Cache(rules.version, ids, [versions[c] for c in ids], all_tok[order], all_idx[order], all_frame[order],
+    cache = _Cache(rules.version, ids, [versions[c] for c in ids], all_tok, all_idx,
                    [lk for lk in links if lk.match == "fingerprint"])
     rows = group_rows(ids, seconds, links, rules.version)
     wh.write_batch("duplicates", rows, BATCH_ID)
