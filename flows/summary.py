@@ -31,7 +31,8 @@ SELECT
     (SELECT count(*) FROM shards_latest WHERE dataset = $dataset) AS shards,
     (SELECT coalesce(sum(samples), 0) FROM shards_latest WHERE dataset = $dataset) AS shard_samples,
     (SELECT coalesce(sum(bytes), 0) FROM shards_latest WHERE dataset = $dataset) AS shard_bytes,
-    (SELECT count(*) FROM segment_rejects_latest WHERE reason LIKE 'eval:%') AS eval_excluded,
+    (SELECT count(*) FROM segment_rejects_latest WHERE reason LIKE 'eval:%' AND text LIKE '%(' || $pool || '):%')
+        AS eval_excluded,
     (SELECT count(*) FROM duplicates_latest JOIN seg USING (clip_id) WHERE NOT canonical) AS duplicates_dropped,
     (SELECT count(DISTINCT clip_id) FROM contamination_latest JOIN seg USING (clip_id)) AS contaminated
 """
@@ -53,7 +54,8 @@ SELECT cls, count(*) AS n FROM (
     UNION ALL
     SELECT 'contamination:' || benchmark FROM contamination_latest JOIN seg USING (clip_id)
     UNION ALL
-    SELECT 'selection:' || reason FROM segment_rejects_latest WHERE reason LIKE 'eval:%'
+    SELECT 'selection:' || reason FROM segment_rejects_latest
+        WHERE reason LIKE 'eval:%' AND text LIKE '%(' || $pool || '):%'
     UNION ALL
     SELECT 'dialogue:' || split_part(r, ':', 1) || ':' || split_part(r, ':', 2) FROM (
         SELECT unnest(reasons) AS r FROM dialogues_latest WHERE dataset = $dataset AND status = 'rejected')

@@ -143,15 +143,11 @@ def print_summaries(summaries: dict[str, dict[str, Any]]) -> None:
 def print_contamination(summaries: dict[str, dict[str, Any]]) -> None:
     """What was kept out of training: segments an evaluation list names (each corpus plants one under a
     MusicCaps ID) and near-duplicates by sound (each corpus plants a copy of one of its clips)."""
-    last = next(reversed(summaries.values()))["counts"]  # the warehouse-wide counts after the last flow
-    dropped = {d: s["counts"].get("duplicates_dropped", 0) for d, s in summaries.items()}
-    console.print(
-        f"clean evaluation: {last.get('eval_excluded', 0)} segment(s) rejected by evaluation lists (MusicCaps "
-        f"by default); near-duplicates dropped by sound: "
-        + ", ".join(f"{d} {n}" for d, n in dropped.items())
-        + f"; clips matched to an evaluation set: {sum(s['counts'].get('contaminated', 0) for s in summaries.values())}",
-        highlight=False,
-    )
+    counts = {d: s["counts"] for d, s in summaries.items()}
+    per = lambda key: ", ".join(f"{d} {c.get(key, 0)}" for d, c in counts.items())  # noqa: E731
+    console.print(f"clean evaluation: segments rejected by evaluation lists (MusicCaps by default): {per('eval_excluded')}; "
+                  f"near-duplicates dropped by sound: {per('duplicates_dropped')}; "
+                  f"clips matched to an evaluation set: {per('contaminated')}", highlight=False)
 
 
 def print_examples(wh) -> None:

@@ -210,7 +210,7 @@ def _exclude_eval(
         name, why = hit
         keep[rows[i]] = False
         counts[name] += 1
-        text = f"{sub['ytid'][i]},{sub['start_s'][i]:g},{sub['end_s'][i]:g} ({pools[i]}): {why}"
+        text = f"{sub['ytid'][i]},{sub['start_s'][i]:g},{sub['end_s'][i]:g} ({pools[i]}): {why}"  # pool: summaries
         rejects.append(Reject(int(sub["line"][i]), f"eval:{name}", text[:120]))
     return rejects, dict(sorted(counts.items()))
 
