@@ -46,6 +46,25 @@ def test_demo_builds_all_four_datasets(demo):
     assert "example muedit dialogue" in demo["output"] and "measured by:" in demo["output"]
 
 
+def test_demo_shows_exclusion_and_dedup(demo):
+    """Each corpus plants (labelled in its truth) a clip under a MusicCaps ID and a copy of one of its clips:
+    the demo must show the first rejected at selection and the second dropped as a near-duplicate."""
+    import pyarrow.parquet as pq
+
+    wh = open_warehouse(demo["root"])
+    out = demo["output"]
+    assert "clean evaluation:" in out
+    rejects = wh.read("segment_rejects").column("reason").to_pylist()
+    assert rejects.count("eval:musiccaps") == 4  # one per corpus
+    planted = {r["clip_id"]: r["copy_of"] for t in demo["root"].glob("synth*/truth.parquet")
+               for r in pq.read_table(t).to_pylist() if r["trouble"] == "planted_copy"}
+    groups = {r["clip_id"]: r["group_id"] for r in wh.read("duplicates").to_pylist()}
+    found = [c for c, original in planted.items() if c in groups and groups[c] == groups.get(original)]
+    # the MUCaps and MUEdit corpora analyse every clip; MUImage/MUVideo only clips whose rendered video passes
+    assert len(planted) == 4 and len(found) >= 2
+    assert "contamination" in (demo["root"] / "report" / "index.html").read_text().lower()
+
+
 def test_demo_ends_with_the_dataset_card(demo):
     pytest.importorskip("m2ugen_data.report")
     assert "dataset card" in demo["output"]

@@ -9,14 +9,16 @@ A link between two clips is one of:
 - ``remaster``: no landmark agreement strong enough, but the measured music is the same to a strict
   tolerance (``remaster.py``: tags, chroma, chords, tempo, key, meter).
 
-Groups are the connected components of the links. The canonical member is the one with the most audio
-(``fp_seconds`` to half a second), ties to the smallest clip id, so the choice is stable across runs and machines. Every member
-of a group of two or more is a ``duplicates`` row (one batch per run, replaced); pools, the disjointness check,
-the shard writer and pair mining read it (``m2ugen_data.contamination.gate``).
+Groups are the connected components of the links whose shared audio covers most of the shorter clip; a clip
+that shares only part of itself (half of it is another recording) is attached to its strongest partner's group
+and never joins two groups (``components``). The canonical member is the one with the most audio
+(``fp_seconds`` to half a second), ties to the smallest clip id, so the choice is stable across runs and
+machines. Every member of a group of two or more is a ``duplicates`` row (one batch per run, replaced); pools,
+the disjointness check, the shard writer and pair mining read it (``m2ugen_data.contamination.gate``).
 
 Incremental like pair mining: ``cache/dedup`` keeps the previous run's clip versions, their candidate tokens
-sorted, and every checked pair's verdict; a run searches only pairs with a new or re-analysed clip and
-re-derives the groups from all links. With no token run over ``candidates.MAX_RUN`` clips (the cap applies to
+and every link found; a run searches only pairs with a new or re-analysed clip and re-derives the groups from
+all links. With no token run over ``candidates.MAX_RUN`` clips (the cap applies to
 the runs a search sees) it equals a full run (``--full``), which is tested.
 """
 
