@@ -187,10 +187,10 @@ def mine_pairs(root: str, pool: str, options: PairOptions) -> dict[str, Any]:
 
 @functools.cache
 def _captioner(backend: str, model_dir: str | None, device: str):
-    from m2ugen_data.captions import get_captioner
+    from m2ugen_data.captions.factory import make_captioner
 
     opts = {"model_dir": Path(model_dir) if model_dir else None, "device": device} if backend == "mu-llama" else {}
-    return get_captioner(backend, **opts)
+    return make_captioner(backend, **opts)
 
 
 @stage_task(name="caption-batch")
@@ -207,11 +207,11 @@ def caption_batch(root: str, items: Sequence[Any], backends: TextBackends, batch
 def dialogue_backend(backends: TextBackends, batch_size: int):
     """The dialogue backend with the CLI's option mapping (each backend takes only its own options)."""
     from m2ugen_data import defaults
-    from m2ugen_data.dialogues.backend import GenerationParams, make_backend
-    from m2ugen_data.text_cli import DialogueBackend, backend_options
+    from m2ugen_data.dialogues.backend import GenerationParams
+    from m2ugen_data.dialogues.factory import backend_options, make_backend
 
     opts = backend_options(
-        DialogueBackend(backends.dialogue_backend), model=backends.dialogue_model, base_url=backends.base_url,
+        backends.dialogue_backend, model=backends.dialogue_model, base_url=backends.base_url,
         device=backends.device, dtype=backends.dtype, batch_size=batch_size, concurrency=backends.concurrency,
         timeout=backends.timeout_s, send_top_k=defaults.OPENAI_SEND_TOP_K, tensor_parallel_size=defaults.VLLM_TENSOR_PARALLEL,
         max_model_len=defaults.VLLM_MAX_MODEL_LEN, params=GenerationParams(),
@@ -256,10 +256,10 @@ def media_batch(root: str, kind: str, clip_ids: Sequence[str], options: VisualOp
 
 @functools.cache
 def _visual_captioner(backend: str, model_dir: str | None, device: str, dtype: str):
-    from m2ugen_data.vision.caption_stage import load_captioner
+    from m2ugen_data.vision.caption_stage import make_visual_captioner
 
     opts = {} if backend == "grounded" else {"model_dir": Path(model_dir) if model_dir else None, "device": device, "dtype": dtype}
-    return load_captioner(backend, **opts)
+    return make_visual_captioner(backend, **opts)
 
 
 @stage_task(name="visual-caption-batch")

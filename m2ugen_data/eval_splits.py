@@ -26,9 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional
-
-import typer
+from typing import Any
 
 from m2ugen_data.atomic import write_bytes_atomic
 from m2ugen_data.errors import M2UGenError
@@ -105,26 +103,3 @@ def write_eval_splits(wh: Warehouse, datasets: Iterable[str] = DATASETS, *, frac
             {"dataset": dataset, "salt": SALT, "fraction": fraction, **dict(res.counts)}, indent=1).encode())
         results.append(res)
     return results
-
-
-def eval_splits_cmd(
-    ctx: typer.Context,
-    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="repeatable; default all four")] = None,
-    fraction: Annotated[float, typer.Option(help="share of YouTube videos held out")] = DEFAULT_FRACTION,
-    export_dir: Annotated[Optional[Path], typer.Option("--export", help="reference JSON layout (default <warehouse>/eval)")] = None,
-    media: Annotated[MediaMode, typer.Option(help="how the export places media")] = MediaMode.symlink,
-) -> None:
-    """Write held-out eval splits (shards/<dataset>_eval + reference JSON) and training shards without them."""
-    from rich.table import Table
-
-    from m2ugen_data.cli_common import console, get_warehouse
-
-    results = write_eval_splits(get_warehouse(ctx), dataset or DATASETS, fraction=fraction, export_dir=export_dir,
-                                media=media)
-    table = Table(title=f"eval splits (fraction {fraction} of videos)")
-    for col in ("dataset", "train", "eval", "straddling", "reference JSON"):
-        table.add_column(col)
-    for r in results:
-        table.add_row(r.dataset, str(r.counts["train"]), str(r.counts["eval"]), str(r.counts["straddling"]),
-                      str(r.eval_json))
-    console.print(table)

@@ -10,7 +10,8 @@ from synth_text import fill_warehouse, musical_truth
 
 from m2ugen_data.audio_io import write_flac
 from m2ugen_data.audioset.ontology import load_ontology
-from m2ugen_data.captions import CaptionItem, get_captioner
+from m2ugen_data.captions import CaptionItem
+from m2ugen_data.captions.factory import make_captioner
 from m2ugen_data.captions.facts import MusicFacts, facts_from_rows, tempo_word
 from m2ugen_data.captions.grounded import GroundedCaptioner, grounded_caption
 from m2ugen_data.captions.inputs import caption_items
@@ -96,7 +97,7 @@ def test_caption_cache_skips_done_items_and_redoes_changed_ones(warehouse):
 
 def test_unknown_caption_backend_is_a_user_error():
     with pytest.raises(M2UGenError, match="unknown caption backend"):
-        get_captioner("nope")
+        make_captioner("nope")
 
 
 def _item_with_audio(tmp_path) -> CaptionItem:
@@ -106,7 +107,7 @@ def _item_with_audio(tmp_path) -> CaptionItem:
 
 def test_mu_llama_needs_a_model_dir(tmp_path):
     with pytest.raises(M2UGenError, match="--model-dir"):
-        get_captioner("mu-llama")
+        make_captioner("mu-llama")
     with pytest.raises(M2UGenError, match="does not exist"):
         MuLlamaCaptioner(model_dir=tmp_path / "missing")
 

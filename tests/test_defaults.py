@@ -58,7 +58,7 @@ SHARED: dict[str, tuple[list[type[BaseModel]], dict[str, str]]] = {
     "serve": ([params.TaskRunnerChoice], {"task_runner": "TaskRunnerChoice.kind"}),
 }
 # CLI defaults of None (or empty) that the command resolves to a value in its body: the resolved value
-RESOLVED = {("audioset select", "segments"): "m2ugen_data.audioset_cli.DEFAULT_SEGMENTS"}
+RESOLVED = {("audioset select", "segments"): "m2ugen_data.cli.audioset.DEFAULT_SEGMENTS"}
 
 
 def plain(value: Any) -> Any:

@@ -14,7 +14,8 @@ from m2ugen_data.captions.grounded import GroundedCaptioner
 from m2ugen_data.captions.inputs import caption_items
 from m2ugen_data.captions.writer import write_captions
 from m2ugen_data.cli import app
-from m2ugen_data.dialogues.backend import Completion, Request, make_backend
+from m2ugen_data.dialogues.backend import Completion, Request
+from m2ugen_data.dialogues.factory import make_backend
 from m2ugen_data.dialogues.prompts import GPT_PREFIX, SYSTEM_PROMPTS, build_prompt
 from m2ugen_data.dialogues.samples import DialogueSample, EditDiff, load_samples
 from m2ugen_data.dialogues.template import TemplateBackend

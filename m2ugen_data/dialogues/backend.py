@@ -1,20 +1,19 @@
 """The dialogue backend interface: a batch of prompts in, one completion per prompt out.
 
 Every backend (template, transformers, openai, vllm) takes the same requests, so the writer's batching,
-validation, retries and caching are written once. A backend never raises for one bad answer: a failed
+validation, retries and caching are written once. ``factory.make_backend`` builds one by name. A backend never raises for one bad answer: a failed
 request comes back as a completion with an ``error`` class, and the writer records it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from m2ugen_data.dialogues.prompts import STOP
 from m2ugen_data.dialogues.samples import DialogueSample
-from m2ugen_data.errors import M2UGenError
 
 
 @dataclass(frozen=True)
@@ -55,43 +54,3 @@ class Backend(Protocol):
         ...
 
     def complete(self, requests: Sequence[Request]) -> list[Completion]: ...
-
-
-def _template(**opts: Any) -> Backend:
-    from m2ugen_data.dialogues.template import TemplateBackend
-
-    return TemplateBackend(**opts)
-
-
-def _transformers(**opts: Any) -> Backend:
-    from m2ugen_data.dialogues.transformers_backend import TransformersBackend
-
-    return TransformersBackend(**opts)
-
-
-def _openai(**opts: Any) -> Backend:
-    from m2ugen_data.dialogues.openai_backend import OpenAIBackend
-
-    return OpenAIBackend(**opts)
-
-
-def _vllm(**opts: Any) -> Backend:
-    from m2ugen_data.dialogues.vllm_backend import VllmBackend
-
-    return VllmBackend(**opts)
-
-
-BACKENDS: dict[str, Callable[..., Backend]] = {
-    "template": _template,
-    "transformers": _transformers,
-    "openai": _openai,
-    "vllm": _vllm,
-}
-
-
-def make_backend(name: str, **opts: Any) -> Backend:
-    try:
-        factory = BACKENDS[name]
-    except KeyError:
-        raise M2UGenError(f"unknown dialogue backend {name!r}; known: {', '.join(BACKENDS)}") from None
-    return factory(**opts)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from m2ugen_data.cli_common import console, get_warehouse
+from m2ugen_data.cli.common import console, get_warehouse
 
 
 def report(

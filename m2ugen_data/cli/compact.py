@@ -1,4 +1,4 @@
-"""``m2ugen-data compact``: merge small manifest batches (see ``compact.py``)."""
+"""``m2ugen-data compact``: merge small manifest batches (see ``m2ugen_data/compact.py``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from m2ugen_data.cli_common import OutputFormat, get_warehouse, print_arrow
+from m2ugen_data.cli.common import OutputFormat, get_warehouse, print_arrow
 from m2ugen_data.compact import DEFAULT_GRACE_S, DEFAULT_TARGET_ROWS
 
 

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from m2ugen_data.cli_common import console, get_warehouse
+from m2ugen_data.cli.common import get_warehouse, print_summary
 from m2ugen_data.convert.common import Conversion, Rejects, write_converted
 
 app = typer.Typer(help="Convert MusicQA, Alpaca and COCO captions into trainer shards.", no_args_is_help=True)
@@ -24,12 +23,11 @@ PerShard = Annotated[int, typer.Option("--max-samples", help="samples per shard"
 
 
 def _summary(conv: Conversion) -> None:
-    table = Table(title=f"convert -> {conv.dataset}")
-    for col in ("samples", "shards", "rejected", "reasons", "report"):
-        table.add_column(col)
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(conv.rejects.counts.items())) or "-"
-    table.add_row(str(conv.samples), str(len(conv.shards)), str(conv.rejects.total), reasons, str(conv.report))
-    console.print(table)
+    print_summary(f"convert -> {conv.dataset}", {
+        "samples": conv.samples, "shards": len(conv.shards), "rejected": conv.rejects.total,
+        **{f"  rejected: {k}": v for k, v in sorted(conv.rejects.counts.items())},
+        "report": conv.report,
+    })
 
 
 @app.command()

@@ -8,20 +8,13 @@ from typing import Annotated, Optional
 
 import pyarrow as pa
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from m2ugen_data import defaults as D
-from m2ugen_data.cli_common import OutputFormat, console, get_warehouse, print_arrow
+from m2ugen_data.cli.common import OutputFormat, console, get_warehouse, print_arrow, progress
 from m2ugen_data.export import MediaMode, export_reference
 from m2ugen_data.shards import build_dataset_shards, verify_shards
 
 app = typer.Typer(help="Write, verify and list the WebDataset shards.", no_args_is_help=True)
-
-
-def _progress(label: str) -> Progress:
-    return Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
-    )
 
 
 @app.command("write")
@@ -51,15 +44,15 @@ def write_cmd(
     options: dict = {}
     if dataset == "mucaps":
         options = {"caption_backends": caption_backend or None, "pool": None if pool == "any" else pool}
-    with _progress(f"shards {dataset}") as progress:
-        task = progress.add_task("write", total=None)
+    with progress(transient=True) as bar:
+        task = bar.add_task(f"shards {dataset}", total=None)
         build = build_dataset_shards(
             wh,
             dataset,
             max_samples=max_samples,
             max_bytes=max_bytes,
             workers=workers,
-            on_sample=lambda _s: progress.advance(task),
+            on_sample=lambda _s: bar.advance(task),
             full=full,
             **options,
         )
@@ -123,10 +116,10 @@ def export_cmd(
 ) -> None:
     """Write the reference trainer's JSON files (MUCapsCaptions.json, MUEditInstructions.json, ...) and media."""
     wh = get_warehouse(ctx)
-    with _progress("export") as progress:
-        task = progress.add_task("export", total=None)
+    with progress(transient=True) as bar:
+        task = bar.add_task("export", total=None)
         results = export_reference(
-            wh, out, datasets=dataset or None, media=media, on_sample=lambda _s: progress.advance(task)
+            wh, out, datasets=dataset or None, media=media, on_sample=lambda _s: bar.advance(task)
         )
     rows = [
         {

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from m2ugen_data import defaults as D
+from m2ugen_data.cli.common import console, get_warehouse, print_summary, progress
 from m2ugen_data.dialogues.backend import GenerationParams
 
 app = typer.Typer(no_args_is_help=True)
@@ -35,24 +35,6 @@ class Dataset(str, Enum):
     muvideo = "muvideo"
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-    )
-
-
-def _summary(title: str, rows: dict[str, Any]) -> Table:
-    t = Table(title=title)
-    for k in rows:
-        t.add_column(k, justify="right")
-    t.add_row(*(f"{v:.1f}" if isinstance(v, float) else str(v) for v in rows.values()))
-    return t
-
-
 @app.command()
 def caption(
     ctx: typer.Context,
@@ -68,78 +50,26 @@ def caption(
 ) -> None:
     """Caption analysed clips (features + segments) into the captions manifest; already-captioned clips are skipped."""
     from m2ugen_data.audioset.ontology import load_ontology
-    from m2ugen_data.captions import get_captioner
+    from m2ugen_data.captions.factory import make_captioner
     from m2ugen_data.captions.inputs import caption_items
     from m2ugen_data.captions.writer import write_captions
-    from m2ugen_data.cli_common import console, get_warehouse
 
     wh = get_warehouse(ctx)
     opts = {"model_dir": model_dir, "device": device} if backend is CaptionBackend.mu_llama else {}
-    captioner = get_captioner(backend.value, **opts)
+    captioner = make_captioner(backend.value, **opts)
     items = caption_items(wh, load_ontology().name, pool)
-    with _progress() as progress:
-        task = progress.add_task(f"caption {backend.value}", total=len(items), info="")
+    with progress() as bar:
+        task = bar.add_task(f"caption {backend.value}", total=len(items))
         summary = write_captions(
-            wh, captioner, items, batch_size=batch_size, on_progress=lambda n: progress.advance(task, n)
+            wh, captioner, items, batch_size=batch_size, on_progress=lambda n: bar.advance(task, n)
         )
     rate = summary.written / summary.seconds if summary.seconds else 0.0
-    console.print(
-        _summary(
-            "captions",
-            {
-                "clips": summary.total,
-                "cached": summary.cached,
-                "written": summary.written,
-                "failed": len(summary.failed),
-                "seconds": summary.seconds,
-                "captions/s": rate,
-            },
-        )
-    )
+    print_summary("captions", {
+        "clips": summary.total, "cached": summary.cached, "written": summary.written,
+        "failed": len(summary.failed), "seconds": summary.seconds, "captions/s": rate,
+    })
     for item_id, err in list(summary.failed.items())[:20]:
         console.print(f"[red]failed[/] {item_id}: {err}", highlight=False)
-
-
-def backend_options(
-    backend: DialogueBackend,
-    *,
-    model: str | None,
-    base_url: str,
-    device: str,
-    dtype: str,
-    batch_size: int,
-    concurrency: int,
-    timeout: float,
-    send_top_k: bool,
-    tensor_parallel_size: int,
-    max_model_len: int,
-    params: Any,
-) -> dict[str, Any]:
-    """Constructor options of the chosen backend from the CLI flags (each backend takes only its own)."""
-    from m2ugen_data.errors import M2UGenError
-
-    if backend is DialogueBackend.template:
-        return {}
-    if not model:
-        raise M2UGenError(f"the {backend.value} backend needs --model (a local directory or a served model name)")
-    if backend is DialogueBackend.transformers:
-        return {"model": model, "device": device, "dtype": dtype, "batch_size": batch_size, "params": params}
-    if backend is DialogueBackend.openai:
-        return {
-            "model": model,
-            "base_url": base_url,
-            "concurrency": concurrency,
-            "timeout_s": timeout,
-            "send_top_k": send_top_k,
-            "params": params,
-        }
-    return {
-        "model": model,
-        "dtype": dtype,
-        "tensor_parallel_size": tensor_parallel_size,
-        "max_model_len": max_model_len,
-        "params": params,
-    }
 
 
 @app.command()
@@ -177,15 +107,14 @@ def dialogue(
 ) -> None:
     """Write validated two-turn dialogues into the dialogues manifest (MUEdit reads pairs + captions)."""
     from m2ugen_data.audioset.ontology import load_ontology
-    from m2ugen_data.cli_common import console, get_warehouse
-    from m2ugen_data.dialogues.backend import make_backend
+    from m2ugen_data.dialogues.factory import backend_options, make_backend
     from m2ugen_data.dialogues.samples import load_samples
     from m2ugen_data.dialogues.writer import write_dialogues
 
     wh = get_warehouse(ctx)
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k)
     opts = backend_options(
-        backend,
+        backend.value,
         model=model,
         base_url=base_url,
         device=device,
@@ -200,12 +129,12 @@ def dialogue(
     )
     writer_backend = make_backend(backend.value, **opts)
     samples, skipped = load_samples(wh, dataset.value, load_ontology().name, caption_backend)
-    with _progress() as progress:
-        task = progress.add_task(f"{dataset.value} {backend.value}", total=len(samples), info="")
+    with progress("info") as bar:
+        task = bar.add_task(f"{dataset.value} {backend.value}", total=len(samples), info="")
 
         def advance(n: int, s: Any) -> None:
             info = f"ok {s.accepted} rejected {s.rejected}" + (f" {s.tokens_per_s:.0f} tok/s" if s.tokens else "")
-            progress.update(task, advance=n, info=info)
+            bar.update(task, advance=n, info=info)
 
         summary = write_dialogues(
             wh,
@@ -228,7 +157,7 @@ def dialogue(
     }
     if summary.tokens:
         row |= {"tokens": summary.tokens, "tokens/s": summary.tokens_per_s}
-    console.print(_summary(f"dialogues {dataset.value} ({backend.value})", row))
+    print_summary(f"dialogues {dataset.value} ({backend.value})", row)
     reasons = summary.reasons + skipped
     if reasons:
         t = Table(title="rejected or skipped, by reason")

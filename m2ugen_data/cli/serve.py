@@ -28,7 +28,7 @@ def serve(
 
     Then: `prefect deployment run build-muedit/local --watch` (parameters with --param key=JSON).
     """
-    from m2ugen_data.cli_common import get_warehouse
+    from m2ugen_data.cli.common import get_warehouse
 
     root = str(get_warehouse(ctx).root)
     from flows.params import TaskRunnerChoice

@@ -8,10 +8,9 @@ from typing import Annotated, Optional
 
 import pyarrow as pa
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from m2ugen_data import defaults as D
-from m2ugen_data.cli_common import OutputFormat, console, get_warehouse, print_arrow
+from m2ugen_data.cli.common import OutputFormat, console, get_warehouse, print_arrow, print_summary, progress
 from m2ugen_data.errors import M2UGenError
 
 app = typer.Typer(no_args_is_help=True)
@@ -36,31 +35,19 @@ class Backend(str, Enum):
     videomae_labels = "videomae-labels"
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=False,
-    )
-
-
-def _summary(title: str, counts: dict) -> None:
-    rows = [{"outcome": k, "value": str(v)} for k, v in sorted(counts.items())]
-    print_arrow(pa.Table.from_pylist(rows or [{"outcome": "nothing to do", "value": "0"}]), title=title)
-
-
 def _run_media(ctx: typer.Context, kind: str, pool: Optional[Pool], limit: Optional[int], workers: int, redo: bool, **options) -> None:
     from m2ugen_data.vision.media_stage import pending_clips, run_media
 
     wh = get_warehouse(ctx)
     pool_name = pool.value if pool else None
     total = len(pending_clips(wh, kind, pool=pool_name, limit=limit, redo=redo))
-    with _progress() as progress:
-        task = progress.add_task(f"{kind}s", total=total)
+    with progress() as bar:
+        task = bar.add_task(f"{kind}s", total=total)
         counts = run_media(
             wh, kind, pool=pool_name, limit=limit, workers=workers, redo=redo,
-            on_done=lambda _row: progress.advance(task), **options,
+            on_done=lambda _row: bar.advance(task), **options,
         )
-    _summary(f"media {'frames' if kind == 'image' else 'clips'}", counts)
+    print_summary(f"media {'frames' if kind == 'image' else 'clips'}", dict(sorted(counts.items())))
 
 
 @media_app.command("frames")
@@ -122,21 +109,21 @@ def caption_visual_cmd(
 ) -> None:
     """Caption MUImage frames or MUVideo clips into the captions manifest, batched and cached."""
     from m2ugen_data.audioset.ontology import load_ontology
-    from m2ugen_data.vision.caption_stage import caption_visual, load_captioner, pending_items
+    from m2ugen_data.vision.caption_stage import caption_visual, make_visual_captioner, pending_items
 
     wh = get_warehouse(ctx)
     options = {} if backend is Backend.grounded else {"model_dir": model_dir, "device": device, "dtype": dtype}
-    captioner = load_captioner(backend.value, **options)
+    captioner = make_visual_captioner(backend.value, **options)
     if kind.value not in captioner.kinds:
         raise M2UGenError(f"backend {backend.value!r} captions {'/'.join(captioner.kinds)}, not {kind.value}")
     namer = load_ontology().name
     todo, _ = pending_items(wh, kind.value, captioner, limit=limit, redo=redo, label_namer=namer)
-    with _progress() as progress:
-        task = progress.add_task(f"{backend.value} {kind.value} captions", total=len(todo))
+    with progress() as bar:
+        task = bar.add_task(f"{backend.value} {kind.value} captions", total=len(todo))
         summary = caption_visual(
             wh, kind.value, captioner=captioner, batch_size=batch_size, limit=limit, redo=redo,
-            label_namer=namer, on_batch=lambda n: progress.advance(task, n),
+            label_namer=namer, on_batch=lambda n: bar.advance(task, n),
         )
     for err in summary.pop("errors"):
         console.print(f"[yellow]failed[/] {err}", highlight=False)
-    _summary(f"caption-visual {backend.value} ({captioner.model or 'no model'})", summary)
+    print_summary(f"caption-visual {backend.value} ({captioner.model or 'no model'})", dict(sorted(summary.items())))

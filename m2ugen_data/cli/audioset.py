@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from m2ugen_data import defaults as D
-from m2ugen_data.cli_common import console, get_warehouse, print_arrow
+from m2ugen_data.cli.common import console, get_warehouse, print_arrow, print_summary, progress
 from m2ugen_data.errors import M2UGenError
 
 app = typer.Typer(help="AudioSet: select music segments into pools, download them, or import the synthetic corpus.",
@@ -121,38 +120,29 @@ def download(
         span=span, window_s=window, max_duration_s=max_duration or None,
     )
     counts = {"ok": 0, "transient": 0, "permanent": 0, "corrupt": 0, "invalid": 0}
-    progress = Progress(
-        TextColumn("[bold]download"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
-        TextColumn("{task.fields[rate]} clips/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=console,
-    )
-    task = progress.add_task("download", total=None, counts="", rate="-")
+    bar = progress("counts", "rate")
+    task = bar.add_task("download", total=None, counts="", rate="")
 
     def on_plan(s: DownloadSummary) -> None:
-        progress.update(task, total=s.planned)
+        bar.update(task, total=s.planned)
 
     def on_result(row: dict) -> None:
         counts["ok" if row["status"] == "ok" else row["error_class"]] += 1
-        elapsed = progress.tasks[task].elapsed or 0.0
+        elapsed = bar.tasks[task].elapsed or 0.0
         done = sum(counts.values())
         text = f"ok {counts['ok']} | failed: " + " ".join(f"{k} {v}" for k, v in counts.items() if k != "ok")
-        progress.update(task, advance=1, counts=text, rate=f"{done / elapsed:.2f}" if elapsed else "-")
+        bar.update(task, advance=1, counts=text, rate=f"{done / elapsed:.2f} clips/s" if elapsed else "")
 
-    with progress:
+    with bar:
         summary = download_clips(wh, config, on_result=on_result, on_plan=on_plan)
-    t = Table(title="download summary")
-    t.add_column("")
-    t.add_column("clips", justify="right")
-    for name, value in [
-        ("planned this run", summary.planned), ("ok", summary.ok),
-        *((f"failed: {k}", v) for k, v in sorted(summary.failed.items())),
-        ("skipped: already done", summary.skipped_done), ("skipped: permanent failure", summary.skipped_permanent),
-        ("skipped: claimed by another run", summary.claimed_elsewhere),
-        ("attempts", summary.attempts), ("clips/s", f"{summary.clips_per_s:.2f}"),
-        ("elapsed s", f"{summary.elapsed_s:.1f}"), ("manifest batches", len(summary.batches)),
-    ]:
-        t.add_row(name, str(value))
-    console.print(t)
+    print_summary("download summary", {
+        "planned this run": summary.planned, "ok": summary.ok,
+        **{f"failed: {k}": v for k, v in sorted(summary.failed.items())},
+        "skipped: already done": summary.skipped_done, "skipped: permanent failure": summary.skipped_permanent,
+        "skipped: claimed by another run": summary.claimed_elsewhere,
+        "attempts": summary.attempts, "clips/s": summary.clips_per_s,
+        "elapsed s": round(summary.elapsed_s, 1), "manifest batches": len(summary.batches),
+    })
 
 
 @app.command("import-synthetic")

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from m2ugen_data.cli_common import console
+from m2ugen_data.cli.common import console
 
 app = typer.Typer(help="Real-music development sets with known truth.", no_args_is_help=True)
 
