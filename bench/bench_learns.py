@@ -186,7 +186,7 @@ def aud_rates(model, tok, media: Path, n: int) -> dict[str, float]:
     """[AUD0] emission (greedy) on held-out prompts: music edit requests about held-out clips, in the trained
     wording and in wording never trained on; questions without [AUD]: unseen text questions, and the music
     question about held-out clips."""
-    from m2ugen_model.inference import encode_inputs, generate_batch
+    from m2ugen_model.infer.inference import encode_inputs, generate_batch
 
     files = sorted(media.glob("*.flac"))[:n]
     feats = encode_inputs(model, [sf.read(f, dtype="float32")[0] for f in files], SR)
@@ -214,7 +214,7 @@ def qa_metrics(model, tok, media: Path, n: int) -> dict[str, float]:
     """Questions about held-out clips (MusicQA style), scored with m2ugen-eval's understanding metrics against
     the true answers, plus the share whose pitch word is right."""
     from m2ugen_model.eval.text import bleu, meteor, rouge_l
-    from m2ugen_model.inference import encode_inputs, generate_batch
+    from m2ugen_model.infer.inference import encode_inputs, generate_batch
 
     freqs = list(PITCHES)
     files = sorted(media.glob("*.flac"))[:n]
@@ -331,7 +331,7 @@ def run_infer(weights: Path, checkpoint: Path, work: Path, song: Path) -> dict[s
     """``m2ugen-infer`` on the stage-3 checkpoint: music from an edit request, an answer about a song."""
     from typer.testing import CliRunner
 
-    from m2ugen_model.infer_cli import app
+    from m2ugen_model.infer.cli import app
 
     out = work / "infer"
     runner = CliRunner()

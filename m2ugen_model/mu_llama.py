@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .checkpoint import WEIGHTS_FILE, load_released, load_trainable
-from .inference import CAPTION_QUESTION, caption
+from .infer.inference import CAPTION_QUESTION, caption
 from .presets import PRESET_FILE, build_model, mu_llama_7b
 
 Captioner = Callable[[Sequence[np.ndarray], int], list[str]]

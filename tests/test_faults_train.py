@@ -104,7 +104,7 @@ class _Evil:
 def test_malicious_or_corrupt_checkpoints_are_refused_in_one_line(weights: str, wh: Path, tmp_path: Path):
     from typer.testing import CliRunner
 
-    from m2ugen_model.train_cli import app
+    from m2ugen_model.train.cli import app
 
     marker = tmp_path / "executed"
     evil = tmp_path / "evil.pt"

@@ -165,7 +165,7 @@ def section_infer(cpu_safe: bool) -> dict:
         reqs = Path(d) / "requests.jsonl"
         reqs.write_text("".join(json.dumps({"id": f"r{i}", "task": "text2music", "prompt": f"An upbeat jazz tune {i}"})
                                 + "\n" for i in range(n)))
-        cmd = [sys.executable, "-m", "m2ugen_model.infer_cli", "--weights-dir", str(weights), "--device", device,
+        cmd = [sys.executable, "-m", "m2ugen_model.infer.cli", "--weights-dir", str(weights), "--device", device,
                "--max-new-tokens", str(new_tokens),
                "--seconds", str(seconds), "batch", str(reqs), "--out-dir", str(Path(d) / "out")]
         t0 = time.perf_counter()
@@ -241,7 +241,7 @@ class _StubTokenizer:
 
 def _generate_peak(model, tok, device: torch.device, new: int) -> tuple[float, float]:
     """(decode tokens/s, peak GiB) of one music request: prompt, `new` tokens with [AUD] forced, projector."""
-    from m2ugen_model import inference
+    from m2ugen_model.infer import inference
 
     def no_eos(step, ids, logits):
         logits[:, tok.eos_token_id] = -float("inf")
@@ -269,8 +269,8 @@ def section_infer7b(cpu_safe: bool) -> dict:
     """The LLM side of 7B inference (adapters, LLaMA, projector; no encoders/decoder) in bf16, with the
     first 16 LLaMA blocks offloaded to CPU memory (accelerate), and with int8 LLaMA weights (bitsandbytes)."""
     from m2ugen_model import presets
-    from m2ugen_model.infer_load import InferenceError
-    from m2ugen_model.lowmem import offload_llm_layers, quantize_llm_8bit
+    from m2ugen_model.infer.errors import InferenceError
+    from m2ugen_model.infer.lowmem import offload_llm_layers, quantize_llm_8bit
 
     dev = torch.device("cpu") if cpu_safe else _cuda()
     cfg = presets.tiny() if cpu_safe else presets.seven_b()
@@ -312,7 +312,8 @@ class _FixedFeatureEncoders:
 
 
 def section_caption(cpu_safe: bool) -> dict:
-    from m2ugen_model import inference, presets
+    from m2ugen_model import presets
+    from m2ugen_model.infer import inference
 
     device = torch.device("cpu") if cpu_safe else _cuda()
     dtype = torch.float32 if cpu_safe else torch.bfloat16

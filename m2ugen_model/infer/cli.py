@@ -26,7 +26,8 @@ import typer
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from rich.console import Console
 
-from m2ugen_model.infer_load import InferenceError, ModelSpec, load_for_inference, one_line
+from m2ugen_model.infer.errors import InferenceError, one_line
+from m2ugen_model.infer.load import ModelSpec, load_for_inference
 
 HELP = """Answer questions about music and make music with a trained M2UGen, from local weights.
 
@@ -126,8 +127,8 @@ def _resolve(p: str | None, base: Path | None) -> str | None:
 def run_request(session: Session, req: InferRequest, out_dir: Path | None, base: Path | None = None) -> dict:
     """Run one request; writes `<id>.wav` (music tasks) and `<id>.json` under out_dir. Returns the record.
     Bad input raises InferenceError / MediaInputError / PromptTooLongError (one line each)."""
-    from m2ugen_model.inference import CAPTION_QUESTION, encode_inputs, generate_batch
-    from m2ugen_model.media_io import read_audio, read_image, read_video
+    from m2ugen_model.infer.inference import CAPTION_QUESTION, encode_inputs, generate_batch
+    from m2ugen_model.infer.media_io import read_audio, read_image, read_video
 
     paths = {k: _resolve(getattr(req, k), base) for k in ("audio", "image", "video")}
     # Media first: a bad file fails in a second, before minutes of model loading.
@@ -152,7 +153,7 @@ def run_request(session: Session, req: InferRequest, out_dir: Path | None, base:
     music = req.task in MUSIC_TASKS
     seed = req.seed if req.seed is not None else s.seed
     seconds = req.seconds or s.seconds
-    from m2ugen_model.inference import check_prompt_fits, prompt_ids
+    from m2ugen_model.infer.inference import check_prompt_fits, prompt_ids
 
     check_prompt_fits(model, len(prompt_ids(tok, prompt)), max(s.max_new_tokens, model.cfg.n_aud_tokens))
     feats = encode_inputs(model, None if audio is None else [audio], sr, None if image is None else [image],
@@ -238,8 +239,8 @@ def _fail(message: str) -> None:
 
 
 def _single(ctx: typer.Context, out_dir: Optional[Path], **fields: Any) -> dict:
-    from m2ugen_model.inference import PromptTooLongError
-    from m2ugen_model.media_io import MediaInputError
+    from m2ugen_model.infer.inference import PromptTooLongError
+    from m2ugen_model.infer.media_io import MediaInputError
 
     try:
         req = InferRequest(**{k: v for k, v in fields.items() if v is not None})
@@ -326,8 +327,8 @@ def batch(ctx: typer.Context, requests: Annotated[Path, typer.Argument(help="JSO
     a failure is recorded in its <id>.json and the run goes on."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from m2ugen_model.inference import PromptTooLongError
-    from m2ugen_model.media_io import MediaInputError
+    from m2ugen_model.infer.inference import PromptTooLongError
+    from m2ugen_model.infer.media_io import MediaInputError
 
     if not requests.is_file():
         _fail(f"requests file not found: {requests}")

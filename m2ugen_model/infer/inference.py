@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .model import M2UGen
+from m2ugen_model.model import M2UGen
 
 PROMPT_TEMPLATE = (
     "Below is an instruction that describes a task. "
@@ -262,20 +261,3 @@ def caption(model: M2UGen, tokenizer: Any, audios: Sequence[np.ndarray], sr: int
         feats = encode_inputs(model, chunk, sr)
         texts += [r.text for r in generate_batch(model, tokenizer, [question] * len(chunk), feats, **kwargs)]
     return texts
-
-
-def load_m2ugen(preset_or_dir: str | Path, checkpoint: str | Path | None = None, device: str = "cpu",
-                dtype: torch.dtype = torch.float32, load_decoder: bool = True, **preset_kwargs: Any):
-    """(model, tokenizer) from a preset name (+ weight paths) or a directory with preset.json, then an
-    optional checkpoint: a released `.pth` or a directory/file written by checkpoint.save_trainable."""
-    from .checkpoint import load_released, load_trainable
-    from .presets import PRESETS, build_model
-
-    is_preset = str(preset_or_dir) in PRESETS
-    model, tok = build_model(preset=str(preset_or_dir) if is_preset else "tiny",
-                             weights_dir=None if is_preset else preset_or_dir, device=device, dtype=dtype,
-                             load_decoder=load_decoder, **preset_kwargs)
-    if checkpoint is not None:
-        c = Path(checkpoint)
-        (load_released if c.suffix == ".pth" else load_trainable)(model, c)
-    return model.eval(), tok

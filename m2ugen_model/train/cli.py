@@ -2,7 +2,7 @@
 
     m2ugen-train --shards warehouse/      # a CPU smoke run of the tiny preset (train/first_run.py)
     m2ugen-train --shards warehouse/ --stage 1 --preset tiny --weights-dir /tmp/tiny --max-steps 20
-    torchrun --nproc_per_node 8 -m m2ugen_model.train_cli --shards warehouse/ --stage 3 --preset 7b \\
+    torchrun --nproc_per_node 8 -m m2ugen_model.train.cli --shards warehouse/ --stage 3 --preset 7b \\
         --llama-dir ... --mert-dir ... --vit-dir ... --vivit-dir ... --decoder-dir ... --fsdp
 
 A config file (``--config run.yaml``) gives defaults; flags given on the command line win. Without

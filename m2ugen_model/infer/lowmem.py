@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .llama import LoRALinear
+from m2ugen_model.infer.errors import InferenceError
+from m2ugen_model.llama import LoRALinear
 
 
 class Int8LoRALinear(nn.Module):
@@ -40,8 +41,6 @@ class Int8LoRALinear(nn.Module):
 
 def check_8bit(device: str) -> None:
     """Called before any loading, so a missing library or device costs a second, not a 7B load."""
-    from .infer_load import InferenceError
-
     if not str(device).startswith("cuda"):
         raise InferenceError("--load-in-8bit needs a CUDA --device (bitsandbytes int8 matmuls run on GPUs)")
     try:
@@ -70,8 +69,6 @@ def offload_llm_layers(model: nn.Module, n: int, device: str) -> list[int]:
     `device` for each forward and move the block's inputs there. Everything else moves to `device`.
     Returns the offloaded block indices."""
     from accelerate import cpu_offload
-
-    from .infer_load import InferenceError
 
     layers = model.llm.layers
     if not 0 < n <= len(layers):

@@ -19,12 +19,10 @@ from typing import Any
 
 import torch
 
+from m2ugen_model.infer.errors import InferenceError, one_line
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 PARTS = ("llama_dir", "mert_dir", "vit_dir", "vivit_dir", "decoder_dir")
-
-
-class InferenceError(Exception):
-    """Bad weights, checkpoint, input or settings for inference: printed as one line, no traceback."""
 
 
 @dataclass
@@ -40,14 +38,9 @@ class ModelSpec:
     offload_layers: int = 0
 
 
-def one_line(exc: BaseException) -> str:
-    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 def resolve_checkpoint(path: str | Path) -> tuple[str, Path]:
     """-> ("released", file.pth) or ("ours", trainable.safetensors file)."""
-    from .checkpoint import WEIGHTS_FILE
+    from m2ugen_model.checkpoint import WEIGHTS_FILE
 
     p = Path(path)
     if not p.exists():
@@ -81,7 +74,7 @@ def _checkpoint_origin(file: Path) -> str:
             return ""
     config = file.parent / "config.json"
     if config.is_file():
-        from .config import M2UGenConfig
+        from m2ugen_model.config import M2UGenConfig
 
         try:
             c = M2UGenConfig.load(config)
@@ -114,7 +107,7 @@ def check_fits(model: torch.nn.Module, file: Path) -> None:
 
 def _check_before_loading(weights_dir: str, file: Path) -> None:
     """A checkpoint of another preset is refused before minutes of loading: shapes from a meta model."""
-    from .presets import config_from_dir, init_model
+    from m2ugen_model.presets import config_from_dir, init_model
 
     try:
         cfg = config_from_dir(weights_dir)
@@ -128,7 +121,7 @@ def _check_dirs(spec: ModelSpec) -> None:
         d = Path(spec.weights_dir)
         if not d.is_dir():
             raise InferenceError(f"weights directory not found: {d}")
-        from .presets import PRESET_FILE, config_from_dir
+        from m2ugen_model.presets import PRESET_FILE, config_from_dir
 
         if not (d / PRESET_FILE).is_file():
             raise InferenceError(f"{d}: no {PRESET_FILE} (give --weights-dir a preset directory, or use "
@@ -165,9 +158,9 @@ def _check_tokenizer(llama_dir: Path) -> None:
 
 def load_for_inference(spec: ModelSpec) -> tuple[Any, Any, dict[str, Any]]:
     """-> (model, tokenizer, info): info says what was loaded (for the JSON records)."""
-    from .checkpoint import load_released, load_trainable
-    from .hf_io import WeightsError
-    from .presets import build_model
+    from m2ugen_model.checkpoint import load_released, load_trainable
+    from m2ugen_model.hf_io import WeightsError
+    from m2ugen_model.presets import build_model
 
     if spec.dtype not in DTYPES:
         raise InferenceError(f"--dtype must be one of {sorted(DTYPES)}, not {spec.dtype!r}")
@@ -175,7 +168,7 @@ def load_for_inference(spec: ModelSpec) -> tuple[Any, Any, dict[str, Any]]:
     if spec.device.startswith("cuda") and not torch.cuda.is_available():
         raise InferenceError(f"--device {spec.device}: no CUDA device is available here")
     if spec.load_in_8bit:
-        from .lowmem import check_8bit
+        from m2ugen_model.infer.lowmem import check_8bit
 
         check_8bit(spec.device)
     _check_dirs(spec)
@@ -206,11 +199,11 @@ def load_for_inference(spec: ModelSpec) -> tuple[Any, Any, dict[str, Any]]:
     if model.decoder is not None:
         model.decoder.model.to(spec.device, dtype)
     if spec.load_in_8bit:
-        from .lowmem import quantize_llm_8bit
+        from m2ugen_model.infer.lowmem import quantize_llm_8bit
 
         quantize_llm_8bit(model, spec.device)
     if spec.offload_layers:
-        from .lowmem import offload_llm_layers
+        from m2ugen_model.infer.lowmem import offload_llm_layers
 
         offload_llm_layers(model, spec.offload_layers, spec.device)
     info = {"weights_dir": spec.weights_dir, "preset": spec.preset if spec.weights_dir is None else "from preset.json",
