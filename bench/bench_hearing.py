@@ -176,7 +176,7 @@ def score_rhythm(truth: list[dict], est: dict[str, dict[str, Any]]) -> dict[str,
 
 
 def score_gm_pipeline(truth: list[dict], est: dict[str, dict[str, Any]], truth_table: pa.Table, split: str) -> dict:
-    from m2ugen_data.analysis.pair_eval import evaluate
+    from m2ugen_data.pairs.evaluation import evaluate
     from m2ugen_data.schemas import FEATURES
 
     out = score_rhythm(truth, est)

@@ -112,7 +112,7 @@ def tag_vectors(
     """MTT probabilities (list<float32> of 50) and measured instrument words per clip. Clips ``other`` get
     an instrumentation that differs from clip ``copy_voice`` of the same row (a re-orchestration keeps
     the voice and changes the instruments)."""
-    from m2ugen_data.analysis.pairs import content_tag_index
+    from m2ugen_data.pairs.mine import content_tag_index
     from m2ugen_data.analysis.tag_words import DEFAULT_RULE
     from m2ugen_data.analysis.taggers import MTT_TAGS
 
@@ -231,7 +231,7 @@ FROM b x LEFT JOIN b y ON y.block = x.block AND y.bin = x.bin + 1
 
 
 def miner_at(rev: str, scratch: Path) -> object:
-    """``m2ugen_data.analysis.pairs`` as it was at git revision ``rev`` (the before of a before/after)."""
+    """``m2ugen_data.pairs.mine`` as it was at git revision ``rev`` (the before of a before/after)."""
     return module_at(rev, "m2ugen_data/analysis/pairs.py", scratch)
 
 
@@ -247,11 +247,11 @@ def run_child(method: str, data_dir: str, threads: int) -> None:
         if method.startswith("@"):
             miner = miner_at(method[1:], Path(data_dir))
         else:
-            from m2ugen_data.analysis import pairs as miner
+            from m2ugen_data.pairs import mine as miner
         window = int(method.split("-w")[1]) if "-w" in method else miner.PairRules().window
         res = miner.mine_pairs(features, labels, miner.PairRules(window=window), threads=threads, memory_limit="4GB")
     else:
-        from m2ugen_data.analysis.pairs import MiningResult, PairRules, clip_arrays, eligible_clips, select_pairs
+        from m2ugen_data.pairs.mine import MiningResult, PairRules, clip_arrays, eligible_clips, select_pairs
 
         rules = PairRules()
         elig, clip_rej = eligible_clips(features, labels, rules)

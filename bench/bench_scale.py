@@ -103,8 +103,8 @@ def stage_pairs(n: int, topup: int, seed: int) -> dict:
     them, cache I/O included: the incremental run loads the cache, mines and saves the new cache; the full
     re-mine mines and saves its cache (its time without the save is reported too). Versions are given, as
     the warehouse path takes them from ``updated_at``; the content-hash alternative is timed separately."""
-    from m2ugen_data.analysis.pair_cache import PairCache, clip_versions, mine_incremental
-    from m2ugen_data.analysis.pairs import PairRules
+    from m2ugen_data.pairs.cache import PairCache, clip_versions, mine_incremental
+    from m2ugen_data.pairs.mine import PairRules
 
     features, labels = pair_features(n + topup, seed)
     rules = PairRules()

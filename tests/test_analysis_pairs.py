@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from m2ugen_data.analysis.harmony import chord_ids, chord_sequence_similarity
-from m2ugen_data.analysis.pairs import (
+from m2ugen_data.pairs.mine import (
     MINER_VERSION,
     PairRules,
     beat_phase,
@@ -550,7 +550,7 @@ def make_devset(groups: int, seed: int) -> tuple[pa.Table, pa.Table]:
 
 
 def test_evaluation_pairs_siblings_before_twins_and_checks_every_rule() -> None:
-    from m2ugen_data.analysis.pair_eval import evaluate
+    from m2ugen_data.pairs.evaluation import evaluate
 
     features, truth = make_devset(40, seed=21)
     default = evaluate(features, truth, split="dev")
@@ -565,7 +565,7 @@ def test_evaluation_pairs_siblings_before_twins_and_checks_every_rule() -> None:
 
 
 def test_pair_reason_names_the_first_broken_rule() -> None:
-    from m2ugen_data.analysis.pair_eval import content_distance, pair_reason
+    from m2ugen_data.pairs.evaluation import content_distance, pair_reason
 
     features, _ = make_devset(2, seed=23)
     a, b = features.slice(0, 2).to_pylist()  # two siblings
@@ -585,7 +585,7 @@ def test_pair_reason_names_the_first_broken_rule() -> None:
 def test_evaluation_cli_prints_one_report_per_rule_set(tmp_path, capsys) -> None:
     import json
 
-    from m2ugen_data.analysis.pair_eval import main
+    from m2ugen_data.pairs.evaluation import main
 
     features, truth = make_devset(8, seed=24)
     pq.write_table(features, tmp_path / "features.parquet")

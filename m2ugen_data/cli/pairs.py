@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from m2ugen_data.analysis.pairs import PairRules
+from m2ugen_data.pairs.mine import PairRules
 from m2ugen_data.cli.common import console, get_warehouse, print_summary
 
 app = typer.Typer(help="Mine MUEdit source/target pairs from the features manifest.", no_args_is_help=True)
@@ -54,7 +54,7 @@ def mine(
 
     Incremental by default: the previous run's scored edges (warehouse ``cache/pairs/``) are reused and only
     pairs involving new or re-analysed clips are searched; the pairs equal a full re-mine's."""
-    from m2ugen_data.analysis.pairs import mine_warehouse
+    from m2ugen_data.pairs.mine import mine_warehouse
 
     rules = PairRules(
         tolerance=tolerance,

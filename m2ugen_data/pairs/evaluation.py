@@ -8,7 +8,7 @@ split, twin_id; features from the integrated analysis cached as Parquet). Tune o
 ``test``. Every rule is re-checked here in plain Python, independently of the miner's SQL and kernels, so a
 written pair that breaks one is reported as a violation instead of being trusted.
 
-    .venv/bin/python -m m2ugen_data.analysis.pair_eval FEATURES.parquet TRUTH.parquet [--split dev]
+    .venv/bin/python -m m2ugen_data.pairs.evaluation FEATURES.parquet TRUTH.parquet [--split dev]
         [--k 2] [--min-harmony-sim 0] [--min-content-dist 0.2] [--labels LABELS.parquet] [--sweep]
 """
 
@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from m2ugen_data.analysis.harmony import chord_ids, chord_sequence_similarity
-from m2ugen_data.analysis.pairs import PairRules, content_vectors, mine_pairs
+from m2ugen_data.pairs.mine import PairRules, content_vectors, mine_pairs
 from m2ugen_data.analysis.tonal import key_class
 
 # Thresholds are checked this leniently: the miner's kernels sum in another order (and keep harmony in

@@ -55,8 +55,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 
-from m2ugen_data.analysis import pairs as miner
-from m2ugen_data.analysis.pairs import FEATURE_COLUMNS, MiningResult, PairRules, ScoredEdges, element_key
+from m2ugen_data.pairs import mine as miner
+from m2ugen_data.pairs.mine import FEATURE_COLUMNS, MiningResult, PairRules, ScoredEdges, element_key
 from m2ugen_data.atomic import fsync_dir
 from m2ugen_data.warehouse import duck_connect, utc_now
 

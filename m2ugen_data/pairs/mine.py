@@ -977,7 +977,7 @@ def mine_warehouse(
     (``pair_cache``: only edges of new or re-analysed clips are searched, same pairs as a full mine) when
     the previous run's cache under ``cache/pairs/`` fits the rules; ``full`` ignores it and mines all.
     """
-    from m2ugen_data.analysis import pair_cache
+    from m2ugen_data.pairs import cache as pair_cache
 
     con = warehouse.connect()
     have = {row[0] for row in con.sql("DESCRIBE features_latest").fetchall()}

@@ -1,0 +1,1 @@
+"""MUEdit pair mining (see ``mine.py``'s docstring for the algorithm)."""
