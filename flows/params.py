@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from m2ugen_data import defaults as D
-from m2ugen_data.pairs.mine import PairRules
+from m2ugen_data.pairs.rules import PairRules
 
 Source = Literal["synthetic", "audioset"]
 Pool = Literal["mucaps", "muedit", "muimage", "muvideo"]
@@ -87,7 +87,7 @@ _RULES = PairRules()  # the defaults live once, in PairRules
 
 
 class PairOptions(_Params):
-    """MUEdit pair mining rules (see ``m2ugen_data.pairs.mine.PairRules``)."""
+    """MUEdit pair mining rules (see ``m2ugen_data.pairs.rules.PairRules``)."""
 
     tolerance: float = Field(_RULES.tolerance, gt=0.0, lt=0.3)
     allow_double: bool = _RULES.allow_double

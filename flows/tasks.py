@@ -166,7 +166,8 @@ def music_filter(root: str) -> dict[str, Any]:
 
 @stage_task(name="mine-pairs")
 def mine_pairs(root: str, pool: str, options: PairOptions) -> dict[str, Any]:
-    from m2ugen_data.pairs.mine import PairRules, mine_warehouse
+    from m2ugen_data.pairs.mine import mine_warehouse
+    from m2ugen_data.pairs.rules import PairRules
 
     rules = PairRules(
         tolerance=options.tolerance,

@@ -17,18 +17,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from m2ugen_data.analysis.harmony import chord_ids, chord_sequence_similarity
-from m2ugen_data.pairs.mine import (
-    MINER_VERSION,
-    PairRules,
+from m2ugen_data.pairs.clips import (
     beat_phase,
     chord_sequences,
     content_tag_index,
     content_vectors,
     every_other_beat,
     harmony_class,
-    mine_pairs,
-    mine_warehouse,
 )
+from m2ugen_data.pairs.full import mine_pairs
+from m2ugen_data.pairs.mine import mine_warehouse
+from m2ugen_data.pairs.rules import MINER_VERSION, PairRules
 from m2ugen_data.analysis.taggers import MTT_TAGS
 from m2ugen_data.analysis.tonal import parse_key
 from m2ugen_data.errors import M2UGenError

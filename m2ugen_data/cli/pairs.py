@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from m2ugen_data.pairs.mine import PairRules
+from m2ugen_data.pairs.rules import PairRules
 from m2ugen_data.cli.common import console, get_warehouse, print_summary
 
 app = typer.Typer(help="Mine MUEdit source/target pairs from the features manifest.", no_args_is_help=True)

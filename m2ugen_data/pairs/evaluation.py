@@ -29,7 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from m2ugen_data.analysis.harmony import chord_ids, chord_sequence_similarity
-from m2ugen_data.pairs.mine import PairRules, content_vectors, mine_pairs
+from m2ugen_data.pairs.clips import content_vectors
+from m2ugen_data.pairs.full import mine_pairs
+from m2ugen_data.pairs.rules import PairRules
 from m2ugen_data.analysis.tonal import key_class
 
 # Thresholds are checked this leniently: the miner's kernels sum in another order (and keep harmony in
