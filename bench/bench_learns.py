@@ -239,7 +239,7 @@ def _measured_stage(data: dict[str, Path], work: Path, plan: Plan, weights: Path
                     init_from: Path | None = None):
     """Train one stage (from the previous stage's checkpoint) and measure its held-out losses before and after;
     "before" is the model the stage starts from, so each row shows what that stage alone did."""
-    from m2ugen_model.train.bundle import from_preset
+    from m2ugen_model.train.model_bridge import from_preset
     from m2ugen_model.train.loop import Dist, train
 
     cfg = _config(data, work, stage, steps, plan, **({"init_from": str(init_from)} if init_from else {}))
@@ -253,7 +253,7 @@ def _measured_stage(data: dict[str, Path], work: Path, plan: Plan, weights: Path
 
 def run(work: Path, plan: Plan, weights: Path | None = None, infer: bool = True) -> Result:
     from m2ugen_model.presets import write_tiny_weights
-    from m2ugen_model.train.bundle import from_preset
+    from m2ugen_model.train.model_bridge import from_preset
     from m2ugen_model.train.loop import Dist, train
 
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from m2ugen_model.train.bundle import from_preset
+from m2ugen_model.train.model_bridge import from_preset
 from m2ugen_model.train.checkpointing import LATEST, latest_checkpoint
 from m2ugen_model.train.config import TrainConfig
 from m2ugen_model.train.loop import Dist, train

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from m2ugen_model.train.bundle import from_preset
+from m2ugen_model.train.model_bridge import from_preset
 from m2ugen_model.train.config import TrainConfig, build_config
 from m2ugen_model.train.errors import TrainError
 from m2ugen_model.train.loop import Dist, train

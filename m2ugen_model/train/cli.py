@@ -110,7 +110,7 @@ def _one_line(exc: Exception) -> str:
 
 def run(cfg: TrainConfig, filled: dict | None = None) -> None:
     """Train ``cfg``; ``filled`` are the settings chosen for the user (first_run.fill_defaults), reported."""
-    from m2ugen_model.train.bundle import from_preset
+    from m2ugen_model.train.model_bridge import from_preset
     from m2ugen_model.train.loop import build_sources, init_distributed, train
 
     filled = filled or {}
