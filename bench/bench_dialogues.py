@@ -87,7 +87,7 @@ def _rate(backend, reqs: list[Request]) -> tuple[float, float, list[Completion]]
 def bench_transformers(
     n: int, batch_size: int, max_new_tokens: int, hidden: int, layers: int
 ) -> list[tuple[str, str, str]]:
-    from m2ugen_data.dialogues.tiny_lm import build_tiny_chat_lm
+    from m2ugen_data.testing.tiny_lm import build_tiny_chat_lm
     from m2ugen_data.dialogues.transformers_backend import TransformersBackend
 
     with tempfile.TemporaryDirectory() as d:

@@ -27,7 +27,7 @@ from m2ugen_data.dialogues.backend import GenerationParams, Request
 from m2ugen_data.dialogues.openai_backend import OpenAIBackend, api_key_from_env
 from m2ugen_data.dialogues.prompts import build_prompt
 from m2ugen_data.dialogues.samples import DialogueSample, EditDiff
-from m2ugen_data.dialogues.tiny_lm import build_tiny_chat_lm
+from m2ugen_data.testing.tiny_lm import build_tiny_chat_lm
 from m2ugen_data.dialogues.transformers_backend import TransformersBackend
 from m2ugen_data.dialogues.vllm_backend import VllmBackend, VllmConfig, llm_kwargs, sampling_kwargs
 from m2ugen_data.dialogues.writer import write_dialogues

@@ -123,7 +123,7 @@ def test_download_of_a_source_with_decoding_errors_fails_as_corrupt(tmp_path, wa
     from test_audioset_download import _config, _latest, _segments, _serve_dir
 
     from m2ugen_data.audioset.download import download_clips
-    from m2ugen_data.audioset.loopback_server import MediaServer
+    from m2ugen_data.testing.loopback_server import MediaServer
 
     src = tmp_path / "tone.m4a"
     _ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=30", "-c:a", "aac", "-movflags", "+faststart", str(src))

@@ -16,7 +16,7 @@ from m2ugen_data.vision.caption_stage import caption_visual
 from m2ugen_data.vision.frames import extract_frame
 from m2ugen_data.vision.media_stage import run_media
 from m2ugen_data.vision.models import VisualItem
-from m2ugen_data.vision.tiny_models import (
+from m2ugen_data.testing.tiny_vision_models import (
     KINETICS_LIKE,
     save_tiny_blip,
     save_tiny_video_gpt2,

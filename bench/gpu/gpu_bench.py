@@ -196,7 +196,7 @@ def section_vllm(cpu_safe: bool) -> dict:
 
     from m2ugen_data.dialogues.backend import GenerationParams, Request
     from m2ugen_data.dialogues.prompts import SIDES, build_prompt
-    from m2ugen_data.dialogues.tiny_lm import build_tiny_chat_lm
+    from m2ugen_data.testing.tiny_lm import build_tiny_chat_lm
     from m2ugen_data.dialogues.transformers_backend import TransformersBackend
     from m2ugen_data.dialogues.vllm_backend import VllmBackend
 
