@@ -282,7 +282,7 @@ def visual_caption_batch(
 def music_disjointness(root: str, dataset: str, pool: str) -> dict[str, Any]:
     """The music this dataset is about to shard against MUCaps and MUEdit (manifests and shards)."""
     from m2ugen_data.shards import visual_sample_keys
-    from m2ugen_data.vision.disjoint import check_dataset_music
+    from m2ugen_data.shards.disjoint import check_dataset_music
 
     wh = _wh(root)
     report = check_dataset_music(wh, dataset, visual_sample_keys(wh, dataset, pool=pool))

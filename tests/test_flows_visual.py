@@ -32,7 +32,7 @@ from m2ugen_data.shards import (
     verify_shards,
 )
 from m2ugen_data.synth import load_truth
-from m2ugen_data.vision.disjoint import MusicOverlapError, music_ids_from_keys
+from m2ugen_data.shards.disjoint import MusicOverlapError, music_ids_from_keys
 from m2ugen_data.vision.synth_video import PALETTE, plan_video
 from m2ugen_data.warehouse import Warehouse, open_warehouse
 

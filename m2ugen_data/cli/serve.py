@@ -33,7 +33,7 @@ def serve(
     root = str(get_warehouse(ctx).root)
     from flows.params import TaskRunnerChoice
     from flows.serve import serve_flows
-    from m2ugen_data.lifecycle import bind_prefect_server
+    from flows.prefect_api import bind_prefect_server
 
     bind_prefect_server()  # without PREFECT_API_URL: a temporary local API that dies with this process
     serve_flows(root, TaskRunnerChoice(kind=task_runner.value, max_workers=max_workers, dask_address=dask_address), limit)

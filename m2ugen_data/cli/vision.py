@@ -83,7 +83,7 @@ def disjoint_cmd(
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
 ) -> None:
     """Report MUImage/MUVideo music that also appears in another dataset (exit 1 when any)."""
-    from m2ugen_data.vision.disjoint import audio_digests, music_ids_from_manifests, music_overlaps
+    from m2ugen_data.shards.disjoint import audio_digests, music_ids_from_manifests, music_overlaps
 
     wh = get_warehouse(ctx)
     ids = music_ids_from_manifests(wh)
