@@ -203,9 +203,10 @@ def carried_weights(state: dict[str, torch.Tensor], trained: set[str]) -> dict[s
     return {k: v for k, v in state.items() if k not in trained}
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any) -> tuple[int, dict[str, Any]]:
-    """Restore everything saved by ``save_checkpoint``; returns ``(step, this rank's state)``."""
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
+    """Restore weights, optimizer, RNGs and this rank's state saved by ``save_checkpoint``; returns ``(step, this
+    rank's state)``. The learning-rate schedule is not restored: it follows from the config and the step
+    (``loop.schedule``)."""
     rank, world = _rank()
     trainer = _load_pt(path / "trainer.pt")
     mine = _load_pt(path / f"rank_{rank}.pt")
@@ -216,7 +217,6 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         load_weights(model, path)
         set_optimizer_state_dict(model, optimizer, trainer["optimizer"],
                                  options=StateDictOptions(full_state_dict=True, strict=False))
-        scheduler.load_state_dict(trainer["scheduler"])
         set_rng_state(mine.pop("rng"))
         return int(trainer["step"]), mine
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
