@@ -31,6 +31,7 @@ from typing import Any
 from m2ugen_data.atomic import write_bytes_atomic
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.export import MediaMode, export_samples
+from m2ugen_data.ids import ytid_of
 from m2ugen_data.shards.assemble import iter_dataset_samples
 from m2ugen_data.shards.build import shard_dir, write_dataset_shards
 from m2ugen_data.shards.sample_schema import InstructionSample, MUCapsSample, parse_sample_json
@@ -58,7 +59,7 @@ def sample_videos(sample: Sample, dataset: str) -> set[str]:
         clips = [record.input, record.output]
     else:
         raise M2UGenError(f"dataset {dataset!r}: no provenance to split by")
-    return {c.ytid or c.clip_id[:11] for c in clips}
+    return {c.ytid or ytid_of(c.clip_id) for c in clips}
 
 
 def side(sample: Sample, dataset: str, fraction: float) -> str:

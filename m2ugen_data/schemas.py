@@ -69,7 +69,7 @@ SEGMENT_REJECTS = Manifest(
     ),
     key=("batch_id", "line"),
     order_by="created_at",
-    doc="Rows of a segment list that were not used, each with its line and reason (issue 15.6).",
+    doc="Rows of a segment list that were not used, each with its line and reason.",
 )
 
 CLIPS = Manifest(

@@ -4,15 +4,14 @@ the released M2UGen / MU-LLaMA `.pth` state dicts through an explicit key map.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from .atomic import write_atomic
 from .config import M2UGenConfig
 from .hf_io import WeightsError
 from .model import M2UGen
@@ -22,18 +21,6 @@ CONFIG_FILE = "config.json"
 
 
 # ---------------------------------------------------------------- our format
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def trainable_state_dict(model: M2UGen) -> dict[str, torch.Tensor]:
     return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -45,8 +32,8 @@ def save_trainable(model: M2UGen, out_dir: str | Path) -> Path:
     state = trainable_state_dict(model)
     if not state:
         raise ValueError("no parameter requires grad: call stages.set_stage first")
-    _atomic_write(out / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "m2ugen"}))
-    _atomic_write(out / CONFIG_FILE, lambda tmp: model.cfg.save(tmp))
+    write_atomic(out / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "m2ugen"}))
+    write_atomic(out / CONFIG_FILE, lambda tmp: model.cfg.save(tmp))
     return out
 
 
@@ -71,11 +58,6 @@ def load_trainable(model: M2UGen, path: str | Path) -> list[str]:
     p = Path(path)
     f = p / WEIGHTS_FILE if p.is_dir() else p
     return _apply(model, load_file(str(f)), str(f))
-
-
-def read_config(path: str | Path) -> M2UGenConfig:
-    p = Path(path)
-    return M2UGenConfig.load(p / CONFIG_FILE if p.is_dir() else p)
 
 
 # ---------------------------------------------------------------- released layout

@@ -1,7 +1,7 @@
 """MUEdit pair mining on generated feature tables whose every measurement is known.
 
 The miner (DuckDB band join + compiled rules + greedy degree cap) is checked against a brute-force
-reference that forms every pair in plain Python, applies the rules as the issue states them, and runs the
+reference that forms every pair in plain Python, applies the rules as ``PairRules`` documents them, and runs the
 sequential greedy. Two measures are taken from their definitions rather than re-derived: which MTT tags
 name each instrument word (``content_tag_index``) and the chord-sequence similarity
 (``harmony.chord_sequence_similarity``); the reference computes everything else itself.

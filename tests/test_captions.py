@@ -122,10 +122,10 @@ def _fake_model_package(monkeypatch, **attrs) -> None:
     monkeypatch.setitem(sys.modules, "m2ugen_model.mu_llama", mod)
 
 
-def test_mu_llama_without_the_model_api_names_the_model_issue(tmp_path, monkeypatch):
+def test_mu_llama_without_the_model_api_names_the_missing_package(tmp_path, monkeypatch):
     cap = MuLlamaCaptioner(model_dir=tmp_path)
     monkeypatch.setitem(sys.modules, "m2ugen_model", None)  # import fails
-    with pytest.raises(MissingDependencyError, match="issue 7"):
+    with pytest.raises(MissingDependencyError, match="needs the m2ugen_model package"):
         cap.caption_batch([_item_with_audio(tmp_path)])
     _fake_model_package(monkeypatch)  # an older model package without the captioner API
     with pytest.raises(MissingDependencyError, match="load_captioner"):

@@ -114,8 +114,9 @@ def test_cli_defaults_equal_flow_defaults(command):
     assert not differ, f"{command}: CLI default vs flow default differ for {differ}"
 
 
-def test_the_options_the_issue_named_are_covered():
-    """The disagreements found (key rule, sibling fraction, caption batch, shard threads) are among the checked."""
+def test_the_options_that_once_disagreed_are_covered():
+    """The CLI/flow disagreements once found (key rule, sibling fraction, caption batch, shard threads) are among
+    the options checked."""
     assert "key_rule" in shared_options("pairs mine")
     assert "sibling_fraction" in shared_options("synth")
     assert shared_options("caption")["batch_size"] == "RunOptions.caption_batch_size"

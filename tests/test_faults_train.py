@@ -1,4 +1,4 @@
-"""Issue 15.4/15.5/15.8 for the trainer: SIGTERM checkpoints at a step boundary and exits 0; unreadable or
+"""The trainer under faults: SIGTERM checkpoints at a step boundary and exits 0; unreadable or
 malicious checkpoints are one line naming the file; a resumed run logs each step once."""
 
 from __future__ import annotations

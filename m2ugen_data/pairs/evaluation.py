@@ -29,10 +29,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from m2ugen_data.analysis.harmony import chord_ids, chord_sequence_similarity
+from m2ugen_data.analysis.tonal import key_class
+from m2ugen_data.ids import ytid_of
 from m2ugen_data.pairs.clips import content_vectors
 from m2ugen_data.pairs.full import mine_pairs
 from m2ugen_data.pairs.rules import PairRules
-from m2ugen_data.analysis.tonal import key_class
 
 # Thresholds are checked this leniently: the miner's kernels sum in another order (and keep harmony in
 # float32), so a pair exactly at a bound may land a rounding error either side; a violation must be real.
@@ -97,7 +98,7 @@ def pair_reason(a: dict, b: dict, rules: PairRules) -> str | None:
         return "tempo"
     if abs(a["loudness_lufs"] - b["loudness_lufs"]) > rules.max_loudness_diff + EPS:
         return "loudness"
-    if a["clip_id"][:11] == b["clip_id"][:11]:
+    if ytid_of(a["clip_id"]) == ytid_of(b["clip_id"]):
         return "same_video"
     dist = content_distance(a["content"], b["content"])
     td = timbre_distance(a["timbre"], b["timbre"])

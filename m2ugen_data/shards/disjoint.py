@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from m2ugen_data.errors import M2UGenError
+from m2ugen_data.ids import ytid_of
 from m2ugen_data.shards.read import iter_shard_keys, shard_paths
 from m2ugen_data.warehouse import Warehouse
 
@@ -75,13 +76,13 @@ def music_overlaps(
     for ds, ids in ids_by_dataset.items():
         for cid in ids:
             index["clip"][cid].append((ds, cid))
-            index["video"][cid[:11]].append((ds, cid))
+            index["video"][ytid_of(cid)].append((ds, cid))
             if cid in digests:
                 index["audio"][digests[cid]].append((ds, cid))
     found: dict[tuple[str, str, str, str], str] = {}
     for ds in checked:
         for cid in ids_by_dataset.get(ds, ()):
-            keys = {"clip": cid, "video": cid[:11], "audio": digests.get(cid)}
+            keys = {"clip": cid, "video": ytid_of(cid), "audio": digests.get(cid)}
             for level in ("clip", "video", "audio"):
                 if keys[level] is None:
                     continue

@@ -105,17 +105,17 @@ class Session:
 
 
 def _write_json(path: Path, record: dict) -> None:
-    from m2ugen_model.checkpoint import _atomic_write
+    from m2ugen_model.atomic import write_atomic
 
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n"))
+    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n"))
 
 
 def _write_wav(path: Path, audio, sr: int) -> None:
     import soundfile as sf
 
-    from m2ugen_model.checkpoint import _atomic_write
+    from m2ugen_model.atomic import write_atomic
 
-    _atomic_write(path, lambda tmp: sf.write(tmp, audio, sr, format="WAV", subtype="FLOAT"))
+    write_atomic(path, lambda tmp: sf.write(tmp, audio, sr, format="WAV", subtype="FLOAT"))
 
 
 def _resolve(p: str | None, base: Path | None) -> str | None:
@@ -367,10 +367,10 @@ def batch(ctx: typer.Context, requests: Annotated[Path, typer.Argument(help="JSO
             counts["error"] += 1
             console.print(f"[yellow]failed[/yellow] {rid}: {error}", highlight=False, soft_wrap=True)
             bar.update(task, advance=1, info=f"{rid}: failed")
-    from m2ugen_model.checkpoint import _atomic_write
+    from m2ugen_model.atomic import write_atomic
 
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    _atomic_write(out_dir / "results.jsonl", lambda tmp: Path(tmp).write_text(lines))
+    write_atomic(out_dir / "results.jsonl", lambda tmp: Path(tmp).write_text(lines))
     console.print(f"{counts['ok']} done, {counts['skipped']} already done, {counts['error']} failed; "
                   f"results: {out_dir / 'results.jsonl'}", highlight=False)
 
