@@ -16,7 +16,7 @@ Edit requests (MUEdit human turns) are read with ``edit=True``: "add X", "remove
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 
 from m2ugen_data.factcheck import vocabulary as V

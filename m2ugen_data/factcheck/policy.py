@@ -19,7 +19,7 @@ from typing import Any
 
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.factcheck import check as K
-from m2ugen_data.factcheck.extract import Claim, extract_claims, sentences
+from m2ugen_data.factcheck.extract import extract_claims, sentences
 from m2ugen_data.factcheck.heard import Heard
 from m2ugen_data.factcheck import vocabulary as V
 
@@ -176,4 +176,4 @@ def combined_consistency(checks: Sequence[TextCheck]) -> float | None:
     return K.consistency([v for c in checks for v in c.verdicts])
 
 
-__all__ = ["Claim", "DEFAULT_POLICY", "FactPolicy", "TextCheck", "check_caption", "check_text", "screen"]
+__all__ = ["DEFAULT_POLICY", "FactPolicy", "TextCheck", "check_caption", "check_text", "screen"]
