@@ -133,11 +133,117 @@ def _show_errors(rows: list[dict], pairs: list[tuple[set, set]], n: int) -> None
     print("most frequent missed claims (tune):", fn.most_common(n))
 
 
+# ---------------------------------------------------------------- contradictions on the GM dev set
+
+
+def _devset(root: Path, workers: int) -> tuple[list[dict], dict[str, dict]]:
+    """Truth rows and analysed feature rows (bench_hearing's cache; analyses what it lacks)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench_hearing import cached_rows, rederived
+
+    from m2ugen_data.devset.truth import read_truth
+
+    truth = read_truth(root / "gm").to_pylist()
+    return truth, rederived(cached_rows(root, "gm", truth, "pipeline", workers))
+
+
+def _word_absent(word: str, families: set[str]) -> bool:
+    """A tagger word whose every GM family is missing from the render (bench_hearing.WORD_FAMILIES)."""
+    from bench_hearing import WORD_FAMILIES
+
+    fams = WORD_FAMILIES.get(word, ())
+    return bool(fams) and not (set(fams) & families)
+
+
+def calibrate_absence(truth: list[dict], rows: dict[str, dict]) -> str:
+    """Per instrument word: the largest tag probability under which >= ABSENT_PRECISION of the dev clips lack it."""
+    from m2ugen_data.factcheck.check import ABSENT_MAX, ABSENT_PRECISION
+    from m2ugen_data.factcheck.heard import tag_evidence
+
+    dev = [t for t in truth if t["split"] == "dev" and t["clip_id"] in rows]
+    lines = ["| word | clips (dev) | threshold | absent under it | current |", "|---|---|---|---|---|"]
+    for word in sorted(ABSENT_MAX):
+        pts = sorted((tag_evidence(rows[t["clip_id"]])[word], _word_absent(word, set(t["families"]))) for t in dev)
+        best, n_under = 0.0, 0
+        for i in range(1, len(pts) + 1):
+            under = pts[:i]
+            if sum(a for _, a in under) >= ABSENT_PRECISION * len(under):
+                best, n_under = (pts[i][0] if i < len(pts) else pts[-1][0] + 1e-3), len(under)
+            else:
+                break
+        lines.append(f"| {word} | {len(dev)} | {best:.3f} | {n_under} | {ABSENT_MAX[word]} |")
+    return "\n".join(lines)
+
+
+_FIFTH = {"C": "G", "G": "D", "D": "A", "A": "E", "E": "B", "B": "F#", "F#": "C#", "C#": "G#", "G#": "D#",
+          "D#": "A#", "A#": "F", "F": "C", "Db": "Ab", "Ab": "Eb", "Eb": "Bb", "Bb": "F", "Gb": "Db"}
+
+
+def plants(t: dict) -> dict[str, str]:
+    """One planted sentence per kind that the clip's rendered truth makes false."""
+    from m2ugen_data.analysis.tag_words import INSTRUMENT_TAGS
+    from m2ugen_data.captions.facts import choose, with_article
+
+    fams, bpm = set(t["families"]), float(t["tempo_bpm"])
+    out = {}
+    absent = [w for w in sorted(INSTRUMENT_TAGS) if _word_absent(w, fams)]
+    if absent:
+        out["instrument"] = f"It features {with_article(choose(absent, t['clip_id'], 'plant'))}."
+    if "voice" not in fams:
+        out["voice"] = "A female vocalist sings over it."
+    root, mode = t["key"].split()
+    out["key"] = f"It is in {_FIFTH.get(root, 'C')} {mode}."
+    out["tempo word"] = "The tempo is very slow." if bpm >= 100 else "The tempo is very fast."
+    out["tempo number"] = f"It runs at about {round(bpm * 1.3)} BPM."
+    out["metre"] = f"It is in {'3/4' if t['meter'] != 3 else '4/4'} time."
+    return out
+
+
+def devset_table(root: Path, workers: int) -> str:
+    """Grounded captions checked on their own clip, on another clip, and with one planted false claim."""
+    from m2ugen_data.captions.grounded import grounded_caption
+    from m2ugen_data.factcheck.check import CONTRADICTED
+    from m2ugen_data.factcheck.heard import heard_from_rows
+    from m2ugen_data.factcheck.policy import check_caption, check_text
+
+    truth, rows = _devset(root, workers)
+    lines = ["| split | clips | check | flagged or caught | rate |", "|---|---|---|---|---|"]
+    for split in ("dev", "test"):
+        mine = [t for t in truth if t["split"] == split and t["clip_id"] in rows]
+        heard = {t["clip_id"]: heard_from_rows(t["clip_id"], rows[t["clip_id"]], None, str) for t in mine}
+        captions = {c: grounded_caption(h.facts) for c, h in heard.items()}
+        own = sum(bool(check_caption(captions[c], heard[c]).reasons) for c in heard)
+        lines.append(f"| {split} | {len(mine)} | own caption flagged (false alarms) | {own} | {_ratio(own, len(mine))} |")
+        others = [t for t in mine]
+        cross = 0
+        for k, t in enumerate(mine):  # clip A's caption on the next clip of another sibling group
+            b = next(o for o in others[k + 1 :] + others[:k] if o["group_id"] != t["group_id"])
+            cross += bool(check_caption(captions[t["clip_id"]], heard[b["clip_id"]]).reasons)
+        lines.append(f"| {split} | {len(mine)} | caption of A on B flagged | {cross} | {_ratio(cross, len(mine))} |")
+        caught: Counter[str] = Counter()
+        planted: Counter[str] = Counter()
+        for t in mine:
+            for kind, sentence in plants(t).items():
+                verdicts = check_text(sentence, heard[t["clip_id"]]).verdicts
+                planted[kind] += 1
+                caught[kind] += any(v.verdict == CONTRADICTED for v in verdicts)
+        for kind in planted:
+            lines.append(f"| {split} | {len(mine)} | planted false {kind} caught | {caught[kind]} / {planted[kind]} | {_ratio(caught[kind], planted[kind])} |")
+        total, hit = sum(planted.values()), sum(caught.values())
+        lines.append(f"| {split} | {len(mine)} | **planted, all kinds** | {hit} / {total} | {_ratio(hit, total)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--musiccaps", type=Path, default=MUSICCAPS, help="musiccaps-public.csv (Google, CC BY-SA 4.0)")
     ap.add_argument("--split", choices=("tune", "test", "both"), default="both")
     ap.add_argument("--errors", type=int, default=0, help="print the N most frequent errors of the tune split")
+    ap.add_argument("--devsets", type=Path, default=REPO / ".devsets", help="dev-set root (gm/ and bench_hearing's cache/)")
+    ap.add_argument("--workers", type=int, default=1, help="analysis processes for clips the cache lacks")
+    ap.add_argument("--calibrate", action="store_true", help="print confident-absence thresholds fitted on the dev split")
     args = ap.parse_args()
     splits = ("tune", "test") if args.split == "both" else (args.split,)
     if args.musiccaps.exists():
@@ -145,6 +251,14 @@ def main() -> None:
         print(musiccaps_table(args.musiccaps, splits, args.errors))
     else:
         print(f"MusicCaps list not found at {args.musiccaps}: extraction table skipped")
+    if (args.devsets / "gm" / "truth.parquet").is_file():
+        if args.calibrate:
+            print("\n## Confident-absence thresholds (GM dev split)\n")
+            print(calibrate_absence(*_devset(args.devsets, args.workers)))
+        print("\n## Contradictions on the General-MIDI dev set (grounded captions)\n")
+        print(devset_table(args.devsets, args.workers))
+    else:
+        print(f"no GM dev set under {args.devsets} (m2ugen-data devset build --kind gm): contradiction table skipped")
 
 
 if __name__ == "__main__":

@@ -219,13 +219,14 @@ def _key_name(root: str, accidental: str | None) -> str:
 def _harmony_claims(sentence: str, low: str, i: int) -> list[Claim]:
     out = [Claim(KEY, f"{_key_name(m.group(1), m.group(2))} {m.group(3)}", text=m.group(), sentence=i, at=low.find(m.group().lower()))
            for m in _KEY.finditer(sentence)]
-    out += [Claim(KEY, _key_name(m.group(1), m.group(2)), text=m.group(), sentence=i) for m in _KEY_ROOT.finditer(sentence)]
+    out += [Claim(KEY, _key_name(m.group(1), m.group(2)), text=m.group(), sentence=i, at=m.start())
+            for m in _KEY_ROOT.finditer(sentence)]
     if not out:
-        out += [Claim(MODE, m.group(1) or m.group(2), text=m.group(), sentence=i) for m in _MODE.finditer(low)]
-    out += [Claim(METER, m.group(1), text=m.group(), sentence=i) for m in _METER.finditer(low)]
+        out += [Claim(MODE, m.group(1) or m.group(2), text=m.group(), sentence=i, at=m.start()) for m in _MODE.finditer(low)]
+    out += [Claim(METER, m.group(1), text=m.group(), sentence=i, at=m.start()) for m in _METER.finditer(low)]
     for phrase, meter in _METER_WORDS.items():
-        if re.search(rf"\b{phrase}", low):
-            out.append(Claim(METER, meter, text=phrase, sentence=i))
+        for m in re.finditer(rf"\b{phrase}", low):
+            out.append(Claim(METER, meter, text=phrase, sentence=i, at=m.start()))
     return out
 
 
@@ -280,7 +281,8 @@ def extract_claims(text: str, *, edit: bool = False, bare_tempo: bool = False) -
         found = _harmony_claims(sentence, low, i) + [
             Claim(BPM, str(round(float(m.group(1)))), text=m.group(), sentence=i, at=m.start()) for m in _BPM.finditer(low)
         ] + _phrase_claims(low, toks, i, bare_tempo)
-        claims += _edit_claims(low, found, i) if edit else found
+        found = _edit_claims(low, found, i) if edit else found
+        claims += sorted(found, key=lambda c: c.at)
     return _dedupe(claims)
 
 
@@ -316,9 +318,9 @@ def _edit_claims(low: str, found: list[Claim], i: int) -> list[Claim]:
     """Rewrite the plain claims of request sentence ``i`` into edit claims by the verb whose scope holds them."""
     out: list[Claim] = []
     for m in _FASTER.finditer(low):
-        out.append(Claim(TEMPO_CHANGE, "faster", text=m.group(), sentence=i))
+        out.append(Claim(TEMPO_CHANGE, "faster", text=m.group(), sentence=i, at=m.start()))
     for m in _SLOWER.finditer(low):
-        out.append(Claim(TEMPO_CHANGE, "slower", text=m.group(), sentence=i))
+        out.append(Claim(TEMPO_CHANGE, "slower", text=m.group(), sentence=i, at=m.start()))
     scopes = _scopes(low)
     transposing = [(a, b) for a, b, _ in scopes if _TRANSPOSE.search(low[a:b])]
     if _TRANSPOSE.search(low) and not transposing:
@@ -328,27 +330,27 @@ def _edit_claims(low: str, found: list[Claim], i: int) -> list[Claim]:
         scope = next(((a, b, v) for a, b, v in scopes if a <= pos < b), None)
         verb = scope[2] if scope else ""
         if c.kind in (KEY, MODE) and any(a <= pos < b for a, b in transposing):
-            out.append(Claim(TRANSPOSE, c.value, text=c.text, sentence=i))
+            out.append(Claim(TRANSPOSE, c.value, text=c.text, sentence=i, at=pos))
             continue
         if c.kind in (INSTRUMENT, VOICE) and not c.negated and scope:
             if verb in _ADD_VERBS:
-                out.append(Claim(ADD, c.value, text=c.text, sentence=i))
+                out.append(Claim(ADD, c.value, text=c.text, sentence=i, at=pos))
                 continue
             if verb in _REMOVE_VERBS:
-                out.append(Claim(REMOVE, c.value, text=c.text, sentence=i))
+                out.append(Claim(REMOVE, c.value, text=c.text, sentence=i, at=pos))
                 continue
             if verb in _SWAP_VERBS:
                 prep = next((t for t in _tokens(low[scope[0] : pos]) if t.text in _SWAP_PREPS), None)
-                out.append(Claim(ADD if prep else REMOVE, c.value, text=c.text, sentence=i))
+                out.append(Claim(ADD if prep else REMOVE, c.value, text=c.text, sentence=i, at=pos))
                 continue
         if c.kind in (INSTRUMENT, VOICE) and c.negated:
-            out.append(Claim(REMOVE, c.value, text=c.text, sentence=i))  # "make it without drums"
+            out.append(Claim(REMOVE, c.value, text=c.text, sentence=i, at=pos))  # "make it without drums"
             continue
         if c.kind == TEMPO and any(m.start() <= pos < m.end() for m in (*_FASTER.finditer(low), *_SLOWER.finditer(low))):
             continue  # "more uptempo" was read as a change
         before = low[scope[0] : pos] if scope else ""
         from_source = re.search(r"\bfrom\b", before) and not re.search(r"\b(to|into)\b", before.split("from")[-1])
-        out.append(Claim(c.kind, c.value, c.negated, c.text, i, "source" if from_source else "target"))
+        out.append(Claim(c.kind, c.value, c.negated, c.text, i, "source" if from_source else "target", at=pos))
     if transposing and not any(c.kind == TRANSPOSE for c in out):
-        out.append(Claim(TRANSPOSE, "", text="transpose", sentence=i))
+        out.append(Claim(TRANSPOSE, "", text="transpose", sentence=i, at=transposing[0][0]))
     return out

@@ -90,7 +90,7 @@ FEMALE_WORDS: tuple[str, ...] = ("female", "woman", "women", "girl", "girls", "l
 MALE_WORDS: tuple[str, ...] = ("male", "man", "men", "boy", "boys", "guy", "masculine")
 SPEECH_WORDS: tuple[str, ...] = (
     "speech", "spoken", "speaking", "speaks", "speaker", "talking", "talks", "narration", "narrator", "narrates",
-    "dialogue", "spoken word", "voiceover", "voice over",
+    "dialogue", "spoken word", "voiceover", "voice over", "speaking voice", "spoken voice", "talking voice",
 )
 # "instrumental" (as an adjective of the whole piece) and these say there is no voice
 NO_VOICE_PHRASES: tuple[str, ...] = ("instrumental", "instrumentals", "no vocals", "no voice", "no singing")
