@@ -233,3 +233,24 @@ def test_caption_writer_stores_verdicts_and_rejects_hallucinations(warehouse):
     assert foreign["reasons"] == ["not_english"] and foreign["text"] is None
     # old rows (written before claims were checked) read with the new columns null
     assert check_claims([], heard_from_facts(FACTS)) == []
+
+
+def test_the_card_shows_consistency_and_the_most_frequent_contradicted_claims(warehouse, tmp_path):
+    from rows import with_nulls
+
+    from m2ugen_data.report import write_report
+    from m2ugen_data.warehouse import utc_now
+
+    now = utc_now()
+    ids = [f"abcdefghijk_{i}" for i in range(3)]
+    warehouse.write_batch("segments", [with_nulls("segments", {
+        "clip_id": c, "ytid": "abcdefghijk", "start_s": 0.0, "end_s": 10.0, "pool": "mucaps", "source": "t",
+        "updated_at": now}) for c in ids], "s")
+    items = [CaptionItem(c, FACTS, tag_evidence=EVIDENCE) for c in ids]
+    write_captions(warehouse, _Hallucinating(), items)
+    page = (write_report(warehouse, tmp_path / "card").parent / "mucaps" / "index.html").read_text()
+    claims = page.split('id="claims"')[1].split("<h2")[0]
+    assert "<th>captions checked</th><td class=\"num\">3</td>" in claims and "<td class=\"num\">2</td>" in claims
+    assert "female voice: 1" in claims
+    readme = (tmp_path / "card" / "mucaps" / "README.md").read_text()
+    assert "3 captions checked, 2 rejected" in readme and "consistency.png" in readme
