@@ -34,6 +34,7 @@ from pathlib import Path
 
 from m2ugen_data.factcheck import vocabulary as V
 from m2ugen_data.factcheck.extract import extract_claims, normalise
+from m2ugen_data.factcheck.policy import screen
 
 REPO = Path(__file__).resolve().parents[1]
 MUSICCAPS = Path("/work/shared/eval_sets/musiccaps-public.csv")  # Google MusicCaps, CC BY-SA 4.0
@@ -118,6 +119,8 @@ def musiccaps_table(path: Path, splits: tuple[str, ...], show_errors: int = 0) -
                     f"| {_ratio(tp_named, n_named)} | {_ratio(tp_said, n_said)} |"
                 )
         lines.append(f"| {split} | {len(mine)} | (speed) | {len(mine) / seconds:,.0f} captions/s | | | | |")
+        screened = Counter(screen(r["caption"]) for r in mine)
+        lines.append(f"| {split} | {len(mine)} | (screened out: not English, empty, too long) | {sum(n for k, n in screened.items() if k)} captions | | | | |")
         if show_errors and split == "tune":
             _show_errors(mine, pairs, show_errors)
     return "\n".join(lines)
@@ -159,12 +162,14 @@ def _word_absent(word: str, families: set[str]) -> bool:
 
 def calibrate_absence(truth: list[dict], rows: dict[str, dict]) -> str:
     """Per instrument word: the largest tag probability under which >= ABSENT_PRECISION of the dev clips lack it."""
+    from bench_hearing import WORD_FAMILIES
+
     from m2ugen_data.factcheck.check import ABSENT_MAX, ABSENT_PRECISION
     from m2ugen_data.factcheck.heard import tag_evidence
 
     dev = [t for t in truth if t["split"] == "dev" and t["clip_id"] in rows]
     lines = ["| word | clips (dev) | threshold | absent under it | current |", "|---|---|---|---|---|"]
-    for word in sorted(ABSENT_MAX):
+    for word in sorted(w for w, fams in WORD_FAMILIES.items() if fams):
         pts = sorted((tag_evidence(rows[t["clip_id"]])[word], _word_absent(word, set(t["families"]))) for t in dev)
         best, n_under = 0.0, 0
         for i in range(1, len(pts) + 1):
@@ -173,7 +178,7 @@ def calibrate_absence(truth: list[dict], rows: dict[str, dict]) -> str:
                 best, n_under = (pts[i][0] if i < len(pts) else pts[-1][0] + 1e-3), len(under)
             else:
                 break
-        lines.append(f"| {word} | {len(dev)} | {best:.3f} | {n_under} | {ABSENT_MAX[word]} |")
+        lines.append(f"| {word} | {len(dev)} | {best:.3f} | {n_under} | {ABSENT_MAX.get(word, 'never')} |")
     return "\n".join(lines)
 
 
