@@ -16,6 +16,7 @@ Edit requests (MUEdit human turns) are read with ``edit=True``: "add X", "remove
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -98,12 +99,9 @@ def _tokens(low: str) -> list[_Tok]:
     return [_Tok(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(low)]
 
 
-def _index_at(toks: list[_Tok], pos: int) -> int:
-    """Index of the first token starting at or after ``pos``."""
-    for i, t in enumerate(toks):
-        if t.start >= pos:
-            return i
-    return len(toks)
+def _index_at(starts: list[int], pos: int) -> int:
+    """Index of the first token starting at or after ``pos`` (``starts``: the tokens' start offsets)."""
+    return bisect_left(starts, pos)
 
 
 def _negated(toks: list[_Tok], first: int) -> bool:
@@ -232,12 +230,13 @@ def _harmony_claims(sentence: str, low: str, i: int) -> list[Claim]:
 
 def _phrase_claims(low: str, toks: list[_Tok], i: int, bare_tempo: bool = False) -> list[Claim]:
     out: list[Claim] = []
+    starts = [t.start for t in toks]
     for m in _phrase_re().finditer(low):
         hit = _lookup(m.group())
         if hit is None:
             continue
         kind, value = hit
-        first, last = _index_at(toks, m.start()), _index_at(toks, m.end()) - 1
+        first, last = _index_at(starts, m.start()), _index_at(starts, m.end()) - 1
         if value == "upbeat":  # a tempo beside "tempo", "pace", ...; else the cheerful sense ("an upbeat song")
             kind = TEMPO if _tempo_context(toks, first, last, strict=True) else MOOD
         elif kind == TEMPO and not (bare_tempo or m.group() in _STRONG_TEMPO or _tempo_context(toks, first, last)):
