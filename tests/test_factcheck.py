@@ -14,7 +14,7 @@ from m2ugen_data.captions.writer import write_captions
 from m2ugen_data.dialogues.samples import DialogueSample, EditDiff
 from m2ugen_data.dialogues.template import gpt_turn, human_turn
 from m2ugen_data.errors import M2UGenError
-from m2ugen_data.factcheck.check import ABSENT_MAX, CONTRADICTED, SUPPORTED, UNVERIFIABLE, check_claims, consistency
+from m2ugen_data.factcheck.check import ABSENT_MAX, CONTRADICTED, SUPPORTED, UNVERIFIABLE, consistency
 from m2ugen_data.factcheck.extract import extract_claims
 from m2ugen_data.factcheck.heard import Heard, heard_from_facts, heard_from_rows
 from m2ugen_data.factcheck.policy import FactPolicy, check_caption, check_text, screen
@@ -231,8 +231,20 @@ def test_caption_writer_stores_verdicts_and_rejects_hallucinations(warehouse):
     assert report["version"] == "factcheck-v1"
     assert {c["claim"]: c["verdict"] for c in report["text"]["claims"]}["female voice"] == CONTRADICTED
     assert foreign["reasons"] == ["not_english"] and foreign["text"] is None
-    # old rows (written before claims were checked) read with the new columns null
-    assert check_claims([], heard_from_facts(FACTS)) == []
+
+
+def test_captions_written_before_claims_were_checked_still_read(warehouse):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from m2ugen_data.warehouse import utc_now
+
+    old = pa.table({"item_id": ["abcdefghijk_0"], "modality": ["audio"], "backend": ["grounded"], "model": ["m"],
+                    "prompt_hash": ["h"], "text": ["A piano piece."], "evidence": [None], "created_at": [utc_now()]})
+    warehouse.manifest_dir("captions").mkdir(parents=True, exist_ok=True)
+    pq.write_table(old, warehouse.manifest_dir("captions") / "old.parquet")
+    (row,) = warehouse.read("captions").to_pylist()
+    assert row["text"] == "A piano piece." and row["status"] is None and row["factcheck"] is None
 
 
 def test_the_card_shows_consistency_and_the_most_frequent_contradicted_claims(warehouse, tmp_path):

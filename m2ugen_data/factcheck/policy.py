@@ -19,9 +19,9 @@ from typing import Any
 
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.factcheck import check as K
+from m2ugen_data.factcheck import vocabulary as V
 from m2ugen_data.factcheck.extract import extract_claims, sentences
 from m2ugen_data.factcheck.heard import Heard
-from m2ugen_data.factcheck import vocabulary as V
 
 CAPTION_ACTIONS = ("reject", "drop")
 # English words that any sentence of a description or request uses; a text with too few of them (and of the
