@@ -16,7 +16,11 @@ import pyarrow as pa
 # 2: features gained measured content (tags, derived instrument/genre/mood/vocal sets, chords, music score,
 #    tempo octave provenance), pairs gained measured-content columns, captions gained their evidence.
 #    Older batches read with the new columns null; stages re-analyse rows of an older analyser version.
-SCHEMA_VERSION = "2"
+# 3: captions and dialogues gained their claim checks (factcheck: each claim's verdict and evidence, as JSON,
+#    and a consistency score); captions gained status/reasons (a rejected caption keeps its text only inside
+#    factcheck, so every reader that skips NULL text skips it). Older batches read with these columns null:
+#    written before claims were checked, their captions count as ok.
+SCHEMA_VERSION = "3"
 
 _ts = pa.timestamp("us", tz="UTC")
 _strs = pa.list_(pa.string())
@@ -188,6 +192,11 @@ CAPTIONS = Manifest(
         ("text", pa.string()),
         ("evidence", pa.string()),  # schema 2, JSON: phrase slot -> the measurement that backs it
         ("created_at", _ts, False),
+        # ---- schema 3: claims checked against the measurements (m2ugen_data.factcheck)
+        ("status", pa.string()),  # ok | rejected (null: written before claims were checked)
+        ("reasons", _strs),  # why rejected: contradicted:<claim>, unverifiable:<share>, empty, too_long, not_english
+        ("factcheck", pa.string()),  # JSON: each claim with its verdict and evidence (and a rejected caption's text)
+        ("consistency", pa.float64()),  # supported / (supported + contradicted); null when nothing was checkable
     ),
     key=("item_id", "modality", "backend"),
     order_by="created_at",
@@ -212,6 +221,9 @@ DIALOGUES = Manifest(
         ("reasons", _strs),
         ("attempts", pa.int32(), False),
         ("created_at", _ts, False),
+        # ---- schema 3: both turns' claims checked against the measurements (m2ugen_data.factcheck)
+        ("factcheck", pa.string()),  # JSON: {"human": ..., "gpt": ...}, each claim with its verdict and evidence
+        ("consistency", pa.float64()),  # over both turns' claims; null when nothing was checkable
     ),
     key=("dataset", "sample_id"),
     order_by="created_at",

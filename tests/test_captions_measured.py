@@ -300,7 +300,7 @@ def test_muedit_samples_use_the_pairs_measured_columns(warehouse):
         "f",
     )
     cap = {"modality": "audio", "backend": "grounded", "model": "m", "prompt_hash": "h", "evidence": None, "created_at": now}
-    warehouse.write_batch("captions", [cap | {"item_id": i, "text": "A piece."} for i in ids], "c")
+    warehouse.write_batch("captions", [with_nulls("captions", cap | {"item_id": i, "text": "A piece."}) for i in ids], "c")
     pair = {"src_id": ids[0], "tgt_id": ids[1], "instruments_added": ["harp"], "instruments_removed": ["piano"],
             "labels_added": [], "labels_removed": [ONT.mid("Piano")], "miner_version": "t", "created_at": now}
     warehouse.write_batch("pairs", [with_nulls("pairs", pair)], "p")

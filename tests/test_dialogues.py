@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
+from rows import with_nulls
 from synth_text import TAGGER_WORDS, fill_warehouse, musical_truth, tagger_words, truth_pairs
 from typer.testing import CliRunner
 
@@ -235,8 +236,11 @@ class Scripted:
 
 
 def _edit_samples(n: int) -> list[DialogueSample]:
+    """Pairs whose target facts agree with DIFF (tempo and key), as a mined pair's do: the claim checker
+    rejects a request whose tempo or key the target contradicts."""
     return [
-        DialogueSample("muedit", f"s{i}__t{i}", f"s{i}", f"t{i}", "a", "b", _facts(f"t{i}"), DIFF) for i in range(n)
+        DialogueSample("muedit", f"s{i}__t{i}", f"s{i}", f"t{i}", "a", "b", replace(_facts(f"t{i}"), tempo_bpm=126.0, key="A minor"), DIFF)
+        for i in range(n)
     ]
 
 
@@ -315,9 +319,9 @@ def test_visual_samples_need_both_captions(warehouse):
     warehouse.write_batch(
         "captions",
         [
-            cap | {"item_id": "abcdefghijk_0", "modality": "audio", "text": "A piano piece."},
-            cap | {"item_id": "abcdefghijk_0", "modality": "image", "backend": "blip", "text": "a cat on a sofa"},
-            cap | {"item_id": "abcdefghijk_1000", "modality": "audio", "text": "Another piece."},
+            with_nulls("captions", cap | {"item_id": "abcdefghijk_0", "modality": "audio", "text": "A piano piece."}),
+            with_nulls("captions", cap | {"item_id": "abcdefghijk_0", "modality": "image", "backend": "blip", "text": "a cat on a sofa"}),
+            with_nulls("captions", cap | {"item_id": "abcdefghijk_1000", "modality": "audio", "text": "Another piece."}),
         ],
         "c",
     )

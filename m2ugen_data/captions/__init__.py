@@ -8,7 +8,7 @@ that were already captioned the same way. ``evidence`` says which measurement ba
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,11 +18,14 @@ from m2ugen_data.captions.facts import MusicFacts
 
 @dataclass(frozen=True)
 class CaptionItem:
-    """One clip to caption: its facts, and the audio file for backends that listen."""
+    """One clip to caption: its facts, and the audio file for backends that listen. ``tag_evidence`` and
+    ``measured`` are what the claim checker needs beyond the facts (``factcheck.heard``)."""
 
     item_id: str
     facts: MusicFacts
     audio_path: Path | None = None
+    tag_evidence: Mapping[str, float] | None = None
+    measured: bool = True
 
 
 class Captioner(Protocol):

@@ -29,6 +29,21 @@ class DialogueBackend(str, Enum):
     vllm = "vllm"
 
 
+class ClaimAction(str, Enum):
+    reject = "reject"
+    drop = "drop"
+
+
+_CHECK_HELP = "Check every claim against the measurements (contradicted claims reject the text)."
+_UNVERIFIABLE_HELP = "Also reject a text when more than this share of its claims cannot be checked (default: no limit)."
+
+
+def _policy(check_claims: bool, max_unverifiable: float | None, action: str = "reject") -> Any:
+    from m2ugen_data.factcheck.policy import FactPolicy
+
+    return FactPolicy(caption_action=action, max_unverifiable=max_unverifiable) if check_claims else None
+
+
 class Dataset(str, Enum):
     muedit = "muedit"
     muimage = "muimage"
@@ -47,6 +62,10 @@ def caption(
     model_dir: Annotated[Path | None, typer.Option(help="mu-llama: local directory with the model weights.")] = None,
     device: Annotated[str, typer.Option(help="mu-llama: torch device.")] = D.TEXT_DEVICE,
     batch_size: Annotated[int, typer.Option(min=1)] = D.CAPTION_BATCH_SIZE,
+    check_claims: Annotated[bool, typer.Option(help=_CHECK_HELP)] = True,
+    contradicted: Annotated[ClaimAction, typer.Option(
+        help="reject: the caption is rejected; drop: the sentences with a contradicted claim are dropped.")] = ClaimAction.reject,
+    max_unverifiable: Annotated[float | None, typer.Option(min=0.0, max=1.0, help=_UNVERIFIABLE_HELP)] = None,
 ) -> None:
     """Caption analysed clips (features + segments) into the captions manifest; already-captioned clips are skipped."""
     from m2ugen_data.audioset.ontology import load_ontology
@@ -61,12 +80,14 @@ def caption(
     with progress() as bar:
         task = bar.add_task(f"caption {backend.value}", total=len(items))
         summary = write_captions(
-            wh, captioner, items, batch_size=batch_size, on_progress=lambda n: bar.advance(task, n)
+            wh, captioner, items, batch_size=batch_size, on_progress=lambda n: bar.advance(task, n),
+            policy=_policy(check_claims, max_unverifiable, contradicted.value),
         )
     rate = summary.written / summary.seconds if summary.seconds else 0.0
     print_summary("captions", {
         "clips": summary.total, "cached": summary.cached, "written": summary.written,
-        "failed": len(summary.failed), "seconds": summary.seconds, "captions/s": rate,
+        "rejected by claims": summary.rejected, "failed": len(summary.failed), "seconds": summary.seconds,
+        "captions/s": rate,
     })
     for item_id, err in list(summary.failed.items())[:20]:
         console.print(f"[red]failed[/] {item_id}: {err}", highlight=False)
@@ -104,6 +125,8 @@ def dialogue(
     top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = _GENERATION.top_p,
     top_k: Annotated[int, typer.Option(min=0)] = _GENERATION.top_k,
     seed: Annotated[int, typer.Option(help="Base seed; each retry adds one.")] = D.TEXT_SEED,
+    check_claims: Annotated[bool, typer.Option(help=_CHECK_HELP)] = True,
+    max_unverifiable: Annotated[float | None, typer.Option(min=0.0, max=1.0, help=_UNVERIFIABLE_HELP)] = None,
 ) -> None:
     """Write validated two-turn dialogues into the dialogues manifest (MUEdit reads pairs + captions)."""
     from m2ugen_data.audioset.ontology import load_ontology
@@ -145,6 +168,7 @@ def dialogue(
             base_seed=seed,
             on_progress=advance,
             retry_rejected=retry_rejected,
+            policy=_policy(check_claims, max_unverifiable),
         )
     row: dict[str, Any] = {
         "samples": summary.total,

@@ -22,6 +22,7 @@ from m2ugen_data.captions.facts import (
     voice_name,
 )
 from m2ugen_data.captions.rules import KINDS
+from m2ugen_data.factcheck.heard import Heard, tag_evidence
 from m2ugen_data.warehouse import Warehouse
 
 DATASETS = ("muedit", "muimage", "muvideo")
@@ -89,6 +90,8 @@ class DialogueSample:
     output_caption: str  # the music caption of the output clip
     target: MusicFacts  # facts of the output music
     diff: EditDiff | None = None  # muedit only
+    target_heard: Heard | None = None  # what the claim checker reads (None: the facts alone)
+    source_heard: Heard | None = None  # muedit: the input music's
 
     @property
     def visual(self) -> str | None:
@@ -158,6 +161,10 @@ def edit_diff(
     )
 
 
+def _heard(facts: MusicFacts, features: Mapping[str, Any] | None) -> Heard:
+    return Heard(facts, tag_evidence(features) if features else None, measured=features is not None)
+
+
 def _rows(table, key: str = "clip_id") -> dict[str, dict]:
     return {r[key]: r for r in table.to_pylist()}
 
@@ -197,6 +204,8 @@ def muedit_samples(
                 output_caption=captions[tgt],
                 target=tgt_facts,
                 diff=edit_diff(p, src_facts, tgt_facts, src_seg, tgt_seg, namer),
+                target_heard=_heard(tgt_facts, features.get(tgt)),
+                source_heard=_heard(src_facts, features.get(src)),
             )
         )
     return samples, skipped
@@ -218,6 +227,7 @@ def visual_samples(
         elif clip_id not in music:
             skipped["missing_caption"] += 1
         else:
+            facts = facts_from_rows(clip_id, features.get(clip_id), segments[clip_id], namer)
             samples.append(
                 DialogueSample(
                     dataset=dataset,
@@ -226,7 +236,8 @@ def visual_samples(
                     output_id=clip_id,
                     input_caption=visual[clip_id],
                     output_caption=music[clip_id],
-                    target=facts_from_rows(clip_id, features.get(clip_id), segments[clip_id], namer),
+                    target=facts,
+                    target_heard=_heard(facts, features.get(clip_id)),
                 )
             )
     return samples, skipped

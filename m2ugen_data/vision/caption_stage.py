@@ -127,7 +127,8 @@ def caption_visual(
             summary["captioned" if text else "empty"] += 1
             pending_rows.append(
                 {"item_id": item.clip_id, "modality": kind, "backend": captioner.backend, "model": captioner.model,
-                 "prompt_hash": captioner.prompt_hash, "text": text, "evidence": None, "created_at": utc_now()}
+                 "prompt_hash": captioner.prompt_hash, "text": text, "evidence": None, "created_at": utc_now(),
+                 "status": None, "reasons": None, "factcheck": None, "consistency": None}  # claims: music text only
             )
         if len(pending_rows) >= write_every:
             flush()
