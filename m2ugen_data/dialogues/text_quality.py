@@ -5,9 +5,11 @@ Each rule returns its name when it finds its defect, and the validator rejects a
 reason, so an LLM that writes "a upbeat piece" or "the image of a dim image" is asked again exactly like a
 template that would:
 
-- ``article_agreement``: "a"/"an" against the sound of the next word ("a organ", "an ukulele", "a 80");
-  the sound comes from ``inflect`` (a well-kept library that knows "an hour", "a unicorn", "an FBI"),
-  except for numerals, which it does not read, so their rule is here ("an 8", "an 11", "an 18", "an 80").
+- ``article_agreement``: "a"/"an" against the sound of the next word ("a organ", "an ukulele", "a 80"):
+  vowel letters, with the exceptions English has (a silent h, "uni"/"eu"/"one" read with a consonant,
+  letters spelled out in "an MP3", numerals read aloud in "an 8", "an 18", note names in "an F# minor").
+  ``inflect`` knows the same exceptions, but importing it costs ~2 s of CPU (typeguard instruments every
+  function at import), more than validating a corpus, and it does not read numerals.
 - ``duplicated_noun``: one noun twice in the same phrase ("music for the image of a dim image"): the same
   noun, singular or plural, at most ``DUPLICATE_WINDOW`` words apart with nothing between them that opens
   a new phrase (a comma, "and", "or", "with", "to", "from" ...), so "electric guitar and bass guitar" and
@@ -21,8 +23,9 @@ template that would:
 - ``repeated_word``: a word or a two-word phrase twice in a row ("the the", "in the in the").
 
 Why rules, not a parser: spaCy's English models are not on PyPI from their authors (only third-party
-re-uploads) and a parse costs milliseconds per turn, while these four defects are visible in the word
-sequence itself; each rule has a test with its planted defect and clean text.
+re-uploads), a parse costs milliseconds per turn and the validator runs on every turn of every backend,
+while these four defects are visible in the word sequence itself; each rule has a test with its planted
+defect and clean text.
 """
 
 from __future__ import annotations
@@ -85,13 +88,6 @@ def skeleton(sentence: Sequence[str]) -> str:
 # ---- article agreement
 
 
-@cache
-def _inflect_engine():
-    import inflect
-
-    return inflect.engine()
-
-
 def _numeral_takes_an(numeral: str) -> bool:
     """'an 8', 'an 80', 'an 800', 'an 11', 'an 18', 'an 18,000'; every other numeral takes 'a'."""
     digits = numeral.replace(",", "").split(".")[0].split("/")[0]
@@ -102,16 +98,28 @@ def _numeral_takes_an(numeral: str) -> bool:
 
 
 _NOTE_NAME = re.compile(r"^[A-G](?:#|b)?(?:m|maj|min|dim|aug|sus)?\d*$")
+# letters whose spoken name starts with a vowel sound ("an F", "an MP3", "an FBI agent")
+_VOWEL_LETTERS = frozenset("AEFHILMNORSX")
+# vowel letters read as a consonant sound ("a unicorn", "a ukulele", "a European", "a one-off")
+_CONSONANT_SOUND = ("uni", "use", "usu", "uti", "uto", "ure", "uk", "eu", "ewe", "one", "once")
+# a silent h ("an hour", "an honest take")
+_SILENT_H = ("hour", "honest", "honor", "honour", "heir")
 
 
 @cache
 def takes_an(word: str) -> bool:
-    """Whether "an" goes before ``word`` (by its sound: 'an hour', 'a unicorn', 'an MP3', 'an 8')."""
+    """Whether "an" goes before ``word``, by its sound: 'an hour', 'a unicorn', 'an MP3', 'an 8', 'an F#'."""
     if word[0].isdigit():
         return _numeral_takes_an(word)
     if _NOTE_NAME.match(word):
         return word[0] in "AEF"  # "an F# minor piece", "a Bb major one", "an Am chord"
-    return _inflect_engine().a(word).startswith("an ")
+    letters = word.replace("-", "")
+    if len(letters) > 1 and letters.isupper() and (len(letters) <= 3 or not set(letters) & set("AEIOU")):
+        return letters[0] in _VOWEL_LETTERS  # spelled out: "an EDM track", "a BPM", "an MP3"
+    low = word.lower()
+    if low.startswith(_SILENT_H):
+        return True
+    return low[0] in "aeiou" and not low.startswith(_CONSONANT_SOUND)
 
 
 _MODES = frozenset({"major", "minor", "flat", "sharp"})
@@ -147,8 +155,14 @@ _PHRASE_BREAKS = frozenset(
 
 @cache
 def nouns() -> frozenset[str]:
-    """The closed noun list: pictures, music, instruments, and the head noun of every AudioSet instrument
-    name (bundled ontology), singular."""
+    """The closed noun list (singular): pictures, music, instruments, AudioSet instrument head nouns."""
+    return frozenset(_singular(w) for w in _base_nouns())
+
+
+@cache
+def _base_nouns() -> frozenset[str]:
+    """The nouns as listed: the words above and the head noun of every AudioSet instrument name (bundled
+    ontology)."""
     words = set(" ".join((_MODALITY_NOUNS, _MUSIC_NOUNS, _INSTRUMENT_NOUNS)).split())
     try:
         from m2ugen_data.audioset.ontology import INSTRUMENT, load_ontology
@@ -160,17 +174,17 @@ def nouns() -> frozenset[str]:
                 words.add(name.split()[-1])
     except Exception:  # noqa: BLE001 - the closed list above still works without the ontology file
         pass
-    return frozenset(_singular(w) for w in words)
+    return frozenset(words)
 
 
 @cache
 def _singular(word: str) -> str:
-    """'drums' -> 'drum', 'pictures' -> 'picture'; a word inflect does not take for a plural stays."""
+    """'drums' -> 'drum', 'pictures' -> 'picture', 'brushes' -> 'brush' when the singular is a known noun."""
     low = word.lower()
-    if len(low) < 4 or not low.endswith("s") or low.endswith("ss"):
-        return low
-    single = _inflect_engine().singular_noun(low)
-    return single if isinstance(single, str) else low
+    for cut in (1, 2):
+        if low.endswith("s"[:cut] if cut == 1 else "es") and low[:-cut] in _base_nouns():
+            return low[:-cut]
+    return low
 
 
 def _duplicated_noun(toks: Sequence[str]) -> bool:
