@@ -12,13 +12,16 @@ measured pictures and clips, the only visual material there is offline):
   ``--gm-n``/``--rec-n`` clips), every clip analysed by the pipeline (the cache ``bench_hearing.py`` keeps),
   facts through ``facts_from_rows`` with the clip's AudioSet labels as its segment; recordings: music only.
 
-A corpus holds tens of clips, not thousands, so samples recombine measured parts, drawn at random without
-replacement: MUImage/MUVideo pair the music facts of clip i with picture (or clip) j; MUEdit takes every
-mined pair (demo) or sibling pair (GM: the same piece re-orchestrated), then other ordered pairs of clips,
-keeping pairs with a measured difference (``samples.edit_diff``). Seeds are the writer's (``sample_seed``).
+A corpus holds tens of clips, not thousands, so samples recombine measured parts, drawn at random: MUImage/
+MUVideo pair the music facts of clip i with picture (or clip) j; MUEdit takes every mined pair (demo) or
+sibling pair (GM: the same piece re-orchestrated), then other ordered pairs of clips, keeping pairs with a
+measured difference (``samples.edit_diff``). Every combination is used once before any is used again (under
+another sample id, so it is phrased anew): the demo corpus has fewer combinations than ``--n``. Seeds are the
+writer's (``sample_seed``).
 
 Columns, per side (human = request, gpt = answer):
-- distinct-1/2: distinct words (bigrams) over all words (bigrams) of the turns; compare at equal turn counts.
+- distinct-1/2: distinct words (bigrams) over all words (bigrams), the mean over blocks of 100 turns (in
+  random order: a page of the dataset); a corpus-wide ratio would mostly measure the corpus size.
 - top skeleton: share of sentences with the most common skeleton (``text_quality.skeleton``: function
   words kept, other words one slot each run); the aim is at most 5 %.
 - top opening: share of turns whose first three words are the most common first three words.
@@ -145,43 +148,65 @@ def devset_corpus(root: Path, name: str, n: int, onto, workers: int) -> Corpus:
 # ------------------------------------------------------------------------------------------- samples
 
 
+def _draw(items: Sequence[Any], n: int, rng: random.Random) -> list[tuple[int, Any]]:
+    """``n`` items in random order, each once before any twice; (round, item), the round numbering repeats."""
+    out: list[tuple[int, Any]] = []
+    for round_ in range(-(-n // max(len(items), 1))):
+        out += [(round_, x) for x in rng.sample(list(items), len(items))]
+    return out[:n]
+
+
+def _sample_id(base: str, round_: int) -> str:
+    return base if round_ == 0 else f"{base}#{round_}"
+
+
 def visual_samples(corpus: Corpus, pictures: list[Picture], dataset: str, n: int, rng: random.Random) -> list[DialogueSample]:
-    clips = sorted(corpus.facts)
-    combos = [(c, j) for c in clips for j in range(len(pictures))]
+    combos = [(c, j) for c in sorted(corpus.facts) for j in range(len(pictures))]
     out = []
-    for c, j in rng.sample(combos, min(n, len(combos))):
+    for round_, (c, j) in _draw(combos, n, rng):
         pid, caption, backend, media = pictures[j]
         out.append(
-            DialogueSample(dataset, f"{c}+{pid}", pid, c, caption, corpus.captions.get(c, ""), corpus.facts[c],
-                           input_backend=backend, media=media)
+            DialogueSample(dataset, _sample_id(f"{c}+{pid}", round_), pid, c, caption, corpus.captions.get(c, ""),
+                           corpus.facts[c], input_backend=backend, media=media)
         )  # fmt: skip
     return out
 
 
 def edit_samples(corpus: Corpus, n: int, rng: random.Random, namer) -> list[DialogueSample]:
     clips = sorted(corpus.facts)
-    candidates = list(corpus.pairs)
-    paired = {(a, b) for a, b, _ in candidates}
+    paired = {(a, b) for a, b, _ in corpus.pairs}
     others = [(a, b, {}) for a in clips for b in clips if a != b and (a, b) not in paired]
-    candidates += rng.sample(others, min(len(others), 4 * n))
-    out = []
-    for a, b, row in candidates:
-        if len(out) >= n:
+    usable = []
+    for a, b, row in [*corpus.pairs, *rng.sample(others, min(len(others), 4 * n))]:
+        d = edit_diff(row, corpus.facts[a], corpus.facts[b], corpus.segments.get(a, {}), corpus.segments.get(b, {}), namer)
+        if d.describe() != "no measured change":
+            usable.append((a, b, d))
+        if len(usable) >= n:
             break
-        src, tgt = corpus.facts[a], corpus.facts[b]
-        d = edit_diff(row, src, tgt, corpus.segments.get(a, {}), corpus.segments.get(b, {}), namer)
-        if d.describe() == "no measured change":
-            continue
-        out.append(DialogueSample("muedit", f"{a}__{b}", a, b, corpus.captions.get(a, ""), corpus.captions.get(b, ""), tgt, d))
-    return out
+    mined = [u for u in usable if (u[0], u[1]) in paired]
+    draws = [(0, u) for u in mined] + _draw([u for u in usable if (u[0], u[1]) not in paired], n - len(mined), rng)
+    return [
+        DialogueSample("muedit", _sample_id(f"{a}__{b}", round_), a, b, corpus.captions.get(a, ""),
+                       corpus.captions.get(b, ""), corpus.facts[b], d)
+        for round_, (a, b, d) in draws[:n]
+    ]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- metrics
 
 
+BLOCK = 100  # turns per distinct-n block
+
+
 def _distinct(turns: Sequence[list[str]], k: int) -> float:
-    grams = [tuple(t[i : i + k]) for t in turns for i in range(len(t) - k + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+    """Distinct k-grams over all k-grams, the mean over consecutive blocks of BLOCK turns: a corpus-wide ratio
+    only falls as the corpus grows, a block's ratio says how varied a page of the dataset reads."""
+    ratios = []
+    for start in range(0, len(turns), BLOCK):
+        grams = [tuple(t[i : i + k]) for t in turns[start : start + BLOCK] for i in range(len(t) - k + 1)]
+        if grams:
+            ratios.append(len(set(grams)) / len(grams))
+    return sum(ratios) / len(ratios) if ratios else 0.0
 
 
 def measure(texts: Sequence[str], side: str, diffs: Sequence[Any]) -> dict[str, Any]:
@@ -265,7 +290,8 @@ def main() -> None:
                 if name == "demo"
                 else devset_corpus(args.devsets, name, args.gm_n if name == "gm" else args.rec_n, onto, args.workers)
             )
-            print(f"{name}: {len(corpus.facts)} clips with facts, {len(corpus.pairs)} pairs", flush=True)
+            pics = {k: len(v) for k, v in pictures.items()}
+            print(f"{name}: {len(corpus.facts)} clips with facts, {len(corpus.pairs)} mined/sibling pairs, pictures {pics}", flush=True)
             for dataset in DATASETS:
                 rng = random.Random(f"{args.seed}/{name}/{dataset}")
                 samples = (

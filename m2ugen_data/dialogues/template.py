@@ -148,12 +148,17 @@ def _it_is(details: list[str], key: Key) -> str | None:
     return choose(["It's", "It is"], *key, "it") + f" {join_phrases(details)}"
 
 
+# openings followed by the music and its details ("Here's a slow piece for piano, in D minor.")
+_OPENINGS = ("Here's", "Here you go:", "I wrote", "I came up with", "Try this:")
+_EDIT_OPENINGS = ("Here's the new version:", "I reworked it into", "Here it is, changed:")
+
+
+def _opened(opening: str) -> Frame:
+    return lambda m, d, tie: f"{opening} {m.indefinite()}{_tail(m, d, tie)}."
+
+
 _ANSWERS: tuple[Frame, ...] = (
-    lambda m, d, tie: f"Here's {m.indefinite()}{_tail(m, d, tie)}.",
-    lambda m, d, tie: f"Here you go: {m.indefinite()}{_tail(m, d, tie)}.",
-    lambda m, d, tie: f"I wrote {m.indefinite()}{_tail(m, d, tie)}.",
-    lambda m, d, tie: f"I came up with {m.indefinite()}{_tail(m, d, tie)}.",
-    lambda m, d, tie: f"Try this: {m.indefinite()}{_tail(m, d, tie)}.",
+    *map(_opened, _OPENINGS),
     lambda m, d, tie: f"This is {m.indefinite()}{_tail(m, d, tie)}." if d else None,
     lambda m, d, tie: f"Here is {m.indefinite()}{_tail(m, [], tie)}. {_it_is(d, (m.head, tie))}." if d else None,
     lambda m, d, tie: f"How about {m.indefinite()}{_tail(m, [], tie)}? {_it_is(d, (m.bare(),))}." if d else None,
@@ -161,15 +166,9 @@ _ANSWERS: tuple[Frame, ...] = (
     if d and d[0].startswith("at ")
     else None,
     lambda m, d, tie: f"I went with {m.indefinite()}{_tail(m, [], tie)}; it's {join_phrases(d)}." if d else None,
-    lambda m, d, tie: f"I composed {m.indefinite()}{_tail(m, d, tie)}.",
+    _opened("I composed"),
 )
-
-
-_EDIT_ANSWERS: tuple[Frame, ...] = (
-    lambda m, d, tie: f"Here's the new version: {m.indefinite()}{_tail(m, d, tie)}.",
-    lambda m, d, tie: f"I reworked it into {m.indefinite()}{_tail(m, d, tie)}.",
-    lambda m, d, tie: f"Here it is, changed: {m.indefinite()}{_tail(m, d, tie)}.",
-)
+_EDIT_ANSWERS: tuple[Frame, ...] = tuple(map(_opened, _EDIT_OPENINGS))
 
 
 def _answer(m: NounPhrase, details: list[str], tie: str, key: Key, edit: bool = False) -> str:
@@ -249,30 +248,42 @@ def request_phrase(f: MusicFacts, key: Key) -> tuple[NounPhrase | None, str]:
     return np, np.indefinite()
 
 
-def _visual_requests(kind: str) -> tuple[Callable[[str, str, NounPhrase | None], str | None], ...]:
+# request frames: the music asked for ({r}) and the picture as "this ..." ({p})
+_REQUESTS = (
+    "Can you write {r} for {p}?",
+    "Could you compose {r} to go with {p}?",
+    "I'd like {r} for {p}, please.",
+    "Please make {r} to fit {p}.",
+    "Write me {r} to play {near} {p}.",
+    "I need {r} for {p}.",
+)
+_MORE_REQUESTS = (
+    "Any chance you could write {r} for {p}?",
+    "Let {p} inspire {r}.",
+    "I'm looking for {r} to suit {p}.",
+    "Could I get {r} for {p}?",
+    "Write {r} for {p}.",
+)
+RequestFrame = Callable[[str, str, NounPhrase | None], "str | None"]
+
+
+def _formatted(frame: str, near: str) -> RequestFrame:
+    return lambda r, p, np: frame.format(r=r, p=p, near=near)
+
+
+def _visual_requests(kind: str) -> tuple[RequestFrame, ...]:
     """Request frames: (music asked for, the picture as 'this ...', the music's noun phrase) -> text."""
-    under = "under" if kind == "video" else "alongside"
+    near = "under" if kind == "video" else "alongside"
     return (
-        lambda r, p, np: f"Can you write {r} for {p}?",
-        lambda r, p, np: f"Could you compose {r} to go with {p}?",
-        lambda r, p, np: f"I'd like {r} for {p}, please.",
-        lambda r, p, np: f"Please make {r} to fit {p}.",
-        lambda r, p, np: f"Write me {r} to play {under} {p}.",
-        lambda r, p, np: f"I need {r} for {p}.",
-        lambda r, p, np: f"{capital(p)} is missing a soundtrack. Can you write {r}?"
-        if "soundtrack" not in r
-        else None,
-        lambda r, p, np: f"Give me {r} to match {p}.",
+        *(_formatted(f, near) for f in _REQUESTS),
+        lambda r, p, np: f"{capital(p)} is missing a soundtrack. Can you write {r}?" if "soundtrack" not in r else None,
+        _formatted("Give me {r} to match {p}.", near),
         (lambda r, p, np: f"Let's put {r} under {p}.")
         if kind == "video"
         else (lambda r, p, np: f"Let's pair {p} with {r}." if " with " not in r else None),
-        lambda r, p, np: f"Any chance you could write {r} for {p}?",
-        lambda r, p, np: f"Let {p} inspire {r}.",
-        lambda r, p, np: f"I'm looking for {r} to suit {p}.",
-        lambda r, p, np: f"Could I get {r} for {p}?",
-        lambda r, p, np: f"Write {r} for {p}.",
+        *(_formatted(f, near) for f in _MORE_REQUESTS),
         lambda r, p, np: f"Please come up with {np.that('suits', 'suit', p).indefinite()}." if np else None,
-        lambda r, p, np: f"Create {r} to go along with {p}.",
+        _formatted("Create {r} to go along with {p}.", near),
         lambda r, p, np: f"What would fit {p}? I'm after {r}." if np is None or np.pre or np.post else None,
     )
 
