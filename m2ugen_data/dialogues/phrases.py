@@ -9,7 +9,7 @@ already uses ("a clip in one continuous shot", never "a shot in one continuous s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from m2ugen_data.captions.facts import article, choose, join_words
@@ -65,6 +65,17 @@ def pick_head(options: Sequence[str], avoid: set[str], *key: object) -> str:
     """One head noun from ``options`` that is not among ``avoid`` (the words of its own modifiers)."""
     fresh = [o for o in options if o not in avoid] or list(options)
     return choose(fresh, *key)
+
+
+def first_fit(frames: Sequence[Callable[..., str | None]], key: tuple[object, ...], *args: object) -> str:
+    """The text of one frame chosen from ``key``; a frame that does not fit (returns None) passes to the next
+    one, so only the frames tried are rendered. At least one frame must always fit."""
+    start = choose(range(len(frames)), *key)
+    for i in range(len(frames)):
+        text = frames[(start + i) % len(frames)](*args)
+        if text is not None:
+            return text
+    raise ValueError("no frame fits")
 
 
 def capital(text: str) -> str:

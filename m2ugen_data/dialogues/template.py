@@ -32,7 +32,7 @@ from m2ugen_data.captions.facts import (
     with_article,
 )
 from m2ugen_data.dialogues.backend import Completion, Request
-from m2ugen_data.dialogues.phrases import NounPhrase, capital, join_phrases, pick_head
+from m2ugen_data.dialogues.phrases import NounPhrase, capital, first_fit, join_phrases, pick_head
 from m2ugen_data.dialogues.samples import DialogueSample, EditDiff, Words
 from m2ugen_data.dialogues.scene import scene_phrase
 
@@ -172,9 +172,7 @@ _EDIT_ANSWERS: tuple[Frame, ...] = tuple(map(_opened, _EDIT_OPENINGS))
 
 
 def _answer(m: NounPhrase, details: list[str], tie: str, key: Key, edit: bool = False) -> str:
-    frames = (*_ANSWERS, *_EDIT_ANSWERS) if edit else _ANSWERS
-    texts = [t for frame in frames if (t := frame(m, details, tie))]
-    return choose(texts, *key, "answer")
+    return first_fit((*_ANSWERS, *_EDIT_ANSWERS) if edit else _ANSWERS, (*key, "answer"), m, details, tie)
 
 
 def _visual_tie(s: DialogueSample, key: Key) -> str:
@@ -288,12 +286,14 @@ def _visual_requests(kind: str) -> tuple[RequestFrame, ...]:
     )
 
 
+_VISUAL_REQUESTS = {kind: _visual_requests(kind) for kind in ("image", "video")}
+
+
 def _visual_request(s: DialogueSample, key: Key) -> str:
     scene = _scene(s, key[:2])
     p = scene.this() if choose((True, True, False), *key, "this") else scene.definite()
     np, r = request_phrase(s.target, key)
-    texts = [t for frame in _visual_requests(s.visual or "image") if (t := frame(r, p, np))]
-    return choose(texts, *key, "request")
+    return first_fit(_VISUAL_REQUESTS[s.visual or "image"], (*key, "request"), r, p, np)
 
 
 # ---------------------------------------------------------------- MUEdit requests

@@ -125,14 +125,13 @@ def takes_an(word: str) -> bool:
 _MODES = frozenset({"major", "minor", "flat", "sharp"})
 
 
-def _article_agreement(toks: Sequence[str]) -> bool:
-    for i, t in enumerate(toks[:-1]):
-        low, nxt = t.lower(), toks[i + 1]
-        if low not in ("a", "an") or nxt in _PUNCT:
+def _article_agreement(toks: Sequence[str], low: Sequence[str]) -> bool:
+    for i in range(len(toks) - 1):
+        if low[i] not in ("a", "an") or toks[i + 1] in _PUNCT:
             continue
-        if t == "A" and (nxt.lower() in _MODES or (i > 0 and toks[i - 1].lower() in ("in", "of"))):
+        if toks[i] == "A" and (low[i + 1] in _MODES or (i > 0 and low[i - 1] in ("in", "of"))):
             continue  # the note A ("in A minor", "the key of A"), not the article
-        if takes_an(nxt) != (low == "an"):
+        if takes_an(toks[i + 1]) != (low[i] == "an"):
             return True
     return False
 
@@ -187,15 +186,14 @@ def _singular(word: str) -> str:
     return low
 
 
-def _duplicated_noun(toks: Sequence[str]) -> bool:
+def _duplicated_noun(toks: Sequence[str], low: Sequence[str]) -> bool:
     known = nouns()
     last_seen: dict[str, int] = {}
-    for i, t in enumerate(toks):
-        low = t.lower()
-        if t in _PUNCT or low in _PHRASE_BREAKS:
+    for i, word in enumerate(low):
+        if word in _PUNCT or word in _PHRASE_BREAKS:
             last_seen.clear()
             continue
-        noun = _singular(low)
+        noun = _singular(word)
         if noun not in known:
             continue
         j = last_seen.get(noun)
@@ -222,37 +220,36 @@ _COPULAS = frozenset({"is", "are", "was", "were", "has", "have"})
 _UNITS = frozenset({"bpm", "hz", "khz", "db", "lufs", "seconds", "second", "minutes", "minute", "bars", "bar"})
 
 
-def _plural_span(toks: Sequence[str], rel: int) -> bool:
+def _plural_span(low: Sequence[str], rel: int) -> bool:
     """Whether the words right before a relative pronoun are a bare coordinated list ('guitar and Flute',
     'Drum kit, Electric guitar and Flute'), not one noun phrase ('a jazz and blues track')."""
     j, span = rel - 1, []
-    while j >= 0 and toks[j].lower() not in _NP_STARTS and toks[j] not in _SENTENCE_END and toks[j] not in ";:":
-        span.append(toks[j].lower())
+    while j >= 0 and low[j] not in _NP_STARTS and low[j] not in _SENTENCE_END and low[j] not in ";:":
+        span.append(low[j])
         j -= 1
-    opener = toks[j].lower() if j >= 0 else ""
+    opener = low[j] if j >= 0 else ""
     return ("and" in span or "or" in span) and opener not in _SINGULAR_DETERMINERS
 
 
-def _dangling_relative(toks: Sequence[str]) -> bool:
+def _dangling_relative(toks: Sequence[str], low: Sequence[str]) -> bool:
     n = len(toks)
-    for i, t in enumerate(toks):
-        low = t.lower()
-        if low not in _RELATIVES:
+    for i, word in enumerate(low):
+        if word not in _RELATIVES:
             continue
-        verb = toks[i + 1].lower() if i + 1 < n else ""
+        verb = low[i + 1] if i + 1 < n else ""
         after = toks[i + 2] if i + 2 < n else "."
-        prev = toks[i - 1] if i > 0 else "."
+        prev = low[i - 1] if i > 0 else "."
         if verb not in _VERBS:
             continue
-        if prev == "," and low == "that" and not (verb == "is" and after == ","):
+        if prev == "," and word == "that" and not (verb == "is" and after == ","):
             return True  # ", that sounds ...": 'that' never opens a clause after a comma
-        if prev in _SENTENCE_END and low == "which" and toks[-1] != "?":
+        if prev in _SENTENCE_END and word == "which" and toks[-1] != "?":
             return True  # "Which is upbeat." as a sentence of its own
         if verb in _COPULAS and after in _PUNCT and prev != ",":
             return True  # "a piece that is." : the clause says nothing
-        if prev.lower() in _UNITS or prev[:1].isdigit():
+        if prev in _UNITS or prev[:1].isdigit():
             return True  # "at 120 BPM that is upbeat": a number holds no clause
-        if verb in _SINGULAR_VERBS and prev != "," and _plural_span(toks, i):
+        if verb in _SINGULAR_VERBS and prev != "," and _plural_span(low, i):
             return True
     return False
 
@@ -262,18 +259,18 @@ def _dangling_relative(toks: Sequence[str]) -> bool:
 _ALLOWED_REPEATS = frozenset({"that", "had"})  # "that that", "had had" can be grammatical
 
 
-def _repeated_word(toks: Sequence[str]) -> bool:
-    words = [t.lower() for t in toks]
+def _repeated_word(toks: Sequence[str], words: Sequence[str]) -> bool:
     for i in range(1, len(words)):
         w = words[i]
         if w == words[i - 1] and w not in _PUNCT and w not in _ALLOWED_REPEATS:
-            return True
-        if i >= 3 and words[i - 3 : i - 1] == words[i - 1 : i + 1] and not set(words[i - 1 : i + 1]) & _PUNCT:
-            return True
+            return True  # "the the"
+        if i >= 3 and w == words[i - 2] and words[i - 1] == words[i - 3] and not {w, words[i - 1]} & _PUNCT:
+            return True  # "in the in the"
     return False
 
 
-RULES: dict[str, Callable[[Sequence[str]], bool]] = {
+# each rule reads one sentence: its tokens and the same tokens lowercased
+RULES: dict[str, Callable[[Sequence[str], Sequence[str]], bool]] = {
     "article_agreement": _article_agreement,
     "duplicated_noun": _duplicated_noun,
     "dangling_relative": _dangling_relative,
@@ -286,7 +283,8 @@ def defects(text: str) -> list[str]:
     sentence at a time, so nothing spans a full stop."""
     found: list[str] = []
     for sentence in sentences(text):
+        low = [t.lower() for t in sentence]
         for name, rule in RULES.items():
-            if name not in found and rule(sentence):
+            if name not in found and rule(sentence, low):
                 found.append(name)
     return [name for name in RULES if name in found]
