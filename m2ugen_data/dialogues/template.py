@@ -274,7 +274,10 @@ def _visual_requests(kind: str) -> tuple[RequestFrame, ...]:
     near = "under" if kind == "video" else "alongside"
     return (
         *(_formatted(f, near) for f in _REQUESTS),
-        lambda r, p, np: f"{capital(p)} is missing a soundtrack. Can you write {r}?" if "soundtrack" not in r else None,
+        # a subject with its own commas would need a closing one: only short pictures are subjects
+        lambda r, p, np: f"{capital(p)} is missing a soundtrack. Can you write {r}?"
+        if "soundtrack" not in r and "," not in p
+        else None,
         _formatted("Give me {r} to match {p}.", near),
         (lambda r, p, np: f"Let's put {r} under {p}.")
         if kind == "video"
