@@ -95,7 +95,8 @@ def demo_corpus(wh, namer) -> Corpus:
     features = _rows(wh.read("features", where="status = 'ok'"))
     segments = _rows(wh.read("segments"))
     facts = {c: facts_from_rows(c, features[c], segments.get(c), namer) for c in sorted(features)}
-    pairs = [(p["src_id"], p["tgt_id"], p) for p in wh.read("pairs").to_pylist() if p["src_id"] in facts and p["tgt_id"] in facts]
+    rows = wh.read("pairs").to_pylist()
+    pairs = [(p["src_id"], p["tgt_id"], p) for p in rows if p["src_id"] in facts and p["tgt_id"] in facts]
     caps = wh.read("captions", where="modality = 'audio' AND text IS NOT NULL").to_pylist()
     return Corpus("demo", facts, segments, pairs, {r["item_id"]: r["text"] for r in caps})
 
@@ -160,7 +161,9 @@ def _sample_id(base: str, round_: int) -> str:
     return base if round_ == 0 else f"{base}#{round_}"
 
 
-def visual_samples(corpus: Corpus, pictures: list[Picture], dataset: str, n: int, rng: random.Random) -> list[DialogueSample]:
+def visual_samples(
+    corpus: Corpus, pictures: list[Picture], dataset: str, n: int, rng: random.Random
+) -> list[DialogueSample]:
     combos = [(c, j) for c in sorted(corpus.facts) for j in range(len(pictures))]
     out = []
     for round_, (c, j) in _draw(combos, n, rng):
@@ -178,7 +181,8 @@ def edit_samples(corpus: Corpus, n: int, rng: random.Random, namer) -> list[Dial
     others = [(a, b, {}) for a in clips for b in clips if a != b and (a, b) not in paired]
     usable = []
     for a, b, row in [*corpus.pairs, *rng.sample(others, min(len(others), 4 * n))]:
-        d = edit_diff(row, corpus.facts[a], corpus.facts[b], corpus.segments.get(a, {}), corpus.segments.get(b, {}), namer)
+        segs = corpus.segments.get(a, {}), corpus.segments.get(b, {})
+        d = edit_diff(row, corpus.facts[a], corpus.facts[b], *segs, namer)
         if d.describe() != "no measured change":
             usable.append((a, b, d))
         if len(usable) >= n:
@@ -244,14 +248,16 @@ def _pct(x: float) -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    head = "| corpus | dataset | template | side | turns | distinct-1 | distinct-2 | top skeleton | top opening | number | defects (art/dup/rel/rep) | accepted | words/turn |"
-    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    cols = ["corpus", "dataset", "template", "side", "turns", "distinct-1", "distinct-2", "top skeleton",
+            "top opening", "number", "defects (art/dup/rel/rep)", "accepted", "words/turn"]  # fmt: skip
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         d = r["defects"]
         lines.append(
-            f"| {r['corpus']} | {r['dataset']} | {r['template']} | {r['side']} | {r['turns']} | {r['distinct-1']:.3f} | "
-            f"{r['distinct-2']:.3f} | {_pct(r['top skeleton'])} | {_pct(r['top opening'])} | {_pct(r['number'])} | "
-            f"{sum(d.values())} ({'/'.join(str(v) for v in d.values())}) | {_pct(r['accepted'])} | {r['words/turn']:.1f} |"
+            f"| {r['corpus']} | {r['dataset']} | {r['template']} | {r['side']} | {r['turns']} | "
+            f"{r['distinct-1']:.3f} | {r['distinct-2']:.3f} | {_pct(r['top skeleton'])} | {_pct(r['top opening'])} | "
+            f"{_pct(r['number'])} | {sum(d.values())} ({'/'.join(str(v) for v in d.values())}) | "
+            f"{_pct(r['accepted'])} | {r['words/turn']:.1f} |"
         )
     return "\n".join(lines)
 
@@ -291,7 +297,8 @@ def main() -> None:
                 else devset_corpus(args.devsets, name, args.gm_n if name == "gm" else args.rec_n, onto, args.workers)
             )
             pics = {k: len(v) for k, v in pictures.items()}
-            print(f"{name}: {len(corpus.facts)} clips with facts, {len(corpus.pairs)} mined/sibling pairs, pictures {pics}", flush=True)
+            print(f"{name}: {len(corpus.facts)} clips with facts, {len(corpus.pairs)} mined/sibling pairs, "
+                  f"pictures {pics}", flush=True)  # fmt: skip
             for dataset in DATASETS:
                 rng = random.Random(f"{args.seed}/{name}/{dataset}")
                 samples = (

@@ -18,8 +18,8 @@ from m2ugen_data.dialogues.scene import HEADS, scene_phrase
 from m2ugen_data.dialogues.text_quality import sentences, skeleton
 from m2ugen_data.dialogues.validate import validate_gpt, validate_human
 
-INSTRUMENTS = ["piano", "guitar", "drums", "strings", "violin", "flute", "synth", "organ", "brass instruments",
-               "electric guitar", "bass guitar", "trumpet", "percussion", "ukulele", "harp", "maracas", "saxophone"]  # fmt: skip
+INSTRUMENTS = """piano guitar drums strings violin flute synth organ trumpet percussion ukulele harp maracas saxophone
+    """.split() + ["brass instruments", "electric guitar", "bass guitar"]
 VOICES = ["female vocals", "male vocals", "vocals"]
 GROUNDED = "A dim image dominated by red. The source video is labelled Drum kit, Electric guitar and Flute."
 
@@ -39,7 +39,8 @@ def _facts(rng: random.Random, clip: str) -> MusicFacts:
 
 def _media(rng: random.Random) -> dict:
     colours = rng.sample(["red", "blue", "green", "black", "white", "orange"], rng.randint(0, 3))
-    return {"brightness": rng.random(), "dominant_colors": colours, "motion": rng.random() * 0.05, "scene_cuts": rng.randint(0, 5)}
+    motion, cuts = rng.random() * 0.05, rng.randint(0, 5)
+    return {"brightness": rng.random(), "dominant_colors": colours, "motion": motion, "scene_cuts": cuts}
 
 
 def _samples(n: int, seed: int = 1) -> list[DialogueSample]:
@@ -108,7 +109,8 @@ def test_tempo_numbers_come_only_from_the_rules_layer(monkeypatch):
 @pytest.mark.parametrize("side", ["human", "gpt"])
 @pytest.mark.parametrize("dataset", ["muedit", "muimage", "muvideo"])
 def test_no_sentence_skeleton_dominates(side, dataset):
-    turns = [(template.human_turn if side == "human" else template.gpt_turn)(s, 0) for s in SAMPLES if s.dataset == dataset]
+    turn = template.human_turn if side == "human" else template.gpt_turn
+    turns = [turn(s, 0) for s in SAMPLES if s.dataset == dataset]
     shapes = Counter(skeleton(x) for t in turns for x in sentences(t))
     top = shapes.most_common(1)[0][1] / sum(shapes.values())
     assert top <= 0.08, shapes.most_common(3)  # the bench's aim is 5 % on thousands of samples; 200 here
@@ -129,6 +131,7 @@ def test_scene_phrases_from_measurements_and_from_model_captions():
 def test_noun_phrases_agree_by_construction():
     assert NounPhrase("piece", ("upbeat",)).indefinite() == "an upbeat piece"
     assert NounPhrase("footage", ("dim",), mass=True).this() == "this dim footage"
-    assert NounPhrase("drums", plural=True).that("fits", "fit", "the clip").indefinite() == "some drums that fit the clip"
+    drums = NounPhrase("drums", plural=True).that("fits", "fit", "the clip")
+    assert drums.indefinite() == "some drums that fit the clip"
     np = NounPhrase("piece", ("mellow",), ("for piano",)).that("moves", "move", "at a slow tempo")
     assert np.indefinite() == "a mellow piece that moves at a slow tempo, for piano"

@@ -16,7 +16,8 @@ PLANTED = [
     ("article_agreement", "I need a hour of music.", "I need an hour of music."),
     ("duplicated_noun", "Compose a music for the image of a dim image dominated by red.",
      "Compose some music for this dim image dominated by red."),
-    ("duplicated_noun", "Here is a music that is upbeat music in F major.", "Here is some music that is upbeat, in F major."),
+    ("duplicated_noun", "Here is a music that is upbeat music in F major.",
+     "Here is some music that is upbeat, in F major."),
     ("duplicated_noun", "Write a guitar piece on guitars.", "Write a piece on guitars."),
     ("dangling_relative",
      "The source video is labelled Drum kit, Electric guitar and Flute that is upbeat at about 118 BPM.",
@@ -24,7 +25,8 @@ PLANTED = [
     ("dangling_relative", "Here is a piece that is.", "Here is a piece that is calm."),
     ("dangling_relative", "I wrote a piece at 120 BPM that is in D minor.", "I wrote a piece in D minor at 120 BPM."),
     ("dangling_relative", "Try this tune, that sounds bright.", "Try this tune that sounds bright."),
-    ("dangling_relative", "Here is a track for guitar and piano that is calm.", "Here is a calm track for guitar and piano."),
+    ("dangling_relative", "Here is a track for guitar and piano that is calm.",
+     "Here is a calm track for guitar and piano."),
     ("repeated_word", "Add a a flute.", "Add a flute."),
     ("repeated_word", "Put it in the in the key of D minor.", "Put it in the key of D minor."),
     ("repeated_word", "Make it very very slow.", "Make it very slow."),
@@ -68,7 +70,8 @@ def test_articles_follow_the_sound_of_the_next_word():
     assert [takes_an(w) for w in ("organ", "ukulele", "hour", "unicorn", "MP3", "8", "11", "18", "80", "120")] == [
         True, False, True, False, True, True, True, True, True, False
     ]  # fmt: skip
-    assert [takes_an(w) for w in ("A", "Ab", "Bb", "C#", "E", "F#", "Am", "G7")] == [True, True, False, False, True, True, True, False]
+    notes = ("A", "Ab", "Bb", "C#", "E", "F#", "Am", "G7")
+    assert [takes_an(w) for w in notes] == [True, True, False, False, True, True, True, False]
 
 
 def test_skeleton_keeps_function_words_and_collapses_the_rest():
