@@ -85,6 +85,8 @@ def _measured(kind: str, media: Mapping[str, Any], key: tuple[object, ...]) -> N
         posts = posts[:1]
     if len(posts) == 2 and all(p.startswith("with ") for p in posts):  # "with some movement and a cut or two"
         posts = [f"{posts[0]} and {posts[1][len('with ') :]}"]
+    elif len(posts) == 2 and posts[0].split()[0] == posts[1].split()[0]:  # never "full of red, full of movement"
+        posts = posts[:1]
     avoid = {w for p in posts for w in p.split()}
     head = pick_head(HEADS[kind], avoid, *key, "head")
     return NounPhrase(head, pre, tuple(posts), mass=head in _MASS_HEADS)

@@ -257,7 +257,6 @@ _REQUESTS = (
 )
 _MORE_REQUESTS = (
     "Any chance you could write {r} for {p}?",
-    "Let {p} inspire {r}.",
     "I'm looking for {r} to suit {p}.",
     "Could I get {r} for {p}?",
     "Write {r} for {p}.",
@@ -285,6 +284,7 @@ def _visual_requests(kind: str) -> tuple[RequestFrame, ...]:
         *(_formatted(f, near) for f in _MORE_REQUESTS),
         lambda r, p, np: f"Please come up with {np.that('suits', 'suit', p).indefinite()}." if np else None,
         _formatted("Create {r} to go along with {p}.", near),
+        lambda r, p, np: f"Let {p} inspire {r}." if "," not in p else None,
         lambda r, p, np: f"What would fit {p}? I'm after {r}." if np is None or np.pre or np.post else None,
     )
 
