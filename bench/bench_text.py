@@ -95,7 +95,7 @@ def demo_corpus(wh, namer) -> Corpus:
     features = _rows(wh.read("features", where="status = 'ok'"))
     segments = _rows(wh.read("segments"))
     facts = {c: facts_from_rows(c, features[c], segments.get(c), namer) for c in sorted(features)}
-    rows = wh.read("pairs").to_pylist()
+    rows = sorted(wh.read("pairs").to_pylist(), key=lambda p: (p["src_id"], p["tgt_id"]))
     pairs = [(p["src_id"], p["tgt_id"], p) for p in rows if p["src_id"] in facts and p["tgt_id"] in facts]
     caps = wh.read("captions", where="modality = 'audio' AND text IS NOT NULL").to_pylist()
     return Corpus("demo", facts, segments, pairs, {r["item_id"]: r["text"] for r in caps})
@@ -106,7 +106,8 @@ def demo_pictures(wh) -> dict[str, list[Picture]]:
     for kind in ("image", "video"):
         media = _rows(wh.read("visual_media", where=f"kind = '{kind}' AND status = 'ok'"))
         caps = wh.read("captions", where=f"modality = '{kind}' AND text IS NOT NULL").to_pylist()
-        out[kind] = [(r["item_id"], r["text"], r["backend"], media.get(r["item_id"])) for r in caps]
+        rows = sorted(caps, key=lambda r: (r["item_id"], r["backend"]))  # the warehouse returns files in any order
+        out[kind] = [(r["item_id"], r["text"], r["backend"], media.get(r["item_id"])) for r in rows]
     return out
 
 
