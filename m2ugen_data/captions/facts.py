@@ -157,6 +157,24 @@ def tempo_word(bpm: float) -> str:
     return _bucket(bpm, _TEMPO_WORDS)
 
 
+@dataclass(frozen=True)
+class TempoFact:
+    """What a text may say about a clip's tempo: always a word, a number only when the rules allow one.
+
+    Texts take their tempo from here (``tempo_fact``), never by formatting ``tempo_bpm`` themselves, so the
+    decision whether a number may be said is made in one place."""
+
+    word: str  # "slow", "upbeat": reads after "a/an" and before "tempo" or "pace"
+    bpm: int | None  # None: say the word only
+
+
+def tempo_fact(facts: MusicFacts) -> TempoFact | None:
+    """The sayable tempo of ``facts`` (None when no tempo may be said)."""
+    if facts.tempo_bpm is None:
+        return None
+    return TempoFact(tempo_word(facts.tempo_bpm), round(facts.tempo_bpm))
+
+
 def loudness_word(lufs: float) -> str:
     return _bucket(lufs, _LOUDNESS_WORDS)
 
