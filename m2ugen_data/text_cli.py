@@ -29,6 +29,12 @@ class DialogueBackend(str, Enum):
     vllm = "vllm"
 
 
+class PromptFormat(str, Enum):
+    auto = "auto"
+    chatml = "chatml"
+    chat_template = "chat-template"
+
+
 class Dataset(str, Enum):
     muedit = "muedit"
     muimage = "muimage"
@@ -110,35 +116,56 @@ def backend_options(
     batch_size: int,
     concurrency: int,
     timeout: float,
-    send_top_k: bool,
+    vllm_extras: bool,
     tensor_parallel_size: int,
     max_model_len: int,
     params: Any,
+    prompt_format: str = "auto",
+    tokenizer: str | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
-    """Constructor options of the chosen backend from the CLI flags (each backend takes only its own)."""
+    """Constructor options of the chosen backend from the CLI flags (each backend takes only its own).
+
+    ``model`` may be a preset name (``dialogues.presets``): in-process backends get its local snapshot, the
+    OpenAI backend its hub id (the name ``vllm serve <hub id>`` serves) and, for the prompt template, the
+    snapshot's tokenizer when one is on this machine."""
+    from m2ugen_data.dialogues.presets import PRESETS, resolve_model
     from m2ugen_data.errors import M2UGenError
 
     if backend is DialogueBackend.template:
         return {}
     if not model:
-        raise M2UGenError(f"the {backend.value} backend needs --model (a local directory or a served model name)")
-    if backend is DialogueBackend.transformers:
-        return {"model": model, "device": device, "dtype": dtype, "batch_size": batch_size, "params": params}
+        raise M2UGenError(f"the {backend.value} backend needs --model (a preset, a local directory or a served model name)")
+    common = {"params": params, "prompt_format_name": prompt_format}
     if backend is DialogueBackend.openai:
+        name, local = resolve_model(model, in_process=False)
+        tokenizer = tokenizer or (str(local) if local else None)
+        preset = PRESETS.get(model)
+        if preset and preset.prompt == "chat-template" and tokenizer is None and prompt_format != "chatml":
+            raise M2UGenError(
+                f"{model} is prompted with its tokenizer's chat template, and no copy of its tokenizer is on this "
+                f"machine: `hf download {preset.hub_id} --include 'tokenizer*'` or pass --tokenizer DIR"
+            )
         return {
-            "model": model,
+            "model": name,
             "base_url": base_url,
             "concurrency": concurrency,
             "timeout_s": timeout,
-            "send_top_k": send_top_k,
-            "params": params,
+            "vllm_extras": vllm_extras,
+            "tokenizer": tokenizer,
+            **common,
         }
+    path, _ = resolve_model(model, in_process=True)
+    if backend is DialogueBackend.transformers:
+        return {"model": path, "device": device, "dtype": dtype, "batch_size": batch_size,
+                "trust_remote_code": trust_remote_code, **common}
     return {
-        "model": model,
+        "model": path,
         "dtype": dtype,
         "tensor_parallel_size": tensor_parallel_size,
         "max_model_len": max_model_len,
-        "params": params,
+        "trust_remote_code": trust_remote_code,
+        **common,
     }
 
 
@@ -150,7 +177,9 @@ def dialogue(
         DialogueBackend, typer.Option(help="template (offline) or an LLM backend.")
     ] = DialogueBackend(D.DIALOGUE_BACKEND),
     model: Annotated[
-        str | None, typer.Option(help="Model directory (transformers, vllm) or served model name (openai).")
+        str | None,
+        typer.Option(help="A preset (mpt-7b-chat, llama-3.1-8b-instruct, qwen2.5-7b-instruct), a model directory "
+                     "(transformers, vllm) or a served model name (openai)."),
     ] = None,
     base_url: Annotated[
         str, typer.Option(help="openai: server base URL; key from $M2UGEN_OPENAI_API_KEY or $OPENAI_API_KEY.")
@@ -162,11 +191,22 @@ def dialogue(
     retry_rejected: Annotated[bool, typer.Option(
         help="Ask again for samples rejected before under the same prompt (default: only backend failures).")] = False,
     caption_backend: Annotated[str, typer.Option(help="Which music captions to write from.")] = D.CAPTION_BACKEND,
-    device: Annotated[str, typer.Option(help="transformers: torch device.")] = D.TEXT_DEVICE,
+    device: Annotated[str, typer.Option(help="transformers: torch device (auto: the GPU when there is one).")] = D.TEXT_DEVICE,
     dtype: Annotated[str, typer.Option(help="transformers/vllm: auto, bfloat16, float16, float32.")] = D.MODEL_DTYPE,
+    prompt_format: Annotated[
+        PromptFormat, typer.Option(help="auto: ChatML for MPT and template-less tokenizers, else the tokenizer's chat template.")
+    ] = PromptFormat(D.DIALOGUE_PROMPT_FORMAT),
+    tokenizer: Annotated[
+        str | None, typer.Option(help="openai: a local copy of the served model's tokenizer, for its chat template.")
+    ] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="transformers/vllm: run the model repository's own Python code (only if you trust it).")
+    ] = False,
     concurrency: Annotated[int, typer.Option(min=1, help="openai: requests in flight.")] = D.OPENAI_CONCURRENCY,
     timeout: Annotated[float, typer.Option(help="openai: seconds per request.")] = D.OPENAI_TIMEOUT_S,
-    send_top_k: Annotated[bool, typer.Option(help="openai: send top_k (vLLM servers accept it).")] = D.OPENAI_SEND_TOP_K,
+    vllm_extras: Annotated[bool, typer.Option(
+        help="openai: send vLLM's top_k and skip_special_tokens=false (dropped after one refusal by the server).")
+    ] = D.OPENAI_VLLM_EXTRAS,
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per model.")] = D.VLLM_TENSOR_PARALLEL,
     max_model_len: Annotated[int, typer.Option(help="vllm: context length.")] = D.VLLM_MAX_MODEL_LEN,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = _GENERATION.max_new_tokens,
@@ -193,10 +233,13 @@ def dialogue(
         batch_size=batch_size,
         concurrency=concurrency,
         timeout=timeout,
-        send_top_k=send_top_k,
+        vllm_extras=vllm_extras,
         tensor_parallel_size=tensor_parallel_size,
         max_model_len=max_model_len,
         params=params,
+        prompt_format=prompt_format.value,
+        tokenizer=tokenizer,
+        trust_remote_code=trust_remote_code,
     )
     writer_backend = make_backend(backend.value, **opts)
     samples, skipped = load_samples(wh, dataset.value, load_ontology().name, caption_backend)

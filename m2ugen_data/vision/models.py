@@ -71,7 +71,9 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]
     """``auto`` picks CUDA when present; ``auto`` dtype is float16 on CUDA and float32 on CPU."""
     import torch
 
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    from m2ugen_data.devices import torch_device
+
+    dev = torch.device(torch_device(device))
     if dtype == "auto":
         dt = torch.float16 if dev.type == "cuda" else torch.float32
     else:
