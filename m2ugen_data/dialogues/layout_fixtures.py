@@ -64,7 +64,7 @@ def _json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2))
 
 
-def _byte_bpe(specials_first: list[str], specials_last: list[str], vocab_size: int = 300) -> Any:
+def byte_bpe(specials_first: list[str], specials_last: list[str], vocab_size: int = 300) -> Any:
     """A byte-level BPE trained on ``WORDS``; ``specials_first`` take ids 0.. (GPT-NeoX's <|endoftext|> is
     0), ``specials_last`` are added after the merges (the chat tokens of MPT, Llama's and Qwen's specials)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -91,7 +91,7 @@ def write_mpt_7b_chat(out: Path | str, *, d_model: int = 32, n_layers: int = 2, 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tok = _byte_bpe(["<|endoftext|>", "<|padding|>"], ["<|im_start|>", "<|im_end|>"])
+    tok = byte_bpe(["<|endoftext|>", "<|padding|>"], ["<|im_start|>", "<|im_end|>"])
     tok.save(str(out / "tokenizer.json"))
     eot = "<|endoftext|>"
     _json(out / "tokenizer_config.json", {
@@ -169,7 +169,7 @@ def write_llama31_instruct(out: Path | str, *, hidden: int = 16, layers: int = 2
     specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
                 "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|reserved_special_token_2|>",
                 "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>"]
-    tok = _byte_bpe([], specials)
+    tok = byte_bpe([], specials)
     bos = tok.token_to_id("<|begin_of_text|>")
     tok.post_processor = processors.TemplateProcessing(
         single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|> $B",
@@ -210,7 +210,7 @@ def write_qwen25_instruct(out: Path | str, *, hidden: int = 16, layers: int = 2,
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tok = _byte_bpe([], ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    tok = byte_bpe([], ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
     tok.save(str(out / "tokenizer.json"))
     tok.model.save(str(out))  # vocab.json + merges.txt, as Qwen publishes beside tokenizer.json
     _json(out / "tokenizer_config.json", {

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from m2ugen_data.errors import MissingDependencyError
+from m2ugen_data.hub_cache import cached_snapshot
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,12 @@ PRESETS: dict[str, ChatPreset] = {
 
 def local_snapshot(hub_id: str) -> Path:
     """The hub model's snapshot in the local Hugging Face cache, or a one-line error saying how to get it."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(hub_id, local_files_only=True))
-    except Exception as e:  # LocalEntryNotFoundError and friends: all mean "not on this disk"
+    path = cached_snapshot(hub_id)
+    if path is None:
         raise MissingDependencyError(
-            f"weights for {hub_id} are not on this machine ({type(e).__name__}); "
-            f"`hf download {hub_id}` once, or pass --model DIR"
-        ) from None
+            f"weights for {hub_id} are not on this machine: `hf download {hub_id}` once, or pass --model DIR"
+        )
+    return path
 
 
 def resolve_model(model: str, in_process: bool) -> tuple[str, Path | None]:
