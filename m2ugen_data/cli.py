@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from m2ugen_data import analysis_cli, audioset_cli, compact_cli, devset_cli, serve_cli, shards_cli, text_cli, vision_cli
 from m2ugen_data import defaults as D
-from m2ugen_data import report_cli
+from m2ugen_data import check_cli, report_cli
 from m2ugen_data.convert import cli as convert_cli
 from m2ugen_data.eval_splits import eval_splits_cmd
 from m2ugen_data.cli_common import OutputFormat, console, err_console, get_warehouse, print_arrow
@@ -130,6 +131,7 @@ app.command("compact")(compact_cli.compact_cmd)  # merge small manifest batches
 app.command("report")(report_cli.report)  # the dataset card
 app.add_typer(convert_cli.app, name="convert")  # MusicQA, Alpaca, COCO -> shards
 app.command("eval-splits")(eval_splits_cmd)  # held-out MUCaps/MUEdit/MUImage/MUVideo
+app.command("check")(check_cli.check_cmd)  # will the chosen models load here? (preflight, no GPU)
 
 
 def main() -> None:
@@ -147,7 +149,7 @@ def main() -> None:
                 raise
             raise explained from e
     except M2UGenError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

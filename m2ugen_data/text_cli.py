@@ -126,8 +126,8 @@ def backend_options(
 ) -> dict[str, Any]:
     """Constructor options of the chosen backend from the CLI flags (each backend takes only its own).
 
-    ``model`` may be a preset name (``dialogues.presets``): in-process backends get its local snapshot, the
-    OpenAI backend its hub id (the name ``vllm serve <hub id>`` serves) and, for the prompt template, the
+    ``model`` may be a preset name (``dialogues.presets``): in-process backends get its local snapshot; the
+    OpenAI backend requests the preset name (``--served-model-name``) and, for the prompt template, uses the
     snapshot's tokenizer when one is on this machine."""
     from m2ugen_data.dialogues.presets import PRESETS, resolve_model
     from m2ugen_data.errors import M2UGenError

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
+from hf_cache import hf_cache, install_in_hf_cache  # noqa: F401  (hf_cache: a fixture)
 from synth_text import fill_warehouse, musical_truth, truth_pairs
 from typer.testing import CliRunner
 
@@ -129,6 +132,55 @@ def test_prompt_format_can_be_forced(published, muedit_wh):
     res = _dialogue(muedit_wh, "--backend", "transformers", "--model", str(published["mpt"]),
                     "--prompt-format", "chat-template", *FAST)
     assert res.exit_code != 0 and "has no chat_template" in str(res.exception)
+
+
+# ---------------------------------------------------------------- presets
+
+
+def test_preset_name_loads_the_cached_snapshot(published, muedit_wh, hf_cache):
+    snapshot = install_in_hf_cache(hf_cache, "Qwen/Qwen2.5-7B-Instruct", published["qwen"])
+    res = _dialogue(muedit_wh, "--backend", "transformers", "--model", "qwen2.5-7b-instruct", *FAST)
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert {r["model"] for r in muedit_wh.read("dialogues").to_pylist()} == {str(snapshot)}
+    res = _dialogue(muedit_wh, "--backend", "transformers", "--model", "llama-3.1-8b-instruct", *FAST)
+    assert "hf download meta-llama/Llama-3.1-8B-Instruct" in str(res.exception)
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    bodies: list[dict] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        payload = json.dumps({"choices": [{"text": "Here is a music that is calm.", "index": 0}],
+                              "usage": {"completion_tokens": 7}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def test_served_preset_is_prompted_by_its_cached_tokenizer_template(published, muedit_wh, hf_cache):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        res = _dialogue(muedit_wh, "--backend", "openai", "--model", "llama-3.1-8b-instruct", "--base-url", url)
+        assert res.exit_code != 0 and "--tokenizer DIR" in str(res.exception)  # no template to prompt with
+        install_in_hf_cache(hf_cache, "meta-llama/Llama-3.1-8B-Instruct", published["llama"])
+        res = _dialogue(muedit_wh, "--backend", "openai", "--model", "llama-3.1-8b-instruct", "--base-url", url,
+                        "--max-attempts", "1")
+        assert res.exit_code == 0, (res.output, res.exception)
+    finally:
+        server.shutdown()
+        server.server_close()
+    body = _Recorder.bodies[0]
+    assert body["model"] == "llama-3.1-8b-instruct"  # the name the server was started with
+    assert body["prompt"].startswith("<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date")
+    assert body["stop"][0] == "<|eot_id|>" and body["top_k"] == 4 and body["skip_special_tokens"] is False
 
 
 # ---------------------------------------------------------------- vLLM: which release serves what

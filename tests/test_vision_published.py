@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hf_cache import hf_cache, install_in_hf_cache  # noqa: F401  (hf_cache: a fixture)
 from typer.testing import CliRunner
 
 from m2ugen_data.cli import app
@@ -24,9 +25,6 @@ from m2ugen_data.vision.layout_fixtures import write_blip_captioning_base, write
 from m2ugen_data.vision.media_stage import run_media
 from m2ugen_data.vision.video_gpt2 import PROCESSOR_SOURCE, TOKENIZER_SOURCE, load_video_gpt2
 from vision_warehouse import seed_warehouse
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
@@ -40,25 +38,6 @@ def one_torch_thread():
 def published(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("published_vision")
     return {"blip": write_blip_captioning_base(root / "blip-image-captioning-base")} | write_video_captioner_sources(root)
-
-
-def install_in_hf_cache(cache: Path, hub_id: str, files: Path) -> Path:
-    """``files`` as ``hub_id``'s snapshot in a Hugging Face hub cache (refs/main -> snapshots/<commit>)."""
-    repo = cache / f"models--{hub_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(COMMIT)
-    shutil.copytree(files, repo / "snapshots" / COMMIT)
-    return repo / "snapshots" / COMMIT
-
-
-@pytest.fixture
-def hf_cache(tmp_path, monkeypatch) -> Path:
-    import huggingface_hub.constants
-
-    cache = tmp_path / "hf_cache"
-    cache.mkdir()
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    return cache
 
 
 @pytest.fixture
@@ -133,7 +112,7 @@ def test_missing_processor_or_tokenizer_is_named_in_one_line(published, hf_cache
         load_video_gpt2(model, device="cpu")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(MissingDependencyError, match=rf"no tokenizer in {empty}"):
+    with pytest.raises(MissingDependencyError, match=rf"no tokenizer here \({empty}\)"):
         load_video_gpt2(model, device="cpu", tokenizer_dir=empty)
 
 

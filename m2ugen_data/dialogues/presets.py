@@ -4,8 +4,8 @@ MPT-7B-chat is the paper's model (ChatML prompts, the reference sampling); curre
 it, so its route is a vLLM 0.28.0 server (docker/vllm-mpt) reached with ``--backend openai``, or transformers'
 own MPT class in process. The chat presets run on current vLLM and transformers and are prompted with their
 tokenizer's chat template. A preset name resolves to the model's snapshot in the local Hugging Face cache
-(nothing is downloaded) for in-process backends, and to the hub id (the name ``vllm serve <hub id>`` serves
-under) for the OpenAI backend.
+(nothing is downloaded) for in-process backends; the OpenAI backend requests it by the preset name (serve it
+with ``--served-model-name <preset>``) and takes the tokenizer's chat template from the cached snapshot.
 """
 
 from __future__ import annotations
@@ -54,21 +54,19 @@ def local_snapshot(hub_id: str) -> Path:
 def resolve_model(model: str, in_process: bool) -> tuple[str, Path | None]:
     """``(model to load or name to request, local directory)`` for a preset name, a directory or a served name.
 
-    In-process backends need a directory; the OpenAI backend sends a name and uses a local directory (when
-    there is one) only for the tokenizer's chat template.
+    In-process backends need a directory: a preset's or a hub id's cached snapshot. The OpenAI backend sends
+    the name as given (start the server with ``--served-model-name <preset>``) and uses a local directory,
+    when there is one, only for the tokenizer's chat template.
     """
     preset = PRESETS.get(model)
+    path = Path(model).expanduser()
     if preset is not None:
         if in_process:
-            path = local_snapshot(preset.hub_id)
-            return str(path), path
-        try:
-            return preset.hub_id, local_snapshot(preset.hub_id)
-        except MissingDependencyError:
-            return preset.hub_id, None
-    path = Path(model).expanduser()
+            snapshot = local_snapshot(preset.hub_id)
+            return str(snapshot), snapshot
+        return model, cached_snapshot(preset.hub_id)
     if path.is_dir():
-        return str(path.resolve()), path.resolve()
+        return (str(path.resolve()) if in_process else model), path.resolve()
     if not in_process:
         return model, None
     if model.count("/") == 1 and not model.startswith((".", "/", "~")):  # a hub id: its cached snapshot

@@ -82,8 +82,11 @@ def video_captioner(what: str = "video captioner") -> Expect:
     return check
 
 
-def check_dialogue_llm(model_dir: Path | str, backend: str, trust_remote_code: bool = False) -> list[Finding]:
-    """Every problem that would stop ``backend`` (transformers | vllm) from loading the dialogue LLM."""
+def check_dialogue_llm(
+    model_dir: Path | str, backend: str, trust_remote_code: bool = False, vllm_version: str | None = None
+) -> list[Finding]:
+    """Every problem that would stop ``backend`` (transformers | vllm) from loading the dialogue LLM
+    (``vllm_version``: judge that vLLM release instead of the installed one)."""
     from m2ugen_data.preflight.vllm_support import vllm_support
 
     what = "dialogue LLM"
@@ -91,6 +94,6 @@ def check_dialogue_llm(model_dir: Path | str, backend: str, trust_remote_code: b
         model_dir, what, causal_lm(what, in_transformers=backend == "transformers", trust_remote_code=trust_remote_code)
     )
     if backend == "vllm" and not findings:
-        refused = vllm_support(model_dir, what)
+        refused = vllm_support(model_dir, what, vllm_version)
         findings += [refused] if refused else []
     return findings

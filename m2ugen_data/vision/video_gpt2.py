@@ -17,7 +17,7 @@ from pathlib import Path
 
 from m2ugen_data.errors import MissingDependencyError
 from m2ugen_data.hub_cache import cached_snapshot
-from m2ugen_data.preflight import raise_first
+from m2ugen_data.preflight import Finding, raise_first
 from m2ugen_data.preflight.expect import video_captioner
 from m2ugen_data.preflight.layout import check_model_dir, check_tokenizer
 from m2ugen_data.vision.decode import sample_evenly
@@ -47,23 +47,30 @@ def has_tokenizer(d: Path) -> bool:
 def component_dir(
     explicit: str | Path | None, model_dir: str, present: Callable[[Path], bool], default_id: str, what: str,
     option: str,
-) -> tuple[str, str]:
+) -> tuple[str, str] | Finding:
     """``(directory, name to record)`` of the processor or tokenizer: ``explicit``, else the model's own
-    directory when it has one, else ``default_id``'s cached snapshot; a one-line error names what is missing."""
+    directory when it has one, else ``default_id``'s cached snapshot; or the finding that names what is missing."""
     if explicit is not None:
         d = Path(explicit).expanduser().resolve()
         if not present(d):
-            raise MissingDependencyError(f"video-gpt2: no {what} in {d}; pass {option} DIR holding {default_id}'s files")
+            return Finding(f"video {what}", str(d), f"no {what} here", f"pass {option} DIR holding {default_id}'s files")
         return str(d), str(d)
     if present(Path(model_dir)):
         return model_dir, model_dir
     d = cached_snapshot(default_id)
     if d is None or not present(d):
-        raise MissingDependencyError(
-            f"video-gpt2: the {what} comes from {default_id} (as the model card and the released script load it) "
-            f"and no copy is on this machine: pass {option} DIR or fetch it once with `hf download {default_id}`"
-        )
+        return Finding(f"video {what}", default_id,
+                       f"the {what} comes from {default_id} (as the model card and the released script load it) "
+                       "and no copy is on this machine",
+                       f"pass {option} DIR or fetch it once with `hf download {default_id}`")
     return str(d), default_id
+
+
+def _component(*args: object) -> tuple[str, str]:
+    found = component_dir(*args)  # type: ignore[arg-type]
+    if isinstance(found, Finding):
+        raise MissingDependencyError(found.line())
+    return found
 
 
 def encoder_frames(config) -> int:
@@ -83,10 +90,9 @@ def load_video_gpt2(
 
     path, name = resolve_weights(model_dir, DEFAULT_MODEL, "video-gpt2")
     raise_first(check_model_dir(path, "video captioner", video_captioner(), tokenizer=False))
-    proc_path, proc_name = component_dir(processor_dir, path, has_processor, PROCESSOR_SOURCE, "image processor",
-                                         "--processor-dir")
-    tok_path, tok_name = component_dir(tokenizer_dir, path, has_tokenizer, TOKENIZER_SOURCE, "tokenizer",
-                                       "--tokenizer-dir")
+    proc_path, proc_name = _component(processor_dir, path, has_processor, PROCESSOR_SOURCE, "image processor",
+                                      "--processor-dir")
+    tok_path, tok_name = _component(tokenizer_dir, path, has_tokenizer, TOKENIZER_SOURCE, "tokenizer", "--tokenizer-dir")
     dev, dt = resolve_device(device, dtype)
     processor = load_image_processor(proc_path)
     tokenizer = AutoTokenizer.from_pretrained(tok_path)
