@@ -19,10 +19,16 @@ names, config fields, tokenizer files and weight key names of:
   with ``tokenizer_class: Qwen2Tokenizer``, no bos, ``<|im_end|>`` as eos, ``<|endoftext|>`` as pad, and a
   ChatML chat template with Qwen's default system line.
 
-Sources of the layout facts are listed in ``docs/ARCHITECTURE.md`` (model layouts). The chat templates are
-written here to render what the published ones render for a system + user turn; they are not copies.
-Token ids are small (the real vocabularies are 50k-150k); every id the configs name is the tiny
-tokenizer's own.
+Where the facts come from: MPT's config fields from a verbatim copy of mosaicml's MPT-7B config.json in
+public notes (the search tool did not name the repository); its weight files, key names and shapes from
+ggml's CI log converting mosaicml/mpt-7b (ggml-org/ci); the two ChatML tokens from mosaicml/llm-foundry PR
+#308 and nomic-ai/gpt4all-chat PR #280; the GPT-NeoX tokenizer fields from public fixtures of
+EleutherAI/gpt-neox-20b and pythia; the Llama-3.1 rendering from llama.cpp's template tests of
+``Meta-Llama-3.1-8B-Instruct.jinja``. The remaining Llama-3.1 and Qwen2.5 field values (rope_scaling, eos
+lists, generation settings, Qwen's tokenizer_config) are written as the hub files publish them to my
+knowledge; the search tool did not return those files. The chat templates are written here to render what
+the published ones render for a system + user turn; they are not copies. Token ids are small (the real
+vocabularies are 50k-150k); every id the configs name is the tiny tokenizer's own.
 """
 
 from __future__ import annotations

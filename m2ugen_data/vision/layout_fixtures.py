@@ -19,8 +19,16 @@
   ``config.json`` whose ``model_type: gpt2`` picks the tokenizer class), ``<|endoftext|>`` last in the vocabulary.
 
 Config files are written in the field names of the transformers release the checkpoints were saved with
-(``torch_dtype``, ``transformers_version`` 4.2x), not in the schema this transformers would write. Sources of
-the facts: docs/ARCHITECTURE.md (model layouts).
+(``torch_dtype``, ``transformers_version`` 4.2x), not in the schema this transformers would write.
+
+Where the facts come from: BLIP's file list from public download scripts of the repository; ``[DEC]``/``[ENC]``
+from BLIP's ``init_tokenizer`` (salesforce/BLIP ``models/blip.py``); the prompt and the processor source from
+M2UGen's ``Datasets/MUImage/03_caption_image.py``; BLIP's token-id fields from transformers' ``BlipTextConfig``
+defaults. The video captioner's encoder (TimeSformer-base-k600, 8 frames), decoder (GPT-2) and its borrowed
+processor/tokenizer from its model card (Neleac/SpaceTimeGPT) and M2UGen's
+``Datasets/MUVideo/03_caption_video.py``; ``decoder_start_token_id``/``pad_token_id`` = GPT-2's eos from the
+SpaceTimeGPT training script. The videomae-base and gpt2 file contents are written as published to my
+knowledge (the search tool did not return those files).
 """
 
 from __future__ import annotations
