@@ -38,12 +38,7 @@ from m2ugen_data.preflight.vllm_support import serves
 FAST = ["--max-new-tokens", "6", "--max-attempts", "1", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny models run fastest on one thread
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from hf_cache import hf_cache, install_in_hf_cache  # noqa: F401  (hf_cache: a fixture)
 from typer.testing import CliRunner
 
@@ -26,12 +25,7 @@ from m2ugen_data.vision.media_stage import run_media
 from m2ugen_data.vision.video_gpt2 import PROCESSOR_SOURCE, TOKENIZER_SOURCE, load_video_gpt2
 from vision_warehouse import seed_warehouse
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny models run fastest on one thread
 
 
 @pytest.fixture(scope="module")
