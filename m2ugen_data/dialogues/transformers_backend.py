@@ -101,7 +101,7 @@ class TransformersBackend:
                 eos_token_id=stop_ids,
                 pad_token_id=tok.pad_token_id,
                 # MPT-7B-chat's config.json says use_cache: false, which would recompute the whole prompt
-                # for every new token (7x slower on the tiny published-layout fixture)
+                # for every new token
                 use_cache=True,
             )
         new = seqs[:, enc["input_ids"].shape[1] :]
