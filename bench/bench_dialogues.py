@@ -98,8 +98,8 @@ def bench_transformers(
         model = str(build_tiny_chat_lm(Path(d) / "tiny", hidden_size=hidden, num_layers=layers))
         params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0)
         reqs = [Request(s, side, build_prompt(s, side), 0) for s in samples(n // 2) for side in SIDES]
-        batched = TransformersBackend(model, batch_size=batch_size, params=params)
-        single = TransformersBackend(model, batch_size=1, params=params)
+        batched = TransformersBackend(model, device="cpu", batch_size=batch_size, params=params)  # a CPU bench
+        single = TransformersBackend(model, device="cpu", batch_size=1, params=params)
         batched.complete(reqs[:2])  # load + warm up both
         single.complete(reqs[:1])
         b_ps, b_ts, b_out = _rate(batched, reqs)

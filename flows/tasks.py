@@ -214,8 +214,8 @@ def dialogue_backend(backends: TextBackends, batch_size: int):
     opts = backend_options(
         backends.dialogue_backend, model=backends.dialogue_model, base_url=backends.base_url,
         device=backends.device, dtype=backends.dtype, batch_size=batch_size, concurrency=backends.concurrency,
-        timeout=backends.timeout_s, send_top_k=defaults.OPENAI_SEND_TOP_K, tensor_parallel_size=defaults.VLLM_TENSOR_PARALLEL,
-        max_model_len=defaults.VLLM_MAX_MODEL_LEN, params=GenerationParams(),
+        timeout=backends.timeout_s, vllm_extras=defaults.OPENAI_VLLM_EXTRAS, tensor_parallel_size=defaults.VLLM_TENSOR_PARALLEL,
+        max_model_len=defaults.VLLM_MAX_MODEL_LEN, params=GenerationParams(), prompt_format=backends.prompt_format,
     )
     return make_backend(backends.dialogue_backend, **opts)
 

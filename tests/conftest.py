@@ -40,6 +40,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_weights(tmp_path_factory.mktemp("tiny_m2ugen"))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models spend their time in thread hand-offs, not arithmetic: one thread is ~10x faster on a
+    busy 2-core machine. Modules of tiny-model tests use it (``pytestmark = usefixtures(...)``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def synth_videos(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One rendered 10 s MP4 per synthetic scene: ``{scene: (path, VideoTruth)}`` (clip id ``scn<scene#>..._0``).

@@ -136,7 +136,7 @@ def test_mu_llama_asks_the_reference_question_with_decoded_audio(tmp_path, monke
     seen = {}
 
     def load_captioner(model_dir, device, question, max_new_tokens):
-        seen.update(dir=model_dir, q=question)
+        seen.update(dir=model_dir, q=question, device=device)
 
         def captioner(audios, sr):
             seen.update(n=[len(a) for a in audios], sr=sr)
@@ -147,7 +147,11 @@ def test_mu_llama_asks_the_reference_question_with_decoded_audio(tmp_path, monke
     _fake_model_package(monkeypatch, load_captioner=load_captioner)
     cap = MuLlamaCaptioner(model_dir=tmp_path)
     assert cap.caption_batch([_item_with_audio(tmp_path)] * 2) == ["A calm piano piece."] * 2
-    assert seen == {"dir": tmp_path, "q": QUESTION, "n": [24000, 24000], "sr": 24000}  # 1 s resampled to MERT's rate
+    # 1 s resampled to MERT's rate; device "auto" (the default) resolved to the GPU when there is one
+    import torch
+
+    assert cap.device == "auto" and seen.pop("device") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert seen == {"dir": tmp_path, "q": QUESTION, "n": [24000, 24000], "sr": 24000}
     assert QUESTION.startswith("Describe the music in detail")
 
 

@@ -55,7 +55,7 @@ class MuLlamaCaptioner:
     def __init__(
         self,
         model_dir: Path | str | None = None,
-        device: str = "cpu",
+        device: str = defaults.TEXT_DEVICE,  # auto: the GPU when there is one (a 7B model in fp32 on CPU crawls)
         question: str = QUESTION,
         max_new_tokens: int = 256,
     ) -> None:
@@ -82,7 +82,9 @@ class MuLlamaCaptioner:
             # bounded like analysis: an over-cap file is refused from its header, never decoded whole
             audios.append(load_audio(item.audio_path, sr=SAMPLE_RATE, max_duration_s=defaults.MAX_AUDIO_S)[0])
         if self._captioner is None:
-            self._captioner = load_mu_llama(self.model_dir, self.device, self.question, self.max_new_tokens)
+            from m2ugen_data.devices import torch_device
+
+            self._captioner = load_mu_llama(self.model_dir, torch_device(self.device), self.question, self.max_new_tokens)
         return [str(t).strip() for t in self._captioner(audios, SAMPLE_RATE)]
 
     def evidence(self, item: CaptionItem) -> None:

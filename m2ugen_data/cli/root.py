@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from m2ugen_data.cli import (
     analysis,
     audioset,
+    check,
     compact,
     convert,
     devset,
@@ -69,6 +71,7 @@ app.command("compact")(compact.compact_cmd)  # merge small manifest batches
 app.command("report")(report.report)  # the dataset card
 app.add_typer(convert.app, name="convert")  # MusicQA, Alpaca, COCO -> shards
 app.command("eval-splits")(eval_splits.eval_splits_cmd)  # held-out MUCaps/MUEdit/MUImage/MUVideo
+app.command("check")(check.check_cmd)  # will the chosen models load here? (preflight, no GPU)
 
 
 def main() -> None:
@@ -86,5 +89,5 @@ def main() -> None:
                 raise
             raise explained from e
     except M2UGenError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)

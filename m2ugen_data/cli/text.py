@@ -44,6 +44,12 @@ def _policy(check_claims: bool, max_unverifiable: float | None, action: str = "r
     return FactPolicy(caption_action=action, max_unverifiable=max_unverifiable) if check_claims else None
 
 
+class PromptFormat(str, Enum):
+    auto = "auto"
+    chatml = "chatml"
+    chat_template = "chat-template"
+
+
 class Dataset(str, Enum):
     muedit = "muedit"
     muimage = "muimage"
@@ -101,7 +107,9 @@ def dialogue(
         DialogueBackend, typer.Option(help="template (offline) or an LLM backend.")
     ] = DialogueBackend(D.DIALOGUE_BACKEND),
     model: Annotated[
-        str | None, typer.Option(help="Model directory (transformers, vllm) or served model name (openai).")
+        str | None,
+        typer.Option(help="A preset (mpt-7b-chat, llama-3.1-8b-instruct, qwen2.5-7b-instruct), a model directory "
+                     "(transformers, vllm) or a served model name (openai)."),
     ] = None,
     base_url: Annotated[
         str, typer.Option(help="openai: server base URL; key from $M2UGEN_OPENAI_API_KEY or $OPENAI_API_KEY.")
@@ -113,11 +121,22 @@ def dialogue(
     retry_rejected: Annotated[bool, typer.Option(
         help="Ask again for samples rejected before under the same prompt (default: only backend failures).")] = False,
     caption_backend: Annotated[str, typer.Option(help="Which music captions to write from.")] = D.CAPTION_BACKEND,
-    device: Annotated[str, typer.Option(help="transformers: torch device.")] = D.TEXT_DEVICE,
+    device: Annotated[str, typer.Option(help="transformers: torch device (auto: the GPU when there is one).")] = D.TEXT_DEVICE,
     dtype: Annotated[str, typer.Option(help="transformers/vllm: auto, bfloat16, float16, float32.")] = D.MODEL_DTYPE,
+    prompt_format: Annotated[
+        PromptFormat, typer.Option(help="auto: ChatML for MPT and template-less tokenizers, else the tokenizer's chat template.")
+    ] = PromptFormat(D.DIALOGUE_PROMPT_FORMAT),
+    tokenizer: Annotated[
+        str | None, typer.Option(help="openai: a local copy of the served model's tokenizer, for its chat template.")
+    ] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="transformers/vllm: run the model repository's own Python code (only if you trust it).")
+    ] = False,
     concurrency: Annotated[int, typer.Option(min=1, help="openai: requests in flight.")] = D.OPENAI_CONCURRENCY,
     timeout: Annotated[float, typer.Option(help="openai: seconds per request.")] = D.OPENAI_TIMEOUT_S,
-    send_top_k: Annotated[bool, typer.Option(help="openai: send top_k (vLLM servers accept it).")] = D.OPENAI_SEND_TOP_K,
+    vllm_extras: Annotated[bool, typer.Option(
+        help="openai: send vLLM's top_k and skip_special_tokens=false (dropped after one refusal by the server).")
+    ] = D.OPENAI_VLLM_EXTRAS,
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per model.")] = D.VLLM_TENSOR_PARALLEL,
     max_model_len: Annotated[int, typer.Option(help="vllm: context length.")] = D.VLLM_MAX_MODEL_LEN,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = _GENERATION.max_new_tokens,
@@ -145,10 +164,13 @@ def dialogue(
         batch_size=batch_size,
         concurrency=concurrency,
         timeout=timeout,
-        send_top_k=send_top_k,
+        vllm_extras=vllm_extras,
         tensor_parallel_size=tensor_parallel_size,
         max_model_len=max_model_len,
         params=params,
+        prompt_format=prompt_format.value,
+        tokenizer=tokenizer,
+        trust_remote_code=trust_remote_code,
     )
     writer_backend = make_backend(backend.value, **opts)
     samples, skipped = load_samples(wh, dataset.value, load_ontology().name, caption_backend)

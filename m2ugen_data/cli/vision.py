@@ -106,6 +106,11 @@ def caption_visual_cmd(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = D.VISUAL_DEVICE,
     dtype: Annotated[str, typer.Option(help="auto | float32 | float16 | bfloat16")] = D.MODEL_DTYPE,
     redo: Annotated[bool, typer.Option(help="Recaption items already captioned with this model and settings.")] = False,
+    processor_dir: Annotated[Optional[Path], typer.Option(
+        help="video-gpt2: the image processor's directory (default: the model's own, else MCG-NJU/videomae-base "
+             "from the local HF cache, as the model card loads it).")] = None,
+    tokenizer_dir: Annotated[Optional[Path], typer.Option(
+        help="video-gpt2: the tokenizer's directory (default: the model's own, else gpt2 from the local HF cache).")] = None,
 ) -> None:
     """Caption MUImage frames or MUVideo clips into the captions manifest, batched and cached."""
     from m2ugen_data.audioset.ontology import load_ontology
@@ -113,6 +118,8 @@ def caption_visual_cmd(
 
     wh = get_warehouse(ctx)
     options = {} if backend is Backend.grounded else {"model_dir": model_dir, "device": device, "dtype": dtype}
+    if backend is Backend.video_gpt2:
+        options |= {"processor_dir": processor_dir, "tokenizer_dir": tokenizer_dir}
     captioner = make_visual_captioner(backend.value, **options)
     if kind.value not in captioner.kinds:
         raise M2UGenError(f"backend {backend.value!r} captions {'/'.join(captioner.kinds)}, not {kind.value}")

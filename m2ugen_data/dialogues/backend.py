@@ -1,8 +1,10 @@
 """The dialogue backend interface: a batch of prompts in, one completion per prompt out.
 
 Every backend (template, transformers, openai, vllm) takes the same requests, so the writer's batching,
-validation, retries and caching are written once. ``factory.make_backend`` builds one by name. A backend never raises for one bad answer: a failed
-request comes back as a completion with an ``error`` class, and the writer records it.
+validation, retries and caching are written once. ``factory.make_backend`` builds one by name. A backend never
+raises for one bad answer: a failed request comes back as a completion with an ``error`` class, and the writer
+records it. A model backend also has a ``prompt_format`` (``chat_format.PromptFormat``: MPT's ChatML or its
+tokenizer's template) that the writer renders the prompts with; one without it gets ChatML.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from m2ugen_data.dialogues.samples import DialogueSample
 class Request:
     sample: DialogueSample
     side: str  # human | gpt
-    prompt: str  # the full ChatML prompt
+    prompt: str  # the full prompt, rendered in the backend's prompt format
     seed: int  # differs per attempt, so a retry samples a new answer
 
 

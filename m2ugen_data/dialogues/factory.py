@@ -65,32 +65,54 @@ def backend_options(
     batch_size: int,
     concurrency: int,
     timeout: float,
-    send_top_k: bool,
+    vllm_extras: bool,
     tensor_parallel_size: int,
     max_model_len: int,
     params: GenerationParams,
+    prompt_format: str = "auto",
+    tokenizer: str | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Constructor options of the named backend out of every backend's settings (each takes only its own), so
-    the CLI and the flows map their flags the same way; an unknown name is ``make_backend``'s error."""
+    the CLI and the flows map their flags the same way; an unknown name is ``make_backend``'s error.
+
+    ``model`` may be a preset name (``dialogues.presets``): in-process backends get its local snapshot; the
+    OpenAI backend requests the preset name (``--served-model-name``) and, for the prompt template, uses the
+    snapshot's tokenizer when one is on this machine."""
+    from m2ugen_data.dialogues.presets import PRESETS, resolve_model
+
     if backend == "template":
         return {}
     if not model:
-        raise M2UGenError(f"the {backend} backend needs --model (a local directory or a served model name)")
-    if backend == "transformers":
-        return {"model": model, "device": device, "dtype": dtype, "batch_size": batch_size, "params": params}
+        raise M2UGenError(f"the {backend} backend needs --model (a preset, a local directory or a served model name)")
+    common = {"params": params, "prompt_format_name": prompt_format}
     if backend == "openai":
+        name, local = resolve_model(model, in_process=False)
+        tokenizer = tokenizer or (str(local) if local else None)
+        preset = PRESETS.get(model)
+        if preset and preset.prompt == "chat-template" and tokenizer is None and prompt_format != "chatml":
+            raise M2UGenError(
+                f"{model} is prompted with its tokenizer's chat template, and no copy of its tokenizer is on this "
+                f"machine: `hf download {preset.hub_id} --include 'tokenizer*'` or pass --tokenizer DIR"
+            )
         return {
-            "model": model,
+            "model": name,
             "base_url": base_url,
             "concurrency": concurrency,
             "timeout_s": timeout,
-            "send_top_k": send_top_k,
-            "params": params,
+            "vllm_extras": vllm_extras,
+            "tokenizer": tokenizer,
+            **common,
         }
+    path, _ = resolve_model(model, in_process=True)
+    if backend == "transformers":
+        return {"model": path, "device": device, "dtype": dtype, "batch_size": batch_size,
+                "trust_remote_code": trust_remote_code, **common}
     return {
-        "model": model,
+        "model": path,
         "dtype": dtype,
         "tensor_parallel_size": tensor_parallel_size,
         "max_model_len": max_model_len,
-        "params": params,
+        "trust_remote_code": trust_remote_code,
+        **common,
     }

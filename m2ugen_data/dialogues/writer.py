@@ -168,9 +168,10 @@ def write_dialogues(
     summary = DialogueSummary(total=len(samples))
     claims = WorkClaims(wh.root, stage_name("dialogues", backend.name))  # before the answers are read
     done = finished(wh, backend, retry_rejected)
+    fmt = getattr(backend, "prompt_format", None)  # the model's chat format; ChatML when the backend has none
     todo = []
     for s in samples:
-        prompts = build_prompts(s)
+        prompts = build_prompts(s, fmt.render) if fmt else build_prompts(s)
         h = prompt_hash(backend, prompts)
         status, previous = done.get((s.dataset, s.sample_id), (None, None))
         if previous != h:

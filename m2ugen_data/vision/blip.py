@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from m2ugen_data.preflight import raise_first
+from m2ugen_data.preflight.expect import blip as expect_blip
+from m2ugen_data.preflight.layout import check_model_dir
 from m2ugen_data.vision.models import (
     Captioner,
     VisualItem,
@@ -31,6 +34,7 @@ def load_blip(
     from transformers import AutoTokenizer, BlipForConditionalGeneration, BlipProcessor
 
     path, name = resolve_weights(model_dir, DEFAULT_MODEL, "blip")
+    raise_first(check_model_dir(path, "BLIP", expect_blip()))
     dev, dt = resolve_device(device, dtype)
     processor = BlipProcessor(image_processor=load_image_processor(path), tokenizer=AutoTokenizer.from_pretrained(path))
     model = BlipForConditionalGeneration.from_pretrained(path, dtype=dt).to(dev).eval()
