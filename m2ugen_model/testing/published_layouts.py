@@ -212,6 +212,9 @@ def _tiny_hf_llama(cfg: M2UGenConfig, seed: int):
     torch.manual_seed(seed)
     model = LlamaForCausalLM(hf)
     _widen(model, 0.2, seed)
+    with torch.no_grad():  # values both the HF fp16 files and Meta's bf16 shards hold exactly: the same model
+        for p in model.parameters():
+            p.copy_(p.to(torch.bfloat16).float().masked_fill(p.abs() < 1e-4, 0.0))
     return model
 
 
@@ -272,9 +275,10 @@ def write_llama2_hf(out_dir: str | Path, cfg: M2UGenConfig | None = None, seed: 
 
 
 def _hf_to_meta_rows(w: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """Meta's interleaved rotary row order from HF's rotate-half order (inverse of the HF conversion)."""
+    """Meta's interleaved rotary row order from HF's rotate-half order. HF's conversion script permutes Meta's
+    rows with ``view(heads, rows // heads // 2, 2, cols).transpose(1, 2)``; this is its inverse."""
     out, d_in = w.shape
-    return w.view(n_heads, out // n_heads // 2, 2, d_in).transpose(1, 2).reshape(out, d_in)
+    return w.view(n_heads, 2, out // n_heads // 2, d_in).transpose(1, 2).reshape(out, d_in)
 
 
 def meta_state_from_hf(hf_state: dict[str, torch.Tensor], cfg: M2UGenConfig) -> OrderedDict[str, torch.Tensor]:
