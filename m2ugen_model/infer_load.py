@@ -129,15 +129,12 @@ def plan_for(spec: ModelSpec):
 def preflight(spec: ModelSpec):
     """Every weight directory, tokenizer, checkpoint and library the spec loads, checked before anything is
     loaded: the first blocking problem is one line (``m2ugen-infer check`` prints them all). -> the config."""
-    from .weights import preflight as pf
-    from .weights.findings import blocking
+    from .weights.preflight import blocking_line
 
     plan = plan_for(spec)
-    findings, _ = pf.run(plan)
-    stop = blocking(findings)
-    if stop:
-        more = f" ({len(stop) - 1} more: run m2ugen-infer check)" if len(stop) > 1 else ""
-        raise InferenceError(stop[0].line() + more)
+    line = blocking_line(plan, "m2ugen-infer ... check")
+    if line:
+        raise InferenceError(line)
     return plan.cfg
 
 

@@ -26,7 +26,8 @@ import torch
 
 from .checkpoint import WEIGHTS_FILE, load_released, load_trainable
 from .inference import CAPTION_QUESTION, caption
-from .presets import PRESET_FILE, build_model
+from .presets import PRESET_FILE, build_model, resolve_config
+from .weights.preflight import Plan, blocking_line
 
 Captioner = Callable[[Sequence[np.ndarray], int], list[str]]
 LLAMA_NAMES = ("LLaMA", "llama", "LLaMA-2", "llama-2")
@@ -72,7 +73,11 @@ def load_mu_llama(model_dir: str | Path, device: str | torch.device | None = "au
     else:
         paths = released_dirs(d)
         ckpt = paths.pop("checkpoint")
-        model, tok = build_model("mu_llama_7b", device=dev, dtype=dtype, **{k: str(v) for k, v in paths.items()})
+        cfg = resolve_config("mu_llama_7b", **{k: str(v) for k, v in paths.items()})
+        line = blocking_line(Plan(cfg, checkpoint=str(ckpt), decoder=False, device=str(dev)), "m2ugen-infer ... check")
+        if line:  # the preflight, before anything loads: one line naming the file and the fix
+            raise ValueError(line)
+        model, tok = build_model(cfg, device=dev, dtype=dtype)
     if ckpt.suffix == ".pth":
         load_released(model, ckpt)
     elif ckpt.exists():

@@ -150,13 +150,11 @@ def print_preflight(cfg: TrainConfig) -> int:
 def check_before_loading(cfg: TrainConfig) -> None:
     """The same checks before a real run loads anything: the first blocking problem is one line."""
     from m2ugen_model.weights import preflight
-    from m2ugen_model.weights.findings import blocking
 
     plan = preflight_plan(cfg)
-    stop = [plan] if not isinstance(plan, preflight.Plan) else blocking(preflight.run(plan)[0])
-    if stop:
-        more = f" ({len(stop) - 1} more: run m2ugen-train ... --check)" if len(stop) > 1 else ""
-        raise TrainError(stop[0].line() + more)
+    line = plan.line() if not isinstance(plan, preflight.Plan) else preflight.blocking_line(plan, "m2ugen-train ... --check")
+    if line:
+        raise TrainError(line)
 
 
 def run(cfg: TrainConfig, filled: dict | None = None) -> None:

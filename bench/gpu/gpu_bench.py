@@ -386,10 +386,10 @@ def run_section(name: str, out: Path, cpu_safe: bool) -> int:
         row = {"status": "skipped", "value": "-", "detail": str(exc)}
     except ModuleNotFoundError as exc:  # an optional dependency this machine lacks: say which, do not fail
         row = {"status": "skipped", "value": "-", "detail": f"needs {(exc.name or str(exc)).split('.')[0]}"}
-    if row["status"] == "skipped":
-        print(f"{name}: skipped: {row['detail']}", file=sys.stderr)
     except Exception as exc:  # the table must still be printed; the row carries the failure
         row = {"status": "failed", "value": "-", "detail": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    if row["status"] == "skipped":
+        print(f"{name}: skipped: {row['detail']}", file=sys.stderr)
     row.update(section=name, what=title, seconds=round(time.perf_counter() - t0, 1))
     out.write_text(json.dumps(row))
     return 0 if row["status"] != "failed" else 1

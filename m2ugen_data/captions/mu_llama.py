@@ -53,7 +53,7 @@ class MuLlamaCaptioner:
     def __init__(
         self,
         model_dir: Path | str | None = None,
-        device: str = "cpu",
+        device: str = "auto",  # the GPU when there is one
         question: str = QUESTION,
         max_new_tokens: int = 256,
     ) -> None:

@@ -43,12 +43,13 @@ def exit_code(findings: Iterable[Finding]) -> int:
     return 1 if blocking(findings) else 0
 
 
-def render(findings: list[Finding], checked: list[str], console: Console | None = None,
+def render(findings: list[Finding], ready: list[str], console: Console | None = None,
            title: str = "m2ugen preflight") -> None:
-    """One table of what is missing (blocking first), or one line saying that nothing is."""
+    """One table of what is missing (blocking first), or one line saying that nothing is; ``ready`` names the
+    parts checked without a finding."""
     out = console or Console()
     if not findings:
-        out.print(f"{title}: nothing missing ({', '.join(checked)})", highlight=False)
+        out.print(f"{title}: nothing missing ({', '.join(ready)})", highlight=False)
         return
     table = Table(title=f"{title}: {len(blocking(findings))} blocking, "
                         f"{len(findings) - len(blocking(findings))} to note", show_lines=True)
@@ -57,6 +58,5 @@ def render(findings: list[Finding], checked: list[str], console: Console | None 
     for f in sorted(findings, key=lambda f: not f.blocking):
         table.add_row("✗" if f.blocking else "!", f.what, f.path, f.problem, f.fix)
     out.print(table)
-    ok = [c for c in checked if c not in {f.what for f in findings}]
-    if ok:
-        out.print(f"ready: {', '.join(ok)}", highlight=False)
+    if ready:
+        out.print(f"ready: {', '.join(ready)}", highlight=False)

@@ -15,7 +15,7 @@ from pathlib import Path
 from m2ugen_model.config import M2UGenConfig
 
 from . import components, versions
-from .findings import Finding, guarded
+from .findings import Finding, blocking, guarded
 
 
 @dataclass
@@ -78,13 +78,20 @@ def device_findings(plan: Plan) -> list[Finding]:
 
 
 def run(plan: Plan) -> tuple[list[Finding], list[str]]:
-    """(findings, names of everything checked)."""
-    findings = versions.check(library_requirements(plan)) + device_findings(plan)
-    checked = ["libraries", "device"]
+    """(findings, names of the parts found ready)."""
+    rows = [("libraries", versions.check(library_requirements(plan))), ("device", device_findings(plan))]
     for name, path, check in component_checks(plan) + [(n, None, c) for n, c in plan.extra]:
-        findings += guarded(name, path, components.FIXES.get(name, "see the message"), check)
-        checked.append(name)
-    return findings, checked
+        rows.append((name, guarded(name, path, components.FIXES.get(name, "see the message"), check)))
+    return [f for _, found in rows for f in found], [name for name, found in rows if not found]
+
+
+def blocking_line(plan: Plan, command: str) -> str | None:
+    """The first blocking finding as the one line a command stops with (None: nothing blocks); ``command`` is
+    what prints them all."""
+    stop = blocking(run(plan)[0])
+    if not stop:
+        return None
+    return stop[0].line() + (f" ({len(stop) - 1} more: run {command})" if len(stop) > 1 else "")
 
 
 def plan_from_options(preset: str, weights_dir: str | None, paths: dict[str, str | None], decoder: str = "musicgen",
