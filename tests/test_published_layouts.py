@@ -299,13 +299,44 @@ def test_mu_llama_release_captions_through_m2ugen_data(mu_llama_ckpts, synth_cor
     assert all(r["backend"] == "mu-llama" and isinstance(r["text"], str) for r in rows)
 
 
-# ---------------------------------------------------------------- ViViT frames
-def test_vivit_takes_consecutive_frames_by_default():
+# ---------------------------------------------------------------- ViViT frames, image and video through the command
+def test_vivit_takes_consecutive_frames_by_default(release):
+    """The released input: a window of consecutive frames (here the middle 4 of 10), not frames spread out."""
+    from m2ugen_model.encoders import Encoders, load_vivit
     from m2ugen_model.video_frames import clip_indices
 
     assert clip_indices(100, 32).tolist() == list(range(34, 66))  # 32 in a row, centred
     assert clip_indices(10, 4, "even").tolist() == [0, 3, 6, 9]
     assert clip_indices(3, 5).tolist() == [0, 1, 2, 2, 2]
+    vivit, proc = load_vivit(release / "vivit-b-16x2-kinetics400")
+    enc = Encoders(vivit=vivit, vivit_processor=proc, video_frames=pl.SIZES.video_frames)
+    video = np.random.default_rng(3).integers(0, 255, (10, 36, 36, 3), dtype=np.uint8)
+    torch.testing.assert_close(enc.encode_videos([video]), enc.encode_videos([video[3:7]]))
+    assert not torch.allclose(enc.encode_videos([video]), enc.encode_videos([video[[0, 3, 6, 9]]]))
+
+
+def test_image_and_video_to_music_through_m2ugen_infer(release, tmp_path):
+    """ViT, ViViT and MusicGen as published, with the released M2UGen checkpoint, from the command line."""
+    import av
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "pic.png")
+    with av.open(str(tmp_path / "clip.mp4"), "w") as c:
+        s = c.add_stream("mpeg4", rate=8)
+        s.width, s.height, s.pix_fmt = 48, 32, "yuv420p"
+        for _ in range(12):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(rng.integers(0, 255, (32, 48, 3), dtype=np.uint8),
+                                                      format="rgb24")))
+        c.mux(s.encode(None))
+    ckpt = str(release / "M2UGen-MusicGen" / "checkpoint.pth")
+    for flag, media in (("--image", "pic.png"), ("--video", "clip.mp4")):
+        result, output = _invoke(["--weights-dir", str(release), "--checkpoint", ckpt, "--max-new-tokens", "4",
+                                  "--seconds", "0.02", "compose", flag, str(tmp_path / media), "--id", flag[2:],
+                                  "--out-dir", str(tmp_path / "out")])
+        assert result.exit_code == 0, output
+        rec = json.loads((tmp_path / "out" / f"{flag[2:]}.json").read_text())
+        assert rec["model"]["checkpoint_kind"] == "released" and rec["music"]["decoder"] == "musicgen"
 
 
 # ---------------------------------------------------------------- m2ugen-train on published weights

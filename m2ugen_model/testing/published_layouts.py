@@ -137,6 +137,18 @@ def _sentencepiece_proto():
     return import_protobuf()
 
 
+def _save_sentencepiece(model, path: Path, normalizer: str, remove_extra_whitespaces: bool, **trainer: Any) -> Path:
+    """Set the trainer and normaliser fields a SentencePiece model file carries, and write it."""
+    for key, value in trainer.items():
+        setattr(model.trainer_spec, key, value)
+    ns = model.normalizer_spec
+    ns.name, ns.add_dummy_prefix, ns.remove_extra_whitespaces, ns.escape_whitespaces = (
+        normalizer, True, remove_extra_whitespaces, True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
 def write_llama_tokenizer_model(path: Path, sizes: TinySizes = SIZES) -> Path:
     """A SentencePiece BPE ``tokenizer.model`` shaped like LLaMA-2's: ``<unk>``, ``<s>``, ``</s>`` at 0/1/2, the
     256 byte-fallback pieces, then merges in order; identity normaliser with a dummy prefix."""
@@ -159,14 +171,9 @@ def write_llama_tokenizer_model(path: Path, sizes: TinySizes = SIZES) -> Path:
             p.type, p.score = piece_type.NORMAL, -float(rank)
     if len(model.pieces) != sizes.vocab:
         raise RuntimeError(f"tiny LLaMA tokenizer has {len(model.pieces)} pieces, expected {sizes.vocab}")
-    ts = model.trainer_spec
-    ts.model_type, ts.vocab_size, ts.byte_fallback, ts.split_digits = ts.BPE, sizes.vocab, True, True
-    ts.unk_id, ts.bos_id, ts.eos_id, ts.pad_id = 0, 1, 2, -1
-    ns = model.normalizer_spec
-    ns.name, ns.add_dummy_prefix, ns.remove_extra_whitespaces, ns.escape_whitespaces = "identity", True, False, True
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(model.SerializeToString())
-    return path
+    return _save_sentencepiece(model, path, "identity", remove_extra_whitespaces=False,
+                               model_type=model.trainer_spec.BPE, vocab_size=sizes.vocab, byte_fallback=True,
+                               split_digits=True, unk_id=0, bos_id=1, eos_id=2, pad_id=-1)
 
 
 _T5_CORPUS = ["a calm piano piece with soft strings and a slow tempo", "an upbeat rock song with electric guitar",
@@ -191,14 +198,9 @@ def write_t5_spiece(path: Path, sizes: TinySizes = SIZES) -> Path:
         p.piece, p.score = piece, float(score)
         p.type = (piece_type.CONTROL if piece in ("<pad>", "</s>") else
                   piece_type.UNKNOWN if piece == "<unk>" else piece_type.NORMAL)
-    ts = model.trainer_spec
-    ts.model_type, ts.vocab_size = ts.UNIGRAM, len(model.pieces)
-    ts.pad_id, ts.eos_id, ts.unk_id, ts.bos_id = 0, 1, 2, -1
-    ns = model.normalizer_spec
-    ns.name, ns.add_dummy_prefix, ns.remove_extra_whitespaces, ns.escape_whitespaces = "nmt_nfkc", True, True, True
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(model.SerializeToString())
-    return path
+    return _save_sentencepiece(model, path, "nmt_nfkc", remove_extra_whitespaces=True,
+                               model_type=model.trainer_spec.UNIGRAM, vocab_size=len(model.pieces), pad_id=0,
+                               eos_id=1, unk_id=2, bos_id=-1)
 
 
 # ---------------------------------------------------------------- LLaMA-2-7B

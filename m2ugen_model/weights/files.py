@@ -85,6 +85,18 @@ def load_pth(path: str | Path, mmap: bool = True) -> Any:
             from None
 
 
+def read_config(directory: str | Path, expected: str = "") -> dict[str, Any]:
+    """``directory/config.json`` as a dict; a missing or unparsable one is one line (``expected``: what the
+    directory should have been)."""
+    f = Path(directory) / "config.json"
+    if not f.is_file():
+        raise WeightFileError(f"{directory}: no config.json" + (f" (expected {expected})" if expected else ""))
+    try:
+        return json.loads(f.read_text())
+    except ValueError as exc:
+        raise WeightFileError(f"{f}: not JSON ({exc})") from None
+
+
 def state_dict_of(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a loaded .pth: a bare state dict or the released wrapper's ``model`` entry."""
     state = obj.get("model", obj) if isinstance(obj, dict) else None

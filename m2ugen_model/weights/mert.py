@@ -24,13 +24,13 @@ gives the published 25 states: the last one is ``last_hidden_state``, which is t
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .files import WeightFileError, hf_weight_files, read_tensors
+from .files import read_config as read_json_config
 
 # Config switches of the hub code that change the computation; HubertModel has no equivalent.
 _NEEDS_HUB_CODE = {"feature_extractor_cqt": "CQT input features", "deepnorm": "the deep-norm encoder"}
@@ -45,13 +45,10 @@ class MertLayoutError(ValueError):
 
 
 def read_config(mert_dir: Path) -> dict[str, Any]:
-    f = mert_dir / "config.json"
-    if not f.is_file():
-        raise MertLayoutError(f"{mert_dir}: no config.json (expected the m-a-p/MERT-v1-330M directory)")
     try:
-        return json.loads(f.read_text())
-    except ValueError as exc:
-        raise MertLayoutError(f"{f}: not JSON ({exc})") from None
+        return read_json_config(mert_dir, "the m-a-p/MERT-v1-330M directory")
+    except WeightFileError as exc:
+        raise MertLayoutError(str(exc)) from None
 
 
 def hubert_config(config: dict[str, Any], where: Path):

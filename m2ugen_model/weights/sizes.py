@@ -15,15 +15,7 @@ from typing import Any
 
 from m2ugen_model.config import M2UGenConfig
 
-
-def _config(d: str | Path) -> dict[str, Any]:
-    f = Path(d) / "config.json"
-    if not f.is_file():
-        raise FileNotFoundError(f"{d}: no config.json")
-    try:
-        return json.loads(f.read_text())
-    except ValueError as exc:
-        raise ValueError(f"{f}: not JSON ({exc})") from None
+from .files import read_config
 
 
 def _meta_vocab(weights_dir: Path) -> int:
@@ -44,17 +36,17 @@ def llm_sizes(llama_dir: str | Path) -> dict[str, Any]:
 
 
 def mert_shape(d: str | Path) -> tuple[int, int]:
-    c = _config(d)
+    c = read_config(d)
     return c["num_hidden_layers"] + 1, c["hidden_size"]  # embeddings + every layer
 
 
 def vit_shape(d: str | Path) -> tuple[int, int]:
-    c = _config(d)
+    c = read_config(d)
     return (c["image_size"] // c["patch_size"]) ** 2 + 1, c["hidden_size"]  # CLS + patches
 
 
 def vivit_shape(d: str | Path) -> tuple[tuple[int, int], int]:
-    c = _config(d)
+    c = read_config(d)
     t, h, w = c["tubelet_size"]
     tokens = (c["num_frames"] // t) * (c["image_size"] // h) * (c["image_size"] // w) + 1
     return (tokens, c["hidden_size"]), c["num_frames"]
@@ -63,12 +55,12 @@ def vivit_shape(d: str | Path) -> tuple[tuple[int, int], int]:
 def decoder_target(kind: str, d: str | Path, tokens: int) -> tuple[int, int]:
     """(tokens, width) of the decoder conditioning the projector produces (config.DECODER_TARGETS)."""
     if kind == "musicgen":
-        return tokens, _config(d)["text_encoder"]["d_model"]
+        return tokens, read_config(d)["text_encoder"]["d_model"]
     # AudioLDM2: the T5 prompt (at most 128 tokens, its tokenizer's limit) and GPT-2's generated states, flattened
     from m2ugen_model.decoders import AUDIOLDM2_PROMPT
 
-    t5 = _config(Path(d) / "text_encoder_2")["d_model"]
-    lm = _config(Path(d) / "language_model")
+    t5 = read_config(Path(d) / "text_encoder_2")["d_model"]
+    lm = read_config(Path(d) / "language_model")
     tok = Path(d) / "tokenizer_2" / "tokenizer_config.json"
     limit = json.loads(tok.read_text()).get("model_max_length", AUDIOLDM2_PROMPT[0]) if tok.is_file() else \
         AUDIOLDM2_PROMPT[0]
