@@ -15,19 +15,18 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from m2ugen_model.infer_cli import app as infer_app
-from m2ugen_model.testing import published_layouts as pl
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory) -> Path:
-    return pl.write_m2ugen_release(tmp_path_factory.mktemp("release"), llama_layout="hf")
+def release(published_m2ugen) -> Path:
+    return published_m2ugen
 
 
 @pytest.fixture(scope="module")
-def mu_llama_ckpt(tmp_path_factory) -> Path:
-    return pl.write_mu_llama_release(tmp_path_factory.mktemp("mu")) / "checkpoint.pth"
+def mu_llama_ckpt(published_mu_llama) -> Path:
+    return published_mu_llama / "checkpoint.pth"
 
 
 @pytest.fixture

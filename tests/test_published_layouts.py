@@ -25,9 +25,9 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory) -> Path:
+def release(published_m2ugen) -> Path:
     """M2UGen with every part as published (LLaMA-2 HF layout named in preset.json; Meta's download beside it)."""
-    return pl.write_m2ugen_release(tmp_path_factory.mktemp("m2ugen"), llama_layout="hf")
+    return published_m2ugen
 
 
 @pytest.fixture(scope="module")
@@ -251,8 +251,8 @@ def test_pth_refusals_are_one_line_naming_the_file(release, tmp_path, song):
 
 # ---------------------------------------------------------------- MU-LLaMA as released
 @pytest.fixture(scope="module")
-def mu_llama_ckpts(tmp_path_factory) -> Path:
-    return pl.write_mu_llama_release(tmp_path_factory.mktemp("mu_llama") / "ckpts")
+def mu_llama_ckpts(published_mu_llama) -> Path:
+    return published_mu_llama
 
 
 def test_mu_llama_release_uses_the_prompt_it_was_trained_with(mu_llama_ckpts):
@@ -277,6 +277,7 @@ def test_mu_llama_release_uses_the_prompt_it_was_trained_with(mu_llama_ckpts):
     assert not torch.allclose(logits["released"], logits["no_input"])
 
 
+@pytest.mark.slow
 def test_mu_llama_release_captions_through_m2ugen_data(mu_llama_ckpts, synth_corpus, warehouse):
     """m2ugen-data caption --backend mu-llama --model-dir ckpts: the released layout end to end."""
     from rows import with_nulls
@@ -315,6 +316,7 @@ def test_vivit_takes_consecutive_frames_by_default(release):
     assert not torch.allclose(enc.encode_videos([video]), enc.encode_videos([video[[0, 3, 6, 9]]]))
 
 
+@pytest.mark.slow
 def test_image_and_video_to_music_through_m2ugen_infer(release, tmp_path):
     """ViT, ViViT and MusicGen as published, with the released M2UGen checkpoint, from the command line."""
     import av

@@ -223,8 +223,9 @@ def check_mert(cfg: M2UGenConfig) -> list[Finding]:
     return out + _compare(what, d, expected, {rename(k): v for k, v in got.items()}, FIXES[what])
 
 
-def _vision(cfg: M2UGenConfig, what: str, path: str | None, flag: str, kind: str, model_cls: str, prefix: str,
-            shape: tuple[int, int], size) -> list[Finding]:
+def _vision(what: str, path: str | None, flag: str, kind: str, model_cls: str, prefix: str, shape: tuple[int, int],
+            size) -> list[Finding]:
+    """ViT/ViViT: a published classifier checkpoint whose base model (``prefix``) is the encoder."""
     import transformers
 
     d, out = _directory(what, path, flag)
@@ -253,13 +254,13 @@ def _vision(cfg: M2UGenConfig, what: str, path: str | None, flag: str, kind: str
 def check_vit(cfg: M2UGenConfig) -> list[Finding]:
     from .sizes import vit_shape
 
-    return _vision(cfg, "ViT", cfg.vit_dir, "--vit-dir", "vit", "ViT", "vit.", cfg.image_feat_shape, vit_shape)
+    return _vision("ViT", cfg.vit_dir, "--vit-dir", "vit", "ViT", "vit.", cfg.image_feat_shape, vit_shape)
 
 
 def check_vivit(cfg: M2UGenConfig) -> list[Finding]:
     from .sizes import vivit_shape
 
-    return _vision(cfg, "ViViT", cfg.vivit_dir, "--vivit-dir", "vivit", "Vivit", "vivit.", cfg.video_feat_shape,
+    return _vision("ViViT", cfg.vivit_dir, "--vivit-dir", "vivit", "Vivit", "vivit.", cfg.video_feat_shape,
                    lambda d: vivit_shape(d)[0])
 
 
