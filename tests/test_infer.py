@@ -193,33 +193,6 @@ def test_loads_our_training_checkpoint(tiny_model_dir, tmp_path):
     assert torch.equal(dict(loaded.named_parameters())[gate], state[gate])
 
 
-def test_meta_layout_llama_dir(tiny_model_dir, tmp_path, media):
-    """LLaMA in Meta's layout (consolidated.00.pth, params.json) loads through m2ugen-infer's loader to the
-    same weights as the HF directory; without HF tokenizer files next to it: one line."""
-    from m2ugen_model.hf_io import _base_names
-    from m2ugen_model.infer.load import ModelSpec, load_for_inference
-    from m2ugen_model.presets import build_model
-
-    ref, _ = build_model(weights_dir=tiny_model_dir, load_encoders=False)
-    meta = tmp_path / "llama-meta"
-    meta.mkdir()
-    base = _base_names(ref.llm)
-    torch.save({k: v for k, v in ref.llm.state_dict().items() if k in base}, meta / "consolidated.00.pth")
-    (meta / "params.json").write_text(json.dumps({"dim": ref.cfg.dim, "n_layers": ref.cfg.n_layers}))
-    preset = json.loads((tiny_model_dir / "preset.json").read_text())
-    preset.update({k: str(tiny_model_dir / preset[k]) for k in ("mert_dir", "vit_dir", "vivit_dir", "decoder_dir")})
-    preset["llama_dir"] = str(meta)
-    (tmp_path / "preset.json").write_text(json.dumps(preset))
-    result, output = _invoke(["--weights-dir", str(tmp_path), "caption", str(media / "song.flac")])
-    assert result.exit_code == 2 and "copy the HF LLaMA-2 tokenizer files" in _error_line(output)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(tiny_model_dir / "llama" / f, meta / f)
-    model, _, _ = load_for_inference(ModelSpec(weights_dir=str(tmp_path)))
-    for name, p in ref.llm.named_parameters():
-        if name in base:
-            assert torch.equal(dict(model.llm.named_parameters())[name], p), name
-
-
 def test_released_pth_checkpoint(tiny_model_dir, tmp_path, media):
     from m2ugen_model.checkpoint import ours_to_released
     from m2ugen_model.infer.cli import InferRequest, Session, Settings, run_request

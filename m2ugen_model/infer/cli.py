@@ -6,6 +6,7 @@
     m2ugen-infer --weights-dir W compose "Music for this picture" --image beach.jpg --out-dir out/
     m2ugen-infer --weights-dir W edit song.flac "Replace the piano with a violin" --out-dir out/
     m2ugen-infer --weights-dir W batch requests.jsonl --out-dir out/
+    m2ugen-infer --preset 7b --llama-dir ... --mert-dir ... [--checkpoint ckpt.pth] check   # no GPU needed
 
 Model options go before the command. Music commands write ``<id>.wav`` and ``<id>.json`` (the text, the
 inputs and the conditioning used); ``batch`` writes one JSON per request, a failed one with its error,
@@ -139,7 +140,7 @@ def run_request(session: Session, req: InferRequest, out_dir: Path | None, base:
         image = read_image(paths["image"])
     model, tok, info = session.model()
     if paths["video"]:
-        video = read_video(paths["video"], frames=model.cfg.video_frames)
+        video = read_video(paths["video"], frames=model.cfg.video_frames, sampling=model.cfg.video_sampling)
     t0 = time.perf_counter()
     s = session.settings
     enc = model.encoders
@@ -155,7 +156,8 @@ def run_request(session: Session, req: InferRequest, out_dir: Path | None, base:
     seconds = req.seconds or s.seconds
     from m2ugen_model.infer.inference import check_prompt_fits, prompt_ids
 
-    check_prompt_fits(model, len(prompt_ids(tok, prompt)), max(s.max_new_tokens, model.cfg.n_aud_tokens))
+    check_prompt_fits(model, len(prompt_ids(tok, prompt, input_text=model.cfg.prompt_input)),
+                      max(s.max_new_tokens, model.cfg.n_aud_tokens))
     feats = encode_inputs(model, None if audio is None else [audio], sr, None if image is None else [image],
                           None if video is None else [video])
     dkw = dict(s.decoder_kwargs)
@@ -206,8 +208,8 @@ def main_options(
     decoder_dir: Annotated[Optional[str], Opt(help="MusicGen or AudioLDM2 (music output)")] = None,
     decoder: Annotated[str, Opt(help="7b preset: musicgen or audioldm2")] = "musicgen",
     checkpoint: Annotated[Optional[str], Opt(help="our checkpoint dir / run dir / .safetensors, or a released .pth")] = None,
-    device: Annotated[str, Opt(help="cpu, cuda, cuda:1 ...")] = "cpu",
-    dtype: Annotated[str, Opt(help="bf16, fp16 or fp32")] = "fp32",
+    device: Annotated[str, Opt(help="auto (the GPU when there is one), cpu, cuda, cuda:1 ...")] = "auto",
+    dtype: Annotated[str, Opt(help="auto (bf16 on a GPU, fp32 on the CPU), bf16, fp16 or fp32")] = "auto",
     load_in_8bit: Annotated[bool, Opt("--load-in-8bit", help="LLaMA weights in int8 (bitsandbytes, CUDA)")] = False,
     offload_layers: Annotated[int, Opt(help="keep this many LLaMA blocks in CPU memory (accelerate)")] = 0,
     max_new_tokens: Annotated[int, Opt()] = 256,
@@ -254,6 +256,24 @@ def _single(ctx: typer.Context, out_dir: Optional[Path], **fields: Any) -> dict:
 
 IdOpt = Annotated[str, Opt("--id", help="names the output files")]
 OutOpt = Annotated[Optional[Path], Opt(help="write <id>.json (and <id>.wav) here")]
+
+
+@app.command()
+def check(ctx: typer.Context) -> None:
+    """Check every weight directory, tokenizer, checkpoint and library the options name, in seconds and without a
+    GPU (run it on the login node before queueing): one table of what is missing, each with its fix; exit 1 when
+    something blocks."""
+    from m2ugen_model.infer.load import plan_for
+    from m2ugen_model.weights import preflight
+    from m2ugen_model.weights.findings import exit_code, render
+
+    try:
+        plan = plan_for(ctx.obj.spec)
+    except InferenceError as exc:
+        _fail(one_line(exc))
+    findings, checked = preflight.run(plan)
+    render(findings, checked, Console())
+    raise typer.Exit(exit_code(findings))
 
 
 @app.command()

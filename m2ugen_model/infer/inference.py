@@ -27,6 +27,11 @@ PROMPT_TEMPLATE = (
     "Write a response that appropriately completes the request.\n\n"
     "### Instruction:\n{instruction}\n\n### Response:"
 )
+PROMPT_INPUT_TEMPLATE = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:"
+)
 CAPTION_QUESTION = (
     "Describe the music in detail including details such as instruments used, tempo and mood of the song"
 )
@@ -38,9 +43,12 @@ class PromptTooLongError(ValueError):
     """The prompt plus the tokens to generate do not fit the model's context."""
 
 
-def format_prompt(instruction: str) -> str:
-    """The Alpaca-style template M2UGen and MU-LLaMA were trained with."""
-    return PROMPT_TEMPLATE.format(instruction=instruction)
+def format_prompt(instruction: str, input_text: str | None = None) -> str:
+    """The Alpaca-style template the released models were trained with: M2UGen's without an input;
+    MU-LLaMA's with one (M2UGenConfig.prompt_input says which, and what the input text is)."""
+    if input_text is None:
+        return PROMPT_TEMPLATE.format(instruction=instruction)
+    return PROMPT_INPUT_TEMPLATE.format(instruction=instruction, input=input_text)
 
 
 @dataclass
@@ -123,8 +131,8 @@ def generate_batch(
         model.train(was_training)
 
 
-def prompt_ids(tokenizer: Any, prompt: str, template: bool = True) -> list[int]:
-    return tokenizer(format_prompt(prompt) if template else prompt).input_ids
+def prompt_ids(tokenizer: Any, prompt: str, template: bool = True, input_text: str | None = None) -> list[int]:
+    return tokenizer(format_prompt(prompt, input_text) if template else prompt).input_ids
 
 
 def check_prompt_fits(model: M2UGen, n_prompt: int, max_new_tokens: int) -> None:
@@ -146,7 +154,7 @@ def _generate(model, tokenizer, prompts, feats, max_new_tokens, temperature, top
               template, force) -> list[GenerationResult]:
     cfg = model.cfg
     dev = model.prefix_query.weight.device
-    rows = [prompt_ids(tokenizer, p, template) for p in prompts]
+    rows = [prompt_ids(tokenizer, p, template, cfg.prompt_input) for p in prompts]
     if any(force) and cfg.n_aud_tokens:
         max_new_tokens = max(max_new_tokens, cfg.n_aud_tokens)
     for r in rows:

@@ -1,8 +1,9 @@
 """Load an M2UGen for inference from local directories, with one clear line for whatever is missing.
 
 Weights: a directory with preset.json (what `write_tiny_weights` writes; real weights can be laid out the
-same way), or the 7B preset with one directory per part (LLaMA in HF or Meta layout, MERT, ViT, ViViT,
-MusicGen/AudioLDM2). Trained weights on top: our own checkpoints (`runs/s3/checkpoints/step_...`, a run
+same way), or the 7B preset with one directory per part, each as published (LLaMA-2 in HF or Meta layout,
+MERT-v1-330M, ViT-B/16, ViViT-B 16x2, MusicGen/AudioLDM2). Before anything is loaded the preflight
+(weights/preflight.py) checks every part and stops at the first blocking problem in one line. Trained weights on top: our own checkpoints (`runs/s3/checkpoints/step_...`, a run
 directory, whose `checkpoints/latest` is used, a `save_trainable` directory, or a `.safetensors` file) or a
 released `.pth`. A checkpoint is checked tensor by tensor against the built model before anything is
 copied, so a checkpoint of another preset is refused in one line that says which preset it came from.
@@ -22,7 +23,6 @@ import torch
 from m2ugen_model.infer.errors import InferenceError, one_line
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-PARTS = ("llama_dir", "mert_dir", "vit_dir", "vivit_dir", "decoder_dir")
 
 
 @dataclass
@@ -32,8 +32,8 @@ class ModelSpec:
     paths: dict[str, str | None] = field(default_factory=dict)  # llama_dir, mert_dir, ... (7b preset)
     decoder: str = "musicgen"  # 7b preset: musicgen or audioldm2
     checkpoint: str | None = None
-    device: str = "cpu"
-    dtype: str = "fp32"
+    device: str = "auto"  # the GPU when there is one
+    dtype: str = "auto"  # bf16 on a GPU, fp32 on the CPU
     load_in_8bit: bool = False
     offload_layers: int = 0
 
@@ -105,55 +105,47 @@ def check_fits(model: torch.nn.Module, file: Path) -> None:
         raise InferenceError(f"checkpoint {file} does not fit this model{origin}: {what}")
 
 
-def _check_before_loading(weights_dir: str, file: Path) -> None:
-    """A checkpoint of another preset is refused before minutes of loading: shapes from a meta model."""
-    from m2ugen_model.presets import config_from_dir, init_model
+def plan_for(spec: ModelSpec):
+    """The preflight plan (weights/preflight.py) for a spec, or InferenceError when no config can be made."""
+    from m2ugen_model.weights.findings import Finding
+    from m2ugen_model.weights.preflight import plan_from_options
 
-    try:
-        cfg = config_from_dir(weights_dir)
-    except (OSError, ValueError) as exc:
-        raise InferenceError(f"{weights_dir}: {one_line(exc)}") from None
-    check_fits(init_model(cfg, device="meta", seed=None), file)
-
-
-def _check_dirs(spec: ModelSpec) -> None:
-    if spec.weights_dir is not None:
-        d = Path(spec.weights_dir)
-        if not d.is_dir():
-            raise InferenceError(f"weights directory not found: {d}")
-        from m2ugen_model.presets import PRESET_FILE, config_from_dir
-
-        if not (d / PRESET_FILE).is_file():
-            raise InferenceError(f"{d}: no {PRESET_FILE} (give --weights-dir a preset directory, or use "
-                                 "--llama-dir/--mert-dir/... with --preset 7b)")
-        try:
-            cfg = config_from_dir(d)
-        except (OSError, ValueError) as exc:
-            raise InferenceError(f"{d / PRESET_FILE}: {one_line(exc)}") from None
-        paths = {k: getattr(cfg, k) for k in PARTS}
-        where = f"(named in {d / PRESET_FILE})"
-    else:
-        if not spec.paths.get("llama_dir"):
-            raise InferenceError(f"preset {spec.preset!r} needs --llama-dir (or --weights-dir with a preset.json)")
-        paths, where = spec.paths, ""
-    for name in PARTS:
-        v = paths.get(name)
-        if v and not Path(v).is_dir():
-            raise InferenceError(f"{name.replace('_', '-')} {v}: not a directory {where}".rstrip())
-    _check_tokenizer(Path(paths["llama_dir"]))
+    plan = plan_from_options(spec.preset, spec.weights_dir, spec.paths, spec.decoder, checkpoint=spec.checkpoint,
+                             device=spec.device, load_in_8bit=spec.load_in_8bit, offload_layers=spec.offload_layers)
+    if isinstance(plan, Finding):
+        if plan.problem == "not found":
+            raise InferenceError(f"weights directory not found: {spec.weights_dir}")
+        raise InferenceError(plan.line())
+    return plan
 
 
-def _check_tokenizer(llama_dir: Path) -> None:
-    """Meta's download has consolidated.*.pth, params.json and a SentencePiece tokenizer.model; the LLaMA
-    tokenizer is read with transformers from its HF files, which must sit next to the weights."""
-    if (llama_dir / "config.json").is_file():
-        return
-    if not list(llama_dir.glob("consolidated.*.pth")):
-        raise InferenceError(f"{llama_dir}: neither an HF LLaMA directory (config.json + *.safetensors) nor "
-                             "Meta shards (consolidated.*.pth)")
-    if not any((llama_dir / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
-        raise InferenceError(f"{llama_dir}: Meta-layout LLaMA without tokenizer.json/tokenizer_config.json; copy "
-                             "the HF LLaMA-2 tokenizer files next to consolidated.00.pth")
+def preflight(spec: ModelSpec):
+    """Every weight directory, tokenizer, checkpoint and library the spec loads, checked before anything is
+    loaded: the first blocking problem is one line (``m2ugen-infer check`` prints them all). -> the config."""
+    from m2ugen_model.weights.preflight import blocking_line
+
+    plan = plan_for(spec)
+    line = blocking_line(plan, "m2ugen-infer ... check")
+    if line:
+        raise InferenceError(line)
+    return plan.cfg
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: the GPU when there is one (bitsandbytes, FSDP and bf16 all want it), else the CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """``auto``: bf16 on a GPU (the released code's fp32 is what ran out of memory on 40-48 GB cards), fp32 on
+    the CPU."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype not in DTYPES:
+        raise InferenceError(f"--dtype must be auto or one of {sorted(DTYPES)}, not {dtype!r}")
+    return DTYPES[dtype]
 
 
 def load_for_inference(spec: ModelSpec) -> tuple[Any, Any, dict[str, Any]]:
@@ -162,29 +154,24 @@ def load_for_inference(spec: ModelSpec) -> tuple[Any, Any, dict[str, Any]]:
     from m2ugen_model.hf_io import WeightsError
     from m2ugen_model.presets import build_model
 
-    if spec.dtype not in DTYPES:
-        raise InferenceError(f"--dtype must be one of {sorted(DTYPES)}, not {spec.dtype!r}")
-    dtype = DTYPES[spec.dtype]
-    if spec.device.startswith("cuda") and not torch.cuda.is_available():
+    device = resolve_device(spec.device)
+    dtype = resolve_dtype(spec.dtype, device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
         raise InferenceError(f"--device {spec.device}: no CUDA device is available here")
     if spec.load_in_8bit:
         from m2ugen_model.infer.lowmem import check_8bit
 
-        check_8bit(spec.device)
-    _check_dirs(spec)
+        check_8bit(device)
     ckpt = resolve_checkpoint(spec.checkpoint) if spec.checkpoint else None
-    lowmem = spec.load_in_8bit or spec.offload_layers > 0
-    build_device = "cpu" if lowmem else spec.device  # quantised/offloaded parts move to the GPU afterwards
-    kwargs: dict[str, Any] = {}
-    if spec.weights_dir is None:
-        kwargs = {k: v for k, v in spec.paths.items() if v}
-        if spec.preset == "7b":
-            kwargs["decoder"] = spec.decoder
     if ckpt is not None and ckpt[0] == "ours" and spec.weights_dir is not None:
-        _check_before_loading(spec.weights_dir, ckpt[1])
+        from m2ugen_model.presets import config_from_dir, init_model
+
+        check_fits(init_model(config_from_dir(spec.weights_dir), device="meta", seed=None), ckpt[1])
+    cfg = preflight(spec)
+    lowmem = spec.load_in_8bit or spec.offload_layers > 0
+    build_device = "cpu" if lowmem else device  # quantised/offloaded parts move to the GPU afterwards
     try:
-        model, tok = build_model(preset=spec.preset, weights_dir=spec.weights_dir, device=build_device, dtype=dtype,
-                                 load_encoders=True, load_decoder=True, **kwargs)
+        model, tok = build_model(cfg, device=build_device, dtype=dtype, load_encoders=True, load_decoder=True)
         if ckpt is not None and ckpt[0] == "ours":
             check_fits(model, ckpt[1])
             load_trainable(model, ckpt[1])
@@ -195,19 +182,19 @@ def load_for_inference(spec: ModelSpec) -> tuple[Any, Any, dict[str, Any]]:
     except (OSError, ValueError, KeyError, WeightsError, RuntimeError) as exc:
         raise InferenceError(one_line(exc)) from exc
     if model.encoders is not None:
-        model.encoders.to(spec.device, dtype)
+        model.encoders.to(device, dtype)
     if model.decoder is not None:
-        model.decoder.model.to(spec.device, dtype)
+        model.decoder.model.to(device, dtype)
     if spec.load_in_8bit:
         from m2ugen_model.infer.lowmem import quantize_llm_8bit
 
-        quantize_llm_8bit(model, spec.device)
+        quantize_llm_8bit(model, device)
     if spec.offload_layers:
         from m2ugen_model.infer.lowmem import offload_llm_layers
 
-        offload_llm_layers(model, spec.offload_layers, spec.device)
+        offload_llm_layers(model, spec.offload_layers, device)
     info = {"weights_dir": spec.weights_dir, "preset": spec.preset if spec.weights_dir is None else "from preset.json",
             "checkpoint": str(ckpt[1]) if ckpt else None, "checkpoint_kind": ckpt[0] if ckpt else None,
-            "dtype": spec.dtype, "device": spec.device, "load_in_8bit": spec.load_in_8bit,
+            "dtype": str(dtype).removeprefix("torch."), "device": device, "load_in_8bit": spec.load_in_8bit,
             "offload_layers": spec.offload_layers, "decoder": model.cfg.decoder}
     return model.eval(), tok, info

@@ -2,7 +2,8 @@
 
 Unlike the trainer's shard decoders (fixed lengths and sizes so batches stack), inference keeps the whole
 clip: the music encoder windows long audio itself, the image processor resizes, and a video is reduced
-to evenly spaced frames at a modest size here so a long file never sits in memory at full resolution.
+to the frames the video encoder will see (video_frames.py) at a modest size here, so a long file never
+sits in memory at full resolution.
 """
 
 from __future__ import annotations
@@ -67,9 +68,12 @@ def read_image(path: str | Path) -> np.ndarray:
         raise MediaInputError(f"{p}: undecodable image ({_first_line(exc)})") from None
 
 
-def read_video(path: str | Path, frames: int = 32, short_side: int = 256) -> np.ndarray:
-    """(frames, H, W, 3) uint8: `frames` evenly spaced frames, the short side scaled to `short_side`."""
+def read_video(path: str | Path, frames: int = 32, short_side: int = 256, sampling: str = "consecutive") -> np.ndarray:
+    """(frames, H, W, 3) uint8: the `frames` frames `sampling` chooses (video_frames.clip_indices), the short
+    side scaled to `short_side`."""
     import av
+
+    from m2ugen_model.video_frames import clip_indices
 
     p = _existing(path)
     try:
@@ -78,24 +82,27 @@ def read_video(path: str | Path, frames: int = 32, short_side: int = 256) -> np.
             w, h = stream.codec_context.width, stream.codec_context.height
             scale = short_side / max(1, min(w, h))
             size = {"width": max(2, round(w * scale)), "height": max(2, round(h * scale))}
-            kept = [f.to_ndarray(format="rgb24", **size) for f in _thin(c.decode(stream), stream.frames, frames)]
+            want = clip_indices(stream.frames, frames, sampling) if stream.frames > frames else None
+            kept = [f.to_ndarray(format="rgb24", **size) for f in _thin(c.decode(stream), want)]
     except Exception as exc:
         raise MediaInputError(f"{p}: undecodable video ({_first_line(exc)})") from None
     if not kept:
         raise MediaInputError(f"{p}: video has no frames")
-    idx = np.linspace(0, len(kept) - 1, frames).round().astype(int)
-    return np.stack([kept[i] for i in idx])
+    return np.stack([kept[i] for i in clip_indices(len(kept), frames, sampling)])
 
 
-def _thin(decoded, total: int, frames: int):
-    """Keep only frames that evenly spaced picks will use when the container says how many there are."""
-    if not total or total <= frames:
+def _thin(decoded, want: np.ndarray | None):
+    """Keep only the frames the clip will use when the container says how many there are (stop after the
+    last), so a long video is not decoded to its end."""
+    if want is None:
         yield from decoded
         return
-    want = set(np.linspace(0, total - 1, frames).round().astype(int).tolist())
+    keep, last = set(want.tolist()), int(want.max())
     for i, f in enumerate(decoded):
-        if i in want:
+        if i in keep:
             yield f
+        if i >= last:
+            return
 
 
 def _first_line(exc: Exception) -> str:

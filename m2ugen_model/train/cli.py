@@ -66,6 +66,8 @@ def train_command(
     logger: Annotated[Optional[str], Opt(help="none, tensorboard or wandb")] = None,
     progress: Annotated[Optional[bool], Opt("--progress/--no-progress")] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="print mixture, parameter counts, first batch; no training")] = False,
+    check: Annotated[bool, Opt("--check", help="check the weights, checkpoints and libraries this run loads (no GPU "
+                                               "needed, seconds), print what is missing and exit")] = False,
 ) -> None:
     """Train one stage of M2UGen on WebDataset shards."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -86,7 +88,10 @@ def train_command(
             raise TrainError("no --shards given (a warehouse dir, its shards/ dir, or shard URLs)")
         given = validate_config(values)
         filled = first_run.fill_defaults(values, discover_shards(given.shards, given.extra_shards))
-        run(validate_config({**values, **filled}), filled)
+        cfg = validate_config({**values, **filled})
+        if check:
+            raise typer.Exit(print_preflight(cfg))
+        run(cfg, filled)
     except TrainError as exc:
         console.print(f"[red]error:[/red] {_one_line(exc)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -108,6 +113,50 @@ def _one_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def preflight_plan(cfg: TrainConfig):
+    """What this run loads, for the preflight (weights/preflight.py): the LLaMA, the encoders its data needs (none
+    for stage 2, which reads captions), the decoder for stages 2 and 3, the --init-from checkpoint."""
+    from m2ugen_model.presets import PRESET_FILE
+    from m2ugen_model.weights.preflight import plan_from_options
+
+    datasets = [s.name for s in _sources(cfg)]
+    needed = first_run.needed_weights(cfg.stage, datasets)
+    paths = {k: getattr(cfg, k) for k in first_run.WEIGHT_DIRS if k in needed}
+    weights_dir = cfg.weights_dir if cfg.weights_dir and (Path(cfg.weights_dir) / PRESET_FILE).is_file() else None
+    init = None
+    if cfg.init_from:
+        init = str(Path(cfg.init_from) / "trainable.safetensors") if Path(cfg.init_from).is_dir() else cfg.init_from
+    return plan_from_options(cfg.preset, weights_dir, paths, checkpoint=init, encoders=cfg.stage != 2,
+                             decoder=cfg.stage > 1, device="auto")
+
+
+def _sources(cfg: TrainConfig):
+    from m2ugen_model.train.loop import build_sources
+
+    return build_sources(cfg)
+
+
+def print_preflight(cfg: TrainConfig) -> int:
+    """``--check``: one table of what is missing; the exit code says whether anything blocks."""
+    from m2ugen_model.weights import preflight
+    from m2ugen_model.weights.findings import exit_code, render
+
+    plan = preflight_plan(cfg)
+    findings, checked = (([plan], ["preset"]) if not isinstance(plan, preflight.Plan) else preflight.run(plan))
+    render(findings, checked, Console())
+    return exit_code(findings)
+
+
+def check_before_loading(cfg: TrainConfig) -> None:
+    """The same checks before a real run loads anything: the first blocking problem is one line."""
+    from m2ugen_model.weights import preflight
+
+    plan = preflight_plan(cfg)
+    line = plan.line() if not isinstance(plan, preflight.Plan) else preflight.blocking_line(plan, "m2ugen-train ... --check")
+    if line:
+        raise TrainError(line)
+
+
 def run(cfg: TrainConfig, filled: dict | None = None) -> None:
     """Train ``cfg``; ``filled`` are the settings chosen for the user (first_run.fill_defaults), reported."""
     from m2ugen_model.train.model_bridge import from_preset
@@ -118,6 +167,8 @@ def run(cfg: TrainConfig, filled: dict | None = None) -> None:
     missing = first_run.missing_weights(cfg, datasets)
     if missing:
         raise TrainError(f"--preset {cfg.preset} stage {cfg.stage} needs weight directories: {', '.join(missing)}")
+    if cfg.preset != "tiny" or (cfg.weights_dir and Path(cfg.weights_dir).is_dir()):
+        check_before_loading(cfg)  # a smoke run's tiny weights are written below, then used as they are
     d = init_distributed()
     if cfg.preset == "tiny" and cfg.weights_dir:
         written = first_run.ensure_tiny_weights(Path(cfg.weights_dir))

@@ -22,7 +22,7 @@ def bundle_from_model(model, tokenizer) -> Bundle:
     cfg = model.cfg
     enc = getattr(model, "encoders", None)
     rate = int(getattr(getattr(enc, "mert_processor", None), "sampling_rate", 24000) or 24000)
-    media = MediaSpec(audio_rate=rate, video_frames=cfg.video_frames)
+    media = MediaSpec(audio_rate=rate, video_frames=cfg.video_frames, video_sampling=cfg.video_sampling)
 
     def encode(modality: str, media_batch: torch.Tensor) -> torch.Tensor:
         if enc is None:
