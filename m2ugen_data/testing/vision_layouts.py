@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from m2ugen_data.testing.dialogue_layouts import byte_bpe
-from m2ugen_data.vision.tiny_models import INIT, SEED, WORDS
+from m2ugen_data.testing.tiny_vision_models import INIT, SEED, WORDS
 
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]

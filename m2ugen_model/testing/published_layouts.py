@@ -523,7 +523,7 @@ AUDIOLDM2_INDEX = {
 def write_audioldm2(out_dir: str | Path, seed: int = 5) -> Path:
     """``cvssp/audioldm2-music``: the diffusers layout (model_index.json + one folder per component), with the
     published model_index.json (``audioldm2`` module entries) and GPT-2's ``max_new_tokens: 8``."""
-    from m2ugen_model.tiny_audioldm2 import write_tiny_audioldm2
+    from m2ugen_model.testing.tiny_audioldm2 import write_tiny_audioldm2
 
     d = write_tiny_audioldm2(out_dir, seed=seed)
     _json(d / "model_index.json", AUDIOLDM2_INDEX)
