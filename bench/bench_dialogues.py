@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from m2ugen_data.captions.facts import MusicFacts
+from m2ugen_data.facts.measured import MusicFacts
 from m2ugen_data.dialogues.backend import Completion, GenerationParams, Request
 from m2ugen_data.dialogues.prompts import SIDES, build_prompt
 from m2ugen_data.dialogues.samples import DialogueSample, EditDiff

@@ -189,7 +189,7 @@ _FIFTH = {"C": "G", "G": "D", "D": "A", "A": "E", "E": "B", "B": "F#", "F#": "C#
 def plants(t: dict) -> dict[str, str]:
     """One planted sentence per kind that the clip's rendered truth makes false."""
     from m2ugen_data.analysis.tag_words import INSTRUMENT_TAGS
-    from m2ugen_data.captions.facts import choose, with_article
+    from m2ugen_data.facts.measured import choose, with_article
 
     fams, bpm = set(t["families"]), float(t["tempo_bpm"])
     out = {}

@@ -50,7 +50,7 @@ from at_revision import module_at
 
 from m2ugen_data import defaults
 from m2ugen_data.audioset.ontology import GENRE, INSTRUMENT, MOOD, load_ontology
-from m2ugen_data.captions.facts import MusicFacts, facts_from_rows
+from m2ugen_data.facts.measured import MusicFacts, facts_from_rows
 from m2ugen_data.dialogues import template
 from m2ugen_data.dialogues.samples import DATASETS, VISUAL_MODALITY, DialogueSample, edit_diff
 from m2ugen_data.dialogues.text_quality import RULES, defects, sentences, skeleton, tokens

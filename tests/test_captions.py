@@ -12,7 +12,7 @@ from m2ugen_data.audio_io import write_flac
 from m2ugen_data.audioset.ontology import load_ontology
 from m2ugen_data.captions import CaptionItem
 from m2ugen_data.captions.factory import make_captioner
-from m2ugen_data.captions.facts import MusicFacts, facts_from_rows, tempo_word
+from m2ugen_data.facts.measured import MusicFacts, facts_from_rows, tempo_word
 from m2ugen_data.captions.grounded import GroundedCaptioner, grounded_caption
 from m2ugen_data.captions.inputs import caption_items
 from m2ugen_data.captions.mu_llama import QUESTION, MuLlamaCaptioner

@@ -11,7 +11,7 @@ from synth_text import TAGGER_WORDS, fill_warehouse, musical_truth, tagger_words
 from typer.testing import CliRunner
 
 from m2ugen_data.audioset.ontology import load_ontology
-from m2ugen_data.captions.facts import MusicFacts
+from m2ugen_data.facts.measured import MusicFacts
 from m2ugen_data.captions.grounded import GroundedCaptioner
 from m2ugen_data.captions.inputs import caption_items
 from m2ugen_data.captions.writer import write_captions

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from m2ugen_data.captions.facts import MusicFacts
+from m2ugen_data.facts.measured import MusicFacts
 from m2ugen_data.dialogues.backend import GenerationParams, Request
 from m2ugen_data.dialogues.openai_backend import OpenAIBackend, api_key_from_env
 from m2ugen_data.dialogues.prompts import build_prompt

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from m2ugen_data.captions.facts import MusicFacts, TempoFact
+from m2ugen_data.facts.measured import MusicFacts, TempoFact
 from m2ugen_data.dialogues import template
 from m2ugen_data.dialogues.phrases import NounPhrase
 from m2ugen_data.dialogues.samples import DialogueSample, EditDiff

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from m2ugen_data.captions import CaptionItem
-from m2ugen_data.captions.facts import MusicFacts
+from m2ugen_data.facts.measured import MusicFacts
 from m2ugen_data.captions.grounded import grounded_caption
 from m2ugen_data.captions.writer import write_captions
 from m2ugen_data.dialogues.samples import DialogueSample, EditDiff

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from m2ugen_data.captions.facts import MusicFacts
+from m2ugen_data.facts.measured import MusicFacts
 from m2ugen_data.dialogues.openai_backend import OpenAIBackend
 from m2ugen_data.dialogues.samples import DialogueSample, EditDiff
 from m2ugen_data.dialogues.writer import write_dialogues

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from m2ugen_data.cli import app
 from m2ugen_data.testing.dialogue_layouts import write_mpt_7b_chat, write_qwen25_instruct
-from m2ugen_data.preflight import pipeline
+from m2ugen_data import model_checks as pipeline
 from m2ugen_data.testing.vision_layouts import write_blip_captioning_base, write_video_captioner_sources
 
 

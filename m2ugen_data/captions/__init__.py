@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from m2ugen_data.captions.facts import MusicFacts
+from m2ugen_data.facts.measured import MusicFacts
 
 
 @dataclass(frozen=True)

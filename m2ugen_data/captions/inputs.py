@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from m2ugen_data.captions import CaptionItem
-from m2ugen_data.captions.facts import LabelNamer, facts_from_rows
+from m2ugen_data.facts.measured import LabelNamer, facts_from_rows
 from m2ugen_data.factcheck.heard import tag_evidence
 from m2ugen_data.warehouse import Warehouse
 

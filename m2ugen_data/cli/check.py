@@ -39,7 +39,7 @@ def check_cmd(
     """Check the models a pipeline run would load (layout, architecture, tokenizer, whole weight files, vLLM
     support) and the installed library versions; print one table of what is missing, each with its fix."""
     from m2ugen_data.errors import M2UGenError
-    from m2ugen_data.preflight import pipeline as P
+    from m2ugen_data import model_checks as P
 
     if (dialogue_backend is None) != (dialogue_model is None):
         raise M2UGenError("pass --dialogue-backend and --dialogue-model together")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from m2ugen_data.captions.facts import article, choose, join_words
+from m2ugen_data.facts.measured import article, choose, join_words
 
 
 @dataclass(frozen=True)

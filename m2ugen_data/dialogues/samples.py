@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from m2ugen_data.captions.facts import (
+from m2ugen_data.facts.measured import (
     LabelNamer,
     MusicFacts,
     facts_from_rows,
@@ -21,7 +21,7 @@ from m2ugen_data.captions.facts import (
     tempo_change_word,
     voice_name,
 )
-from m2ugen_data.captions.rules import KINDS
+from m2ugen_data.facts.rules import KINDS
 from m2ugen_data.factcheck.heard import Heard, tag_evidence
 from m2ugen_data.warehouse import Warehouse
 

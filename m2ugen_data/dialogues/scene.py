@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from m2ugen_data.captions.facts import choose, join_words
+from m2ugen_data.facts.measured import choose, join_words
 from m2ugen_data.dialogues.phrases import NounPhrase, pick_head
 from m2ugen_data.vision.grounded import brightness_word, motion_phrase
 

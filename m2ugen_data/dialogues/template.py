@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from m2ugen_data.captions.facts import (
+from m2ugen_data.facts.measured import (
     VOICE_PHRASES,
     MusicFacts,
     TempoFact,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from m2ugen_data.captions.facts import tempo_word
+from m2ugen_data.facts.measured import tempo_word
 from m2ugen_data.dialogues.prompts import GPT_PREFIX, STOP
 from m2ugen_data.dialogues.samples import EditDiff
 from m2ugen_data.dialogues.text_quality import defects

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from m2ugen_data.captions.rules import SPEECH_RATIO_MIN
+from m2ugen_data.facts.rules import SPEECH_RATIO_MIN
 from m2ugen_data.factcheck import extract as X
 from m2ugen_data.factcheck.extract import Claim, extract_claims
 from m2ugen_data.factcheck.heard import Heard

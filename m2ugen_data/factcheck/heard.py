@@ -1,6 +1,6 @@
 """What was heard in one clip, as the checker needs it: the sayable facts plus the tagger's raw evidence.
 
-``MusicFacts`` (``captions.facts``) already holds every confident measurement (a tempo whose beat-tracker
+``MusicFacts`` (``facts.measured``) already holds every confident measurement (a tempo whose beat-tracker
 confidence passed its rule, a key whose CNN probability did) and the labels the label rule lets speak. A
 contradiction needs one thing more: a *confident absence*, which only the tag probabilities show (a caption
 that names a piano where the piano tag is 0.01). ``Heard`` carries both; ``measured`` is False for a clip
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from m2ugen_data.analysis.tag_words import GENRE_TAGS, INSTRUMENT_TAGS, MOOD_TAGS, evidence
-from m2ugen_data.captions.facts import LabelNamer, MusicFacts, facts_from_rows
+from m2ugen_data.facts.measured import LabelNamer, MusicFacts, facts_from_rows
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from m2ugen_data.captions.facts import MusicFacts
+from m2ugen_data.facts.measured import MusicFacts
 from m2ugen_data.factcheck.check import pair_heard
 from m2ugen_data.factcheck.heard import Heard, heard_from_facts
 from m2ugen_data.factcheck.policy import DEFAULT_POLICY, FactPolicy, TextCheck, check_text

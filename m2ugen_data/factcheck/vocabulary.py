@@ -8,7 +8,7 @@ absences contradict it (a "violin" claim is contradicted only when neither violi
 
 The instrument words the tagger measures are those of ``analysis.tag_words.INSTRUMENT_TAGS``; everything
 else here ("bass", "trumpet", "percussion") is a value the tagger has no opinion on, so a claim of it is
-checked against the segment's labels only (``captions.rules`` says when labels may speak).
+checked against the segment's labels only (``facts.rules`` says when labels may speak).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ TEMPO_WORDS: dict[str, tuple[str, ...]] = {
     "very fast": ("very fast", "extremely fast", "really fast", "super fast", "presto", "frantic tempo"),
 }
 # Admitted BPM per tempo class (lower, upper). Wider than the grounded captioner's buckets
-# (captions.facts._TEMPO_WORDS: very slow < 60 <= slow < 80 <= moderate < 105 <= upbeat < 125 <= fast < 150
+# (facts.measured._TEMPO_WORDS: very slow < 60 <= slow < 80 <= moderate < 105 <= upbeat < 125 <= fast < 150
 # <= very fast), because people use these words loosely: a "fast" song at 118 BPM is not a lie, one at 70 is.
 TEMPO_RANGES: dict[str, tuple[float, float]] = {
     "very slow": (0.0, 75.0),

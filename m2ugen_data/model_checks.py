@@ -19,7 +19,7 @@ from m2ugen_data.preflight import Finding
 from m2ugen_data.preflight.expect import blip, check_dialogue_llm, video_captioner
 from m2ugen_data.preflight.layout import check_model_dir
 
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 VERSION_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "huggingface-hub")
 
 

@@ -3,7 +3,7 @@
 The grounded captioner and the dialogue templates both speak from these facts, so a tempo is called
 "upbeat" in a caption and in the edit request that mentions it, and a test can check a text against the
 same numbers it was written from. ``facts_from_rows`` is the one door from manifest rows to facts: it applies
-the confidence and label rules of ``captions.rules``, so a fact that is set may be said, and one that is
+the confidence and label rules of ``facts.rules``, so a fact that is set may be said, and one that is
 not set was not measured, not confident, or contradicted.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from m2ugen_data.captions.rules import (
+from m2ugen_data.facts.rules import (
     KEY_CONF_MIN,
     KINDS,
     MAX_STYLE_WORDS,
