@@ -34,6 +34,7 @@ from m2ugen_data.vision.models import (
 DEFAULT_MODEL = "Neleac/timesformer-gpt2-video-captioning"
 PROCESSOR_SOURCE = "MCG-NJU/videomae-base"  # where the model card and the released script take the processor
 TOKENIZER_SOURCE = "gpt2"  # ... and the tokenizer
+RELEASED_LENGTH = {"min_length": 20, "max_length": 200}  # the released script's generate() settings
 
 
 def has_processor(d: Path) -> bool:
@@ -82,9 +83,12 @@ def encoder_frames(config) -> int:
 
 
 def load_video_gpt2(
-    model_dir: str | None = None, *, device: str = "auto", dtype: str = "auto", num_beams: int = 4,
-    max_new_tokens: int = 32, processor_dir: str | Path | None = None, tokenizer_dir: str | Path | None = None,
+    model_dir: str | None = None, *, device: str = "auto", dtype: str = "auto", num_beams: int = 8,
+    max_new_tokens: int | None = None, processor_dir: str | Path | None = None, tokenizer_dir: str | Path | None = None,
 ) -> Captioner:
+    """Video captions as the released MUVideo script made them: the encoder's frames evenly spaced, 8 beams,
+    between 20 and 200 decoder tokens (``min_length``/``max_length``, the start token included).
+    ``max_new_tokens`` replaces that length range (tests and benches use short ones)."""
     import torch
     from transformers import AutoTokenizer, VisionEncoderDecoderModel
 
@@ -102,18 +106,23 @@ def load_video_gpt2(
     pad = next(t for t in (gen.pad_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if t is not None)
     start = gen.decoder_start_token_id if gen.decoder_start_token_id is not None else tokenizer.bos_token_id
 
+    length = dict(RELEASED_LENGTH) if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
+    positions = getattr(model.config.decoder, "n_positions", None)  # GPT-2's 1024; never ask for more
+    if positions and length.get("max_length", 0) > positions:
+        length = {"min_length": min(length["min_length"], positions), "max_length": positions}
+
     @torch.inference_mode()
     def caption(items: Sequence[VisualItem]) -> list[str | None]:
         videos = [list(sample_evenly(item.path, n_frames).frames) for item in items]
         pixels = processor(videos, return_tensors="pt")["pixel_values"].to(dev, dt)
         out = model.generate(
-            pixel_values=pixels, num_beams=num_beams, max_new_tokens=max_new_tokens, do_sample=False,
+            pixel_values=pixels, num_beams=num_beams, do_sample=False, **length,
             pad_token_id=pad, decoder_start_token_id=start,
         )
         return decode_texts(tokenizer, out)
 
     return Captioner(
         backend="video-gpt2", model=name, kinds=("video",), caption=caption,
-        prompt_hash=settings_hash(frames=n_frames, num_beams=num_beams, max_new_tokens=max_new_tokens,
+        prompt_hash=settings_hash(frames=n_frames, num_beams=num_beams, **length,
                                   processor=proc_name, tokenizer=tok_name),
     )
