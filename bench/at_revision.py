@@ -1,5 +1,6 @@
-"""Load one of the project's modules as it was at a git revision: the "before" of a before/after benchmark,
-measured in the same run, on the same data, as the current code."""
+"""Load the project's code as it was at a git revision: the "before" of a before/after benchmark, measured in
+the same run, on the same data, as the current code. One module (``module_at``) or a whole package tree
+(``tree_at``, for code whose modules import each other)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def module_at(rev: str, relpath: str, scratch: Path) -> ModuleType:
-    """``relpath`` (e.g. ``m2ugen_data/analysis/pairs.py``) at ``rev``, imported from a copy in ``scratch``."""
+    """``relpath`` (e.g. ``m2ugen_data/shards/tar_writer.py``) at ``rev``, imported from a copy in ``scratch``."""
     code = subprocess.run(
         ["git", "show", f"{rev}:{relpath}"], cwd=REPO, check=True, capture_output=True, text=True
     ).stdout
@@ -26,3 +27,15 @@ def module_at(rev: str, relpath: str, scratch: Path) -> ModuleType:
     sys.modules[path.stem] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)
     return module
+
+
+def tree_at(rev: str, path: str, scratch: Path) -> Path:
+    """A directory holding ``path`` (e.g. ``m2ugen_data``) as it was at ``rev``; put it first on ``sys.path``
+    in a fresh process, before anything imports the package, to run that revision's code."""
+    safe_rev = "".join(c if c.isalnum() else "_" for c in rev)
+    out = scratch / f"tree_at_{safe_rev}"
+    if not out.is_dir():
+        out.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", rev, path], cwd=REPO, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out

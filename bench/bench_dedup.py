@@ -48,7 +48,8 @@ import pyarrow.parquet as pq
 
 from m2ugen_data.analysis import fingerprint as F
 from m2ugen_data.dedup.candidates import candidate_pairs, token_arrays
-from m2ugen_data.dedup.groups import Link, coverage, group_rows
+from m2ugen_data.dedup.groups import group_rows
+from m2ugen_data.dedup.links import Link, coverage
 from m2ugen_data.dedup.match import DupRules, compare
 
 REPO = Path(__file__).resolve().parents[1]

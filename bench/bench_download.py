@@ -30,7 +30,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from m2ugen_data.audioset.download import DownloadConfig, download_clips
-from m2ugen_data.audioset.loopback_server import MediaServer
+from m2ugen_data.testing.loopback_server import MediaServer
 from m2ugen_data.audioset.ontology import load_ontology
 from m2ugen_data.audioset.segments_csv import LABEL_RE, YTID_RE, read_segments_csv
 from m2ugen_data.audioset.selection import SelectionPolicy, select_music

@@ -6,7 +6,7 @@ in ``<devsets>/cache``), and prints Markdown tables per set and split:
 
 - GM set: tempo Acc1/Acc2, beat and downbeat F (mir_eval), chord majmin accuracy (mir_eval.chord),
   instrument precision/recall against the rendered programs' families (only families a tag word can name),
-  MUEdit sibling recall/precision (``analysis.pair_eval``: every written pair re-checked against every rule);
+  MUEdit sibling recall/precision (``pairs.evaluation``: every written pair re-checked against every rule);
 - recordings set: music-filter accuracy per category (music kept, speech/sfx/ambience/crowd rejected).
 
 The baseline row is plain madmom (downbeat RNN + DBN, the analyser before octave correction) for rhythm,
@@ -176,7 +176,7 @@ def score_rhythm(truth: list[dict], est: dict[str, dict[str, Any]]) -> dict[str,
 
 
 def score_gm_pipeline(truth: list[dict], est: dict[str, dict[str, Any]], truth_table: pa.Table, split: str) -> dict:
-    from m2ugen_data.analysis.pair_eval import evaluate
+    from m2ugen_data.pairs.evaluation import evaluate
     from m2ugen_data.schemas import FEATURES
 
     out = score_rhythm(truth, est)

@@ -186,7 +186,7 @@ def aud_rates(model, tok, media: Path, n: int) -> dict[str, float]:
     """[AUD0] emission (greedy) on held-out prompts: music edit requests about held-out clips, in the trained
     wording and in wording never trained on; questions without [AUD]: unseen text questions, and the music
     question about held-out clips."""
-    from m2ugen_model.inference import encode_inputs, generate_batch
+    from m2ugen_model.infer.inference import encode_inputs, generate_batch
 
     files = sorted(media.glob("*.flac"))[:n]
     feats = encode_inputs(model, [sf.read(f, dtype="float32")[0] for f in files], SR)
@@ -214,7 +214,7 @@ def qa_metrics(model, tok, media: Path, n: int) -> dict[str, float]:
     """Questions about held-out clips (MusicQA style), scored with m2ugen-eval's understanding metrics against
     the true answers, plus the share whose pitch word is right."""
     from m2ugen_model.eval.text import bleu, meteor, rouge_l
-    from m2ugen_model.inference import encode_inputs, generate_batch
+    from m2ugen_model.infer.inference import encode_inputs, generate_batch
 
     freqs = list(PITCHES)
     files = sorted(media.glob("*.flac"))[:n]
@@ -239,7 +239,7 @@ def _measured_stage(data: dict[str, Path], work: Path, plan: Plan, weights: Path
                     init_from: Path | None = None):
     """Train one stage (from the previous stage's checkpoint) and measure its held-out losses before and after;
     "before" is the model the stage starts from, so each row shows what that stage alone did."""
-    from m2ugen_model.train.bundle import from_preset
+    from m2ugen_model.train.model_bridge import from_preset
     from m2ugen_model.train.loop import Dist, train
 
     cfg = _config(data, work, stage, steps, plan, **({"init_from": str(init_from)} if init_from else {}))
@@ -253,7 +253,7 @@ def _measured_stage(data: dict[str, Path], work: Path, plan: Plan, weights: Path
 
 def run(work: Path, plan: Plan, weights: Path | None = None, infer: bool = True) -> Result:
     from m2ugen_model.presets import write_tiny_weights
-    from m2ugen_model.train.bundle import from_preset
+    from m2ugen_model.train.model_bridge import from_preset
     from m2ugen_model.train.loop import Dist, train
 
     torch.manual_seed(0)
@@ -331,7 +331,7 @@ def run_infer(weights: Path, checkpoint: Path, work: Path, song: Path) -> dict[s
     """``m2ugen-infer`` on the stage-3 checkpoint: music from an edit request, an answer about a song."""
     from typer.testing import CliRunner
 
-    from m2ugen_model.infer_cli import app
+    from m2ugen_model.infer.cli import app
 
     out = work / "infer"
     runner = CliRunner()

@@ -1,7 +1,7 @@
 """Peak memory of analysing one long file against one 10 s clip, each in a fresh process (models loaded
 first, so the difference is the file's), for the current code and optionally a git revision ("before").
 
-An hour of silence once peaked at 4.9 GB in analysis (issue 15.3): the whole file was decoded at 44.1 kHz
+An hour of silence once peaked at 4.9 GB in analysis: the whole file was decoded at 44.1 kHz
 and copied by every analyser. Now its length is read from the header and it is analysed as windows.
 
     .venv/bin/python bench/bench_long_audio.py [--hours 1] [--before 8529835]

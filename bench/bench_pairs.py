@@ -22,6 +22,7 @@ so peak memory is that run's ``ru_maxrss``; a run is killed at the timeout, and 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -30,13 +31,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from at_revision import module_at
+from at_revision import tree_at
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -112,7 +115,7 @@ def tag_vectors(
     """MTT probabilities (list<float32> of 50) and measured instrument words per clip. Clips ``other`` get
     an instrumentation that differs from clip ``copy_voice`` of the same row (a re-orchestration keeps
     the voice and changes the instruments)."""
-    from m2ugen_data.analysis.pairs import content_tag_index
+    from m2ugen_data.pairs.clips import content_tag_index
     from m2ugen_data.analysis.tag_words import DEFAULT_RULE
     from m2ugen_data.analysis.taggers import MTT_TAGS
 
@@ -230,9 +233,18 @@ FROM b x LEFT JOIN b y ON y.block = x.block AND y.bin = x.bin + 1
 """
 
 
-def miner_at(rev: str, scratch: Path) -> object:
-    """``m2ugen_data.analysis.pairs`` as it was at git revision ``rev`` (the before of a before/after)."""
-    return module_at(rev, "m2ugen_data/analysis/pairs.py", scratch)
+def miner(rev: str | None, scratch: Path) -> tuple[type, Callable[..., Any]]:
+    """(PairRules, mine_pairs) of the current tree, or as they were at git revision ``rev`` (the before of a
+    before/after), from the module that held them then. Call before anything imports ``m2ugen_data``."""
+    root = REPO
+    if rev is not None:
+        root = tree_at(rev, "m2ugen_data", scratch)
+        sys.path.insert(0, str(root))
+    for name in ("m2ugen_data.pairs.full", "m2ugen_data.pairs.mine", "m2ugen_data.analysis.pairs"):
+        if (root / (name.replace(".", "/") + ".py")).is_file():
+            module = importlib.import_module(name)
+            return module.PairRules, module.mine_pairs
+    raise SystemExit(f"no pair miner found at {rev or 'the working tree'}")
 
 
 def run_child(method: str, data_dir: str, threads: int) -> None:
@@ -244,14 +256,13 @@ def run_child(method: str, data_dir: str, threads: int) -> None:
     planted = pq.read_table(Path(data_dir) / "planted.parquet")
     t0 = time.perf_counter()
     if method.startswith("ours") or method.startswith("@"):
-        if method.startswith("@"):
-            miner = miner_at(method[1:], Path(data_dir))
-        else:
-            from m2ugen_data.analysis import pairs as miner
-        window = int(method.split("-w")[1]) if "-w" in method else miner.PairRules().window
-        res = miner.mine_pairs(features, labels, miner.PairRules(window=window), threads=threads, memory_limit="4GB")
+        rules, mine_pairs = miner(method[1:] if method.startswith("@") else None, Path(data_dir))
+        window = int(method.split("-w")[1]) if "-w" in method else rules().window
+        res = mine_pairs(features, labels, rules(window=window), threads=threads, memory_limit="4GB")
     else:
-        from m2ugen_data.analysis.pairs import MiningResult, PairRules, clip_arrays, eligible_clips, select_pairs
+        from m2ugen_data.pairs.clips import clip_arrays, eligible_clips
+        from m2ugen_data.pairs.full import select_pairs
+        from m2ugen_data.pairs.rules import MiningResult, PairRules
 
         rules = PairRules()
         elig, clip_rej = eligible_clips(features, labels, rules)

@@ -9,7 +9,7 @@ Data (all generated, seeded):
 - features for pair mining: ``bench_pairs.generate`` (tempo log-normal around 115 BPM, 85% in 4, popular-music
   key frequencies, MTT tag vectors, beat chords; 2% planted siblings), plus an octave structure: 8% of clips
   at double and 4% at half tempo, as trackers report. Mined with ``--pairs-n`` clips (default ``--n``'s
-  music share), then ``--topup`` new clips incrementally (``pair_cache``) against a full re-mine.
+  music share), then ``--topup`` new clips incrementally (``m2ugen_data.pairs.incremental``) against a full re-mine.
 - compaction: a ``clips`` manifest of ``--n`` rows written as batches of 500 rows (one per download task).
 - shards: ``--shard-n`` samples of in-memory members (a 1 KiB stand-in for the audio, the JSON record), a full
   write, then ``--topup`` new samples written incrementally against a full rewrite.
@@ -103,8 +103,9 @@ def stage_pairs(n: int, topup: int, seed: int) -> dict:
     them, cache I/O included: the incremental run loads the cache, mines and saves the new cache; the full
     re-mine mines and saves its cache (its time without the save is reported too). Versions are given, as
     the warehouse path takes them from ``updated_at``; the content-hash alternative is timed separately."""
-    from m2ugen_data.analysis.pair_cache import PairCache, clip_versions, mine_incremental
-    from m2ugen_data.analysis.pairs import PairRules
+    from m2ugen_data.pairs.cache import PairCache, clip_versions
+    from m2ugen_data.pairs.incremental import mine_incremental
+    from m2ugen_data.pairs.rules import PairRules
 
     features, labels = pair_features(n + topup, seed)
     rules = PairRules()

@@ -30,7 +30,7 @@ def _step(model, optimizer, inputs) -> None:
 
 def cpu_bench(steps: int) -> list[tuple[str, float, float]]:
     from m2ugen_model.presets import write_tiny_weights
-    from m2ugen_model.train.bundle import from_preset
+    from m2ugen_model.train.model_bridge import from_preset
     from m2ugen_model.train.config import TrainConfig
     from m2ugen_model.train.data import ShardStream, make_loader
     from m2ugen_model.train.loop import Dist, build_sources, model_inputs, stream_spec

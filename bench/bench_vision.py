@@ -92,7 +92,7 @@ def main() -> None:
     torch.set_num_threads(args.torch_threads)
     console = Console()
     from m2ugen_data.vision.blip import load_blip
-    from m2ugen_data.vision.tiny_models import save_tiny_blip, save_tiny_video_gpt2, save_tiny_videomae_classifier
+    from m2ugen_data.testing.tiny_vision_models import save_tiny_blip, save_tiny_video_gpt2, save_tiny_videomae_classifier
     from m2ugen_data.vision.video_gpt2 import load_video_gpt2
     from m2ugen_data.vision.videomae_labels import load_videomae_labels
 

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from m2ugen_data import defaults as D
-from m2ugen_data.analysis.pairs import PairRules
+from m2ugen_data.pairs.rules import PairRules
 
 Source = Literal["synthetic", "audioset"]
 Pool = Literal["mucaps", "muedit", "muimage", "muvideo"]
@@ -82,7 +82,11 @@ class TextBackends(_Params):
     caption_model_dir: str | None = Field(None, description="mu-llama: local model directory.")
     device: str = D.TEXT_DEVICE
     dialogue_backend: DialogueBackend = D.DIALOGUE_BACKEND  # type: ignore[assignment]
-    dialogue_model: str | None = Field(None, description="Model directory (transformers, vllm) or served name (openai).")
+    dialogue_model: str | None = Field(
+        None, description="A preset (mpt-7b-chat, llama-3.1-8b-instruct, qwen2.5-7b-instruct), a model directory "
+        "(transformers, vllm) or a served name (openai).")
+    prompt_format: Literal["auto", "chatml", "chat-template"] = Field(
+        D.DIALOGUE_PROMPT_FORMAT, description="ChatML for MPT, else the tokenizer's chat template (auto).")
     base_url: str = Field(D.OPENAI_BASE_URL, description="openai backend: server base URL.")
     dtype: str = D.MODEL_DTYPE
     max_attempts: int = Field(D.DIALOGUE_MAX_ATTEMPTS, ge=1, description="Tries per dialogue turn before a sample is rejected.")
@@ -96,7 +100,7 @@ _RULES = PairRules()  # the defaults live once, in PairRules
 
 
 class PairOptions(_Params):
-    """MUEdit pair mining rules (see ``m2ugen_data.analysis.pairs.PairRules``)."""
+    """MUEdit pair mining rules (see ``m2ugen_data.pairs.rules.PairRules``)."""
 
     tolerance: float = Field(_RULES.tolerance, gt=0.0, lt=0.3)
     allow_double: bool = _RULES.allow_double

@@ -184,7 +184,7 @@ def finish(
         summary["failures"].update({f"music-overlap:{k}": v for k, v in music_check["by_match"].items()})
     publish(summary)
     if blocked:
-        from m2ugen_data.vision.disjoint import MusicOverlapError
+        from m2ugen_data.shards.disjoint import MusicOverlapError
 
         raise MusicOverlapError(
             f"{music_check['message']}; {dataset} shards not written (set allow_music_overlap to write them anyway)"

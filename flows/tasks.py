@@ -115,7 +115,7 @@ def import_synthetic_clips(root: str, corpus_dir: str, pool: str) -> dict[str, A
 @stage_task(name="select-audioset")
 def select_audioset(root: str, source: AudioSetSource) -> dict[str, Any]:
     from m2ugen_data.audioset.selection import SelectionPolicy, select_segments
-    from m2ugen_data.contamination.exclusion import make_exclusion
+    from m2ugen_data.audioset.eval_exclusion import make_exclusion
 
     wh = _wh(root)
     policy = SelectionPolicy(exclude_labels=tuple(source.exclude_labels), require_instrument=source.require_instrument)
@@ -191,7 +191,8 @@ def dedup_clips(root: str) -> dict[str, Any]:
 
 @stage_task(name="mine-pairs")
 def mine_pairs(root: str, pool: str, options: PairOptions) -> dict[str, Any]:
-    from m2ugen_data.analysis.pairs import PairRules, mine_warehouse
+    from m2ugen_data.pairs.mine import mine_warehouse
+    from m2ugen_data.pairs.rules import PairRules
 
     rules = PairRules(
         tolerance=options.tolerance,
@@ -212,10 +213,10 @@ def mine_pairs(root: str, pool: str, options: PairOptions) -> dict[str, Any]:
 
 @functools.cache
 def _captioner(backend: str, model_dir: str | None, device: str):
-    from m2ugen_data.captions import get_captioner
+    from m2ugen_data.captions.factory import make_captioner
 
     opts = {"model_dir": Path(model_dir) if model_dir else None, "device": device} if backend == "mu-llama" else {}
-    return get_captioner(backend, **opts)
+    return make_captioner(backend, **opts)
 
 
 @stage_task(name="caption-batch")
@@ -232,14 +233,14 @@ def caption_batch(root: str, items: Sequence[Any], backends: TextBackends, batch
 def dialogue_backend(backends: TextBackends, batch_size: int):
     """The dialogue backend with the CLI's option mapping (each backend takes only its own options)."""
     from m2ugen_data import defaults
-    from m2ugen_data.dialogues.backend import GenerationParams, make_backend
-    from m2ugen_data.text_cli import DialogueBackend, backend_options
+    from m2ugen_data.dialogues.backend import GenerationParams
+    from m2ugen_data.dialogues.factory import backend_options, make_backend
 
     opts = backend_options(
-        DialogueBackend(backends.dialogue_backend), model=backends.dialogue_model, base_url=backends.base_url,
+        backends.dialogue_backend, model=backends.dialogue_model, base_url=backends.base_url,
         device=backends.device, dtype=backends.dtype, batch_size=batch_size, concurrency=backends.concurrency,
-        timeout=backends.timeout_s, send_top_k=defaults.OPENAI_SEND_TOP_K, tensor_parallel_size=defaults.VLLM_TENSOR_PARALLEL,
-        max_model_len=defaults.VLLM_MAX_MODEL_LEN, params=GenerationParams(),
+        timeout=backends.timeout_s, vllm_extras=defaults.OPENAI_VLLM_EXTRAS, tensor_parallel_size=defaults.VLLM_TENSOR_PARALLEL,
+        max_model_len=defaults.VLLM_MAX_MODEL_LEN, params=GenerationParams(), prompt_format=backends.prompt_format,
     )
     return make_backend(backends.dialogue_backend, **opts)
 
@@ -281,10 +282,10 @@ def media_batch(root: str, kind: str, clip_ids: Sequence[str], options: VisualOp
 
 @functools.cache
 def _visual_captioner(backend: str, model_dir: str | None, device: str, dtype: str):
-    from m2ugen_data.vision.caption_stage import load_captioner
+    from m2ugen_data.vision.caption_stage import make_visual_captioner
 
     opts = {} if backend == "grounded" else {"model_dir": Path(model_dir) if model_dir else None, "device": device, "dtype": dtype}
-    return load_captioner(backend, **opts)
+    return make_visual_captioner(backend, **opts)
 
 
 @stage_task(name="visual-caption-batch")
@@ -306,7 +307,7 @@ def visual_caption_batch(
 def music_disjointness(root: str, dataset: str, pool: str) -> dict[str, Any]:
     """The music this dataset is about to shard against MUCaps and MUEdit (manifests and shards)."""
     from m2ugen_data.shards import visual_sample_keys
-    from m2ugen_data.vision.disjoint import check_dataset_music
+    from m2ugen_data.shards.disjoint import check_dataset_music
 
     wh = _wh(root)
     report = check_dataset_music(wh, dataset, visual_sample_keys(wh, dataset, pool=pool))

@@ -19,7 +19,7 @@ SYNTH_TROUBLE_FRACTION = 0.1  # clips with silence, clipping, speech or too shor
 
 # AudioSet selection and download (m2ugen-data audioset select|download; flows' ``audioset`` group)
 SEGMENT_LISTS = ("balanced_train", "eval", "unbalanced_train")
-# Evaluation lists kept out of training by default (bundled with the package, m2ugen_data/contamination/data):
+# Evaluation lists kept out of training by default (bundled with the package, m2ugen_data/audioset/data):
 # MusicCaps, the usual text-to-music test set. Users add lists (--exclude-eval FILE, flows' exclude_eval).
 EVAL_LISTS = ("musiccaps",)
 URL_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
@@ -40,12 +40,13 @@ LONG_AUDIO_WINDOWS = 6
 # Music captions and dialogues (m2ugen-data caption|dialogue; flows' ``text`` and ``run`` groups)
 CAPTION_BACKEND = "grounded"  # offline, from the measurements
 DIALOGUE_BACKEND = "template"  # offline
-TEXT_DEVICE = "cpu"
+TEXT_DEVICE = "auto"  # the GPU when there is one (MU-LLaMA captions, the transformers dialogue backend)
 MODEL_DTYPE = "auto"
 OPENAI_BASE_URL = "http://127.0.0.1:8000/v1"
 OPENAI_CONCURRENCY = 16  # requests in flight
 OPENAI_TIMEOUT_S = 120.0
-OPENAI_SEND_TOP_K = False  # vLLM servers accept top_k, others reject it
+OPENAI_VLLM_EXTRAS = True  # top_k + skip_special_tokens=false; a server that refuses them gets one retry without
+DIALOGUE_PROMPT_FORMAT = "auto"  # ChatML for MPT (the released prompts), else the tokenizer's chat template
 VLLM_TENSOR_PARALLEL = 1
 VLLM_MAX_MODEL_LEN = 2048
 DIALOGUE_MAX_ATTEMPTS = 3  # tries per turn before a sample is recorded as rejected

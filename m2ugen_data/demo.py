@@ -61,7 +61,7 @@ def main(
 
     wh = open_warehouse(warehouse)
     prefect_environment(wh.root, verbose)
-    from m2ugen_data.lifecycle import bind_prefect_server
+    from flows.prefect_api import bind_prefect_server
 
     bind_prefect_server()  # Prefect's temporary API as a child that dies with the demo (kill -9 included)
     started, t0 = time.time(), time.perf_counter()

@@ -10,7 +10,7 @@ sides. (Pairs are mined within a pool, so MUEdit's eval share is about ``fractio
 ``--fraction`` for MUEdit if you need more edit pairs.)
 
 ``write_eval_splits`` records the split in the warehouse (the ``splits`` manifest,
-``contamination/heldout.py``) and writes, per dataset: the eval samples as shards of their own,
+``clean/split.py``) and writes, per dataset: the eval samples as shards of their own,
 ``shards/<dataset>_eval/<dataset>_eval-NNNNNN.tar`` (+ the ``shards`` manifest), the same samples in the
 reference JSON layout under ``<export>/<Folder>/`` (``export.py``), and the dataset's training shards
 ``shards/<dataset>/`` rewritten without any held-out video. Because the split is warehouse state, every
@@ -27,14 +27,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional
-
-import typer
+from typing import Any
 
 from m2ugen_data.atomic import write_bytes_atomic
-from m2ugen_data.contamination.heldout import EVAL_SUFFIX, SALT, Split, record_split
+from m2ugen_data.clean.split import EVAL_SUFFIX, SALT, Split, record_split
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.export import MediaMode, export_samples
+from m2ugen_data.ids import ytid_of
 from m2ugen_data.shards.assemble import iter_dataset_samples
 from m2ugen_data.shards.build import shard_dir, write_dataset_shards
 from m2ugen_data.shards.sample_schema import InstructionSample, MUCapsSample, parse_sample_json
@@ -59,7 +58,7 @@ def sample_videos(sample: Sample, dataset: str) -> set[str]:
         clips = [record.input, record.output]
     else:
         raise M2UGenError(f"dataset {dataset!r}: no provenance to split by")
-    return {c.ytid or c.clip_id[:11] for c in clips}
+    return {c.ytid or ytid_of(c.clip_id) for c in clips}
 
 
 @dataclass
@@ -91,26 +90,3 @@ def write_eval_splits(wh: Warehouse, datasets: Iterable[str] = DATASETS, *, frac
             {"dataset": dataset, "salt": SALT, "fraction": fraction, **dict(res.counts)}, indent=1).encode())
         results.append(res)
     return results
-
-
-def eval_splits_cmd(
-    ctx: typer.Context,
-    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="repeatable; default all four")] = None,
-    fraction: Annotated[float, typer.Option(help="share of YouTube videos held out")] = DEFAULT_FRACTION,
-    export_dir: Annotated[Optional[Path], typer.Option("--export", help="reference JSON layout (default <warehouse>/eval)")] = None,
-    media: Annotated[MediaMode, typer.Option(help="how the export places media")] = MediaMode.symlink,
-) -> None:
-    """Write held-out eval splits (shards/<dataset>_eval + reference JSON) and training shards without them."""
-    from rich.table import Table
-
-    from m2ugen_data.cli_common import console, get_warehouse
-
-    results = write_eval_splits(get_warehouse(ctx), dataset or DATASETS, fraction=fraction, export_dir=export_dir,
-                                media=media)
-    table = Table(title=f"eval splits (fraction {fraction} of videos)")
-    for col in ("dataset", "train", "eval", "straddling", "reference JSON"):
-        table.add_column(col)
-    for r in results:
-        table.add_row(r.dataset, str(r.counts["train"]), str(r.counts["eval"]), str(r.counts["straddling"]),
-                      str(r.eval_json))
-    console.print(table)

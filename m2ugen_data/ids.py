@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from m2ugen_data.errors import InvalidIdError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 YTID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
 CLIP_ID_RE = re.compile(r"^([A-Za-z0-9_-]{11})_(\d{1,9})$")
@@ -39,7 +43,16 @@ def validate_clip_id(clip_id: object) -> str:
 
 
 def ytid_of(clip_id: str) -> str:
+    """The YouTube ID a clip id starts with (the id is validated first)."""
     return validate_clip_id(clip_id)[:11]
+
+
+def ytids_of(clip_ids: pa.Array) -> pa.Array:
+    """``ytid_of`` over an Arrow string array, vectorised and unchecked: for ids read back from manifests,
+    which were validated when they were written."""
+    import pyarrow.compute as pc
+
+    return pc.utf8_slice_codeunits(clip_ids, 0, 11)
 
 
 def validate_batch_id(batch_id: object) -> str:

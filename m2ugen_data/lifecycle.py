@@ -1,11 +1,12 @@
 """Child processes that cannot outlive the process that started them.
 
 A parent killed with SIGKILL runs no cleanup, so its children must be told by the kernel: on Linux a child
-can ask for a signal when its parent exits (``prctl(PR_SET_PDEATHSIG)``). Two places need it:
+can ask for a signal when its parent exits (``prctl(PR_SET_PDEATHSIG)``, ``die_with_parent``). Two places
+need it:
 
 - the analysis pool (``process_pool``): spawn workers set it first thing, so ``kill -9`` of ``analyze`` takes
   the workers with it; the multiprocessing resource tracker then sees its pipe close and exits by itself;
-- Prefect's temporary API server (``bind_prefect_server``): the demo and ``serve`` without
+- Prefect's temporary API server (``flows/prefect_api.py``): the demo and ``serve`` without
   ``PREFECT_API_URL`` start it from the main thread as a child that carries the signal.
 
 The kernel sends the signal when the *thread* that created the child exits, so both are started from a
@@ -22,7 +23,6 @@ import importlib
 import multiprocessing
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -85,36 +85,6 @@ def process_pool(
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-
-
-def bind_prefect_server() -> None:
-    """Start Prefect's temporary API server now, as a child that the kernel kills when this process dies.
-
-    Only when no ``PREFECT_API_URL`` is configured (then Prefect would start one itself, from whichever
-    thread first needs a client, without the parent-death signal: after ``kill -9`` it kept listening).
-    Call it from the main thread before the first flow runs; Prefect then reuses this server (it keeps one
-    per port, the default under ``None``) and stops it at exit as usual.
-    """
-    from prefect.settings import PREFECT_API_URL
-
-    if PREFECT_API_URL.value():
-        return
-    from prefect.server.api import server as prefect_server
-
-    class _BoundServer(prefect_server.SubprocessASGIServer):
-        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
-            """Prefect 3.9's command and environment for its temporary server, plus the parent-death signal."""
-            import prefect
-            from prefect.settings import get_current_settings
-
-            cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
-                   "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--log-level", "error", "--lifespan", "on"]
-            env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-                   "PREFECT__SERVER_FINAL": "1", **get_current_settings().to_environment_variables(exclude_unset=True)}
-            return subprocess.Popen(cmd, env=env, preexec_fn=functools.partial(die_with_parent, os.getpid()))  # noqa: PLW1509
-
-    _BoundServer().start()
 
 
 def descendants(pid: int) -> set[int]:

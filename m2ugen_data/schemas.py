@@ -16,11 +16,15 @@ import pyarrow as pa
 # 2: features gained measured content (tags, derived instrument/genre/mood/vocal sets, chords, music score,
 #    tempo octave provenance), pairs gained measured-content columns, captions gained their evidence.
 #    Older batches read with the new columns null; stages re-analyse rows of an older analyser version.
-# 3: features gained the audio fingerprint (fp_*: landmarks, sketch, candidate tokens, status); new manifests
+# 3: captions and dialogues gained their claim checks (factcheck: each claim's verdict and evidence, as JSON,
+#    and a consistency score); captions gained status/reasons (a rejected caption keeps its text only inside
+#    factcheck, so every reader that skips NULL text skips it). Older batches read with these columns null:
+#    written before claims were checked, their captions count as ok.
+# 4: features gained the audio fingerprint (fp_*: landmarks, sketch, candidate tokens, status); new manifests
 #    duplicates (near-duplicate groups), contamination (clips matched to evaluation sets) and splits (the
 #    held-out split, warehouse state). Older batches read with the new columns null; the dedup stage
 #    fingerprints clips whose newest row has none (``m2ugen-data dedup``), without re-analysing them.
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 _ts = pa.timestamp("us", tz="UTC")
 _strs = pa.list_(pa.string())
@@ -73,7 +77,7 @@ SEGMENT_REJECTS = Manifest(
     ),
     key=("batch_id", "line"),
     order_by="created_at",
-    doc="Rows of a segment list that were not used, each with its line and reason (issue 15.6).",
+    doc="Rows of a segment list that were not used, each with its line and reason.",
 )
 
 CLIPS = Manifest(
@@ -199,6 +203,11 @@ CAPTIONS = Manifest(
         ("text", pa.string()),
         ("evidence", pa.string()),  # schema 2, JSON: phrase slot -> the measurement that backs it
         ("created_at", _ts, False),
+        # ---- schema 3: claims checked against the measurements (m2ugen_data.factcheck)
+        ("status", pa.string()),  # ok | rejected (null: written before claims were checked)
+        ("reasons", _strs),  # why rejected: contradicted:<claim>, unverifiable:<share>, empty, too_long, not_english
+        ("factcheck", pa.string()),  # JSON: each claim with its verdict and evidence (and a rejected caption's text)
+        ("consistency", pa.float64()),  # supported / (supported + contradicted); null when nothing was checkable
     ),
     key=("item_id", "modality", "backend"),
     order_by="created_at",
@@ -223,6 +232,9 @@ DIALOGUES = Manifest(
         ("reasons", _strs),
         ("attempts", pa.int32(), False),
         ("created_at", _ts, False),
+        # ---- schema 3: both turns' claims checked against the measurements (m2ugen_data.factcheck)
+        ("factcheck", pa.string()),  # JSON: {"human": ..., "gpt": ...}, each claim with its verdict and evidence
+        ("consistency", pa.float64()),  # over both turns' claims; null when nothing was checkable
     ),
     key=("dataset", "sample_id"),
     order_by="created_at",

@@ -96,7 +96,7 @@ class Warehouse:
         table = conform(manifest, data)
         target = self.manifest_dir(name) / f"{validate_batch_id(batch_id)}.parquet"
         try:
-            remove_dead_temps(target)  # a killed writer's leftover of this batch (issue 15: never removed)
+            remove_dead_temps(target)  # a killed writer's leftover of this batch, else never removed
             with atomic_path(target) as tmp:
                 pq.write_table(table, tmp, compression="zstd")
         except OSError as e:

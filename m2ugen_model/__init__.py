@@ -2,7 +2,7 @@
 LLaMA-2 with [AUD] tokens, the output projector and MusicGen/AudioLDM2 decoders.
 
 Entry points: `presets.build_model`, `presets.write_tiny_weights`, `stages.set_stage`,
-`checkpoint.save_trainable` / `load_trainable` / `load_released`, `inference.generate`,
+`checkpoint.save_trainable` / `load_trainable` / `load_released`, `infer.inference.generate`,
 `mu_llama.load_captioner`. Submodules import torch/transformers; this package file imports nothing heavy.
 """
 

@@ -1,39 +1,32 @@
 """Checkpoints: our own (trainable parameters only, safetensors + config.json, written atomically) and
-the released M2UGen / MU-LLaMA `.pth` state dicts through an explicit key map.
+the released M2UGen / MU-LLaMA `checkpoint.pth` through an explicit key map.
+
+A released file is ``{"model", "optimizer", "scaler", "epoch", "args"}`` with the whole module's state dict
+(frozen encoders and MusicGen included) and the training arguments as an ``argparse.Namespace``; it is read
+with weights/files.load_pth (weights_only with that one class allowed, memory-mapped), so only the tensors
+that are copied are ever read from disk.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from .atomic import write_atomic
 from .config import M2UGenConfig
 from .hf_io import WeightsError
 from .model import M2UGen
+from .weights.files import WeightFileError, load_pth, state_dict_of
 
 WEIGHTS_FILE = "trainable.safetensors"
 CONFIG_FILE = "config.json"
 
 
 # ---------------------------------------------------------------- our format
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def trainable_state_dict(model: M2UGen) -> dict[str, torch.Tensor]:
     return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -45,8 +38,8 @@ def save_trainable(model: M2UGen, out_dir: str | Path) -> Path:
     state = trainable_state_dict(model)
     if not state:
         raise ValueError("no parameter requires grad: call stages.set_stage first")
-    _atomic_write(out / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "m2ugen"}))
-    _atomic_write(out / CONFIG_FILE, lambda tmp: model.cfg.save(tmp))
+    write_atomic(out / WEIGHTS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "m2ugen"}))
+    write_atomic(out / CONFIG_FILE, lambda tmp: model.cfg.save(tmp))
     return out
 
 
@@ -71,11 +64,6 @@ def load_trainable(model: M2UGen, path: str | Path) -> list[str]:
     p = Path(path)
     f = p / WEIGHTS_FILE if p.is_dir() else p
     return _apply(model, load_file(str(f)), str(f))
-
-
-def read_config(path: str | Path) -> M2UGenConfig:
-    p = Path(path)
-    return M2UGenConfig.load(p / CONFIG_FILE if p.is_dir() else p)
 
 
 # ---------------------------------------------------------------- released layout
@@ -193,15 +181,45 @@ def required_released(model: M2UGen) -> list[str]:
     return sorted(n for n, _ in model.named_parameters() if n.startswith(("adapters.", "prefix_query.")))
 
 
+def released_kind(keys: Iterator[str] | list[str]) -> str:
+    """"m2ugen" (image/video adapters or the output projector present), "mu_llama" (music adapter only) or
+    "unknown" (neither: not a released checkpoint of either model)."""
+    keys = list(keys)
+    if any(k.startswith(("iu_vit_", "iu_vivit_", "output_projector.")) for k in keys):
+        return "m2ugen"
+    return "mu_llama" if any(k.startswith("mu_mert_") for k in keys) else "unknown"
+
+
+def read_released(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of a released ``checkpoint.pth`` (memory-mapped; a DDP ``module.`` prefix removed)."""
+    p = Path(path)
+    try:
+        state = state_dict_of(load_pth(p), p)
+    except WeightFileError as exc:
+        raise WeightsError(str(exc)) from None
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def check_released_fits(state: dict[str, torch.Tensor], cfg: M2UGenConfig, path: str | Path) -> None:
+    """A MU-LLaMA checkpoint for an M2UGen model (or the other way round) is named as such, in one line."""
+    kind = released_kind(state)
+    want = "m2ugen" if cfg.n_aud_tokens and cfg.decoder else "mu_llama"
+    if kind == "unknown":
+        raise WeightsError(f"{path}: no mu_mert_/iu_vit_/output_projector weights: not a released M2UGen or "
+                           "MU-LLaMA checkpoint.pth")
+    if kind != want:
+        preset = "--preset mu_llama_7b" if kind == "mu_llama" else "--preset 7b"
+        raise WeightsError(f"{path}: a released {'MU-LLaMA' if kind == 'mu_llama' else 'M2UGen'} checkpoint, but "
+                           f"the model is {'M2UGen' if want == 'm2ugen' else 'MU-LLaMA'}; use {preset}")
+
+
 def load_released(model: M2UGen, path: str | Path) -> dict[str, list[str]]:
-    """Load a released M2UGen or MU-LLaMA checkpoint (`.pth`, optionally {"model": state_dict}) with
-    torch.load(weights_only=True). Unknown keys, or a missing adapter/prefix weight, raise naming them.
+    """Load a released M2UGen or MU-LLaMA checkpoint (`checkpoint.pth`: {"model": state_dict, ...} or a bare
+    state dict) safely (read_released). Unknown keys, or a missing adapter/prefix weight, raise naming them.
     Returns {"loaded": [...], "skipped": [...]}: frozen encoder/decoder weights and unused gates are
     skipped; parameters the file lacks keep their current values (e.g. the LLaMA base weights)."""
-    raw = torch.load(str(path), map_location="cpu", weights_only=True)
-    state = raw.get("model", raw) if isinstance(raw, dict) else None
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path}: not a state dict")
+    state = read_released(path)
+    check_released_fits(state, model.cfg, path)
     mapped, skipped = released_to_ours(state, model.cfg)
     missing = sorted(set(required_released(model)) - set(mapped))
     if missing:

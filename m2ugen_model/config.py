@@ -53,7 +53,13 @@ class M2UGenConfig:
     image_feat_shape: tuple[int, int] = (197, 768)  # ViT-B/16 at 224: CLS + 14*14 patches
     video_feat_shape: tuple[int, int] = (3137, 768)  # ViViT-B 16x2: CLS + 16*14*14 tubelets
     video_frames: int = 32
+    # consecutive (as the released ViViT input: 32 frames in a row) or even (spread over the video); video_frames.py
+    video_sampling: str = "consecutive"
     audio_window_s: float = 60.0  # long audio is encoded in windows of this length and averaged
+    # The prompt template's "### Input:" text, None for the no-input template (M2UGen). MU-LLaMA was trained and
+    # released with the with-input template whose {input} was bound to Python's built-in `input` (its
+    # llama/utils.py format_prompt), so its model saw this exact text in every prompt.
+    prompt_input: str | None = None
 
     # --- generation branch ---
     n_aud_tokens: int = 8  # [AUD0]..[AUD7]; 0 disables the generation branch (MU-LLaMA)
@@ -92,6 +98,8 @@ class M2UGenConfig:
             raise ValueError("dim must divide by n_heads and n_heads by n_kv_heads")
         if self.n_adapted_layers > self.n_layers:
             raise ValueError(f"{self.n_adapted_layers} adapted layers > n_layers={self.n_layers}")
+        if self.video_sampling not in ("consecutive", "even"):
+            raise ValueError(f"video_sampling must be consecutive or even, not {self.video_sampling!r}")
         if self.decoder not in (None, *DECODER_TARGETS):
             raise ValueError(f"decoder must be one of {list(DECODER_TARGETS)} or None")
 

@@ -1,10 +1,10 @@
-"""Frozen encoders through transformers, loaded from local directories only.
+"""Frozen encoders through transformers, loaded from local directories only, never running hub code.
 
-MERT (music) is remote code on the hub, so AutoModel runs with trust_remote_code, but only for a
-local directory the user pointed at; any Wav2Vec2/HuBERT-family model with the same interface loads
-through the same path (the tests use a tiny HuBERT). Each `encode_*` returns what the adapters
-aggregate: MERT's hidden states averaged over time (B, n_states, width), ViT's and ViViT's last hidden
-state tokens (B, n_tokens, width).
+MERT (music) is published as hub code; weights/mert.py loads it into transformers' own HubertModel (a
+HuBERT directory loads the same way). ViT and ViViT are published as image/video classifiers; their base
+models are read out of them. Each directory's config is checked to be the model it should be first, so a
+swapped directory is one line. Each `encode_*` returns what the adapters aggregate: MERT's hidden states
+averaged over time (B, n_states, width), ViT's and ViViT's last hidden state tokens (B, n_tokens, width).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .weights.mert import hidden_states as mert_hidden_states
 
 
 def _local_dir(path: str | Path | None, what: str) -> Path:
@@ -51,6 +53,7 @@ class Encoders:
     vivit_processor: Any = None
     audio_window_s: float = 60.0
     video_frames: int = 32
+    video_sampling: str = "consecutive"  # video_frames.py
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> Encoders:
         for m in (self.mert, self.vit, self.vivit):
@@ -85,7 +88,7 @@ class Encoders:
             acc = []
             for w in windows:
                 inputs = self.mert_processor(w, sampling_rate=target, return_tensors="pt")
-                hs = self.mert(inputs["input_values"].to(dev, dtype), output_hidden_states=True).hidden_states
+                hs = mert_hidden_states(self.mert, inputs["input_values"].to(dev, dtype))
                 acc.append(torch.stack(hs, dim=1)[0].float().mean(1))  # (n_states, width)
             out.append(torch.stack(acc).mean(0))
         return torch.stack(out)
@@ -101,13 +104,16 @@ class Encoders:
 
     @torch.no_grad()
     def encode_videos(self, videos: list[np.ndarray]) -> torch.Tensor:
-        """Each video (T, H, W, 3) uint8, `video_frames` frames taken evenly -> (B, tokens, width)."""
+        """Each video (T, H, W, 3) uint8 -> (B, tokens, width): `video_frames` of its frames, chosen by
+        `video_sampling` (a video already cut to `video_frames` is used as it is)."""
+        from .video_frames import clip_indices
+
         if self.vivit is None:
             raise RuntimeError("no video encoder loaded (vivit_dir)")
         clips = []
         for v in videos:
             v = np.asarray(v)
-            idx = np.linspace(0, len(v) - 1, self.video_frames).round().astype(int)
+            idx = clip_indices(len(v), self.video_frames, self.video_sampling)
             clips.append(list(v[idx]))
         inputs = self.vivit_processor(clips, return_tensors="pt")
         pv = inputs["pixel_values"].to(self.device, next(self.vivit.parameters()).dtype)
@@ -115,32 +121,52 @@ class Encoders:
 
 
 def load_mert(path: str | Path) -> tuple[Any, Any]:
-    from transformers import AutoFeatureExtractor, AutoModel
+    """MERT-v1 (hub layout) or HuBERT weights in transformers' HubertModel, and MERT's feature extractor."""
+    from transformers import Wav2Vec2FeatureExtractor
+
+    from .weights.mert import load_mert_model
 
     d = _local_dir(path, "MERT")
-    model = AutoModel.from_pretrained(str(d), trust_remote_code=True).eval().requires_grad_(False)
-    return model, AutoFeatureExtractor.from_pretrained(str(d), trust_remote_code=True)
+    model = load_mert_model(d)
+    if not (d / "preprocessor_config.json").is_file():
+        raise FileNotFoundError(f"{d}: no preprocessor_config.json (MERT's feature extractor: 24 kHz input)")
+    return model, Wav2Vec2FeatureExtractor.from_pretrained(str(d))
+
+
+def check_model_type(d: Path, expected: str, what: str, flag: str) -> None:
+    """A directory of another model is one line naming it, before any weight is read."""
+    import json
+
+    f = d / "config.json"
+    if not f.is_file():
+        raise FileNotFoundError(f"{d}: no config.json (expected the {what} directory)")
+    kind = json.loads(f.read_text()).get("model_type")
+    if kind != expected:
+        raise ValueError(f"{f}: model_type {kind!r}, not {expected!r}; give {flag} the {what} directory")
 
 
 def load_vit(path: str | Path) -> tuple[Any, Any]:
-    from transformers import AutoImageProcessor, ViTModel
+    """ViT's base model (read out of google/vit-base-patch16-224's classifier checkpoint) and its processor."""
+    from transformers import ViTImageProcessor, ViTModel
 
     d = _local_dir(path, "ViT")
+    check_model_type(d, "vit", "ViT-B/16 (google/vit-base-patch16-224)", "--vit-dir")
     model = ViTModel.from_pretrained(str(d), add_pooling_layer=False).eval().requires_grad_(False)
-    return model, AutoImageProcessor.from_pretrained(str(d))
+    return model, ViTImageProcessor.from_pretrained(str(d))
 
 
 def load_vivit(path: str | Path) -> tuple[Any, Any]:
     from transformers import VivitImageProcessor, VivitModel
 
     d = _local_dir(path, "ViViT")
+    check_model_type(d, "vivit", "ViViT-B 16x2 (google/vivit-b-16x2-kinetics400)", "--vivit-dir")
     model = VivitModel.from_pretrained(str(d), add_pooling_layer=False).eval().requires_grad_(False)
     return model, VivitImageProcessor.from_pretrained(str(d))
 
 
 def load_encoders(mert_dir=None, vit_dir=None, vivit_dir=None, audio_window_s: float = 60.0,
-                  video_frames: int = 32) -> Encoders:
-    enc = Encoders(audio_window_s=audio_window_s, video_frames=video_frames)
+                  video_frames: int = 32, video_sampling: str = "consecutive") -> Encoders:
+    enc = Encoders(audio_window_s=audio_window_s, video_frames=video_frames, video_sampling=video_sampling)
     if mert_dir:
         enc.mert, enc.mert_processor = load_mert(mert_dir)
     if vit_dir:

@@ -57,9 +57,13 @@ def seven_b(llama_dir=None, mert_dir=None, vit_dir=None, vivit_dir=None, decoder
     return cfg.replace(**overrides)
 
 
+# What MU-LLaMA's prompts carried as "### Input:" in training and in its released inference (config.prompt_input).
+MU_LLAMA_PROMPT_INPUT = str(input)
+
+
 def mu_llama_7b(llama_dir=None, mert_dir=None, **overrides) -> M2UGenConfig:
     cfg = M2UGenConfig(modalities=("audio",), adapter_layers=20, adapter_ffn_mult=4, n_aud_tokens=0,
-                       decoder=None, llama_dir=llama_dir, mert_dir=mert_dir)
+                       decoder=None, llama_dir=llama_dir, mert_dir=mert_dir, prompt_input=MU_LLAMA_PROMPT_INPUT)
     return cfg.replace(**overrides)
 
 
@@ -107,6 +111,26 @@ def config_from_dir(weights_dir: str | Path) -> M2UGenConfig:
                           for k in ("llama_dir", "mert_dir", "vit_dir", "vivit_dir", "decoder_dir")})
 
 
+RELEASED_PRESETS = ("7b", "mu_llama_7b")
+
+
+def resolve_config(preset: str | M2UGenConfig = "tiny", weights_dir: str | Path | None = None,
+                   strict_sizes: bool = True, **preset_kwargs) -> M2UGenConfig:
+    """The config a run builds: a preset.json in `weights_dir` wins; the released presets take their part
+    sizes from the weight directories (weights/sizes.py; strict_sizes=False skips unreadable ones); a config
+    object is used as it is."""
+    if weights_dir is not None and (Path(weights_dir) / PRESET_FILE).exists():
+        return config_from_dir(weights_dir)
+    if isinstance(preset, M2UGenConfig):
+        return preset
+    cfg = get_preset(preset, **preset_kwargs)
+    if preset in RELEASED_PRESETS:
+        from .weights.sizes import sizes_from_dirs
+
+        cfg = sizes_from_dirs(cfg, strict=strict_sizes)
+    return cfg
+
+
 def build_model(preset: str | M2UGenConfig = "tiny", weights_dir: str | Path | None = None,
                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                 load_encoders: bool = True, load_decoder: bool = False, seed: int = 0, **preset_kwargs):
@@ -116,12 +140,7 @@ def build_model(preset: str | M2UGenConfig = "tiny", weights_dir: str | Path | N
     from .encoders import load_encoders as _load_encoders
     from .hf_io import load_llama_weights, load_tokenizer
 
-    if weights_dir is not None and (Path(weights_dir) / PRESET_FILE).exists():
-        cfg = config_from_dir(weights_dir)
-    elif isinstance(preset, M2UGenConfig):
-        cfg = preset
-    else:
-        cfg = get_preset(preset, **preset_kwargs)
+    cfg = resolve_config(preset, weights_dir, **preset_kwargs)
     if cfg.llama_dir is None:
         raise FileNotFoundError("no LLaMA directory: pass weights_dir or set llama_dir in the config")
     model = init_model(cfg, device, dtype, seed)
@@ -129,7 +148,7 @@ def build_model(preset: str | M2UGenConfig = "tiny", weights_dir: str | Path | N
     tokenizer = load_tokenizer(cfg.llama_dir, cfg)
     if load_encoders:
         model.encoders = _load_encoders(cfg.mert_dir, cfg.vit_dir, cfg.vivit_dir, cfg.audio_window_s,
-                                        cfg.video_frames).to(device)
+                                        cfg.video_frames, cfg.video_sampling).to(device)
     if load_decoder and cfg.decoder and cfg.decoder_dir:
         from .decoders import load_decoder as _load_decoder
 
@@ -272,7 +291,7 @@ def write_tiny_weights(out_dir: str | Path, seed: int = 0, variant: str = "m2uge
         cfg = tiny(llama_dir="llama", mert_dir="mert", vit_dir="vit", vivit_dir="vivit", decoder_dir="musicgen")
     elif variant == "mu_llama":
         cfg = tiny(modalities=("audio",), adapter_layers=3, adapter_ffn_mult=4, n_aud_tokens=0, decoder=None,
-                   llama_dir="llama", mert_dir="mert")
+                   llama_dir="llama", mert_dir="mert", prompt_input=MU_LLAMA_PROMPT_INPUT)
     else:
         raise ValueError(f"unknown variant {variant!r}")
     verbosity = hf_logging.get_verbosity()

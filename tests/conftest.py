@@ -40,6 +40,36 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_weights(tmp_path_factory.mktemp("tiny_m2ugen"))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models spend their time in thread hand-offs, not arithmetic: one thread is ~10x faster on a
+    busy 2-core machine. Modules of tiny-model tests use it (``pytestmark = usefixtures(...)``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def published_m2ugen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """M2UGen with every part written tiny in its published layout (m2ugen_model/testing/published_layouts.py):
+    preset.json naming the HF-layout LLaMA-2, Meta's download beside it, and the released checkpoint.pth.
+    Read-only: a test that breaks it copies it first."""
+    from m2ugen_model.testing.published_layouts import write_m2ugen_release
+
+    return write_m2ugen_release(tmp_path_factory.mktemp("published_m2ugen"), llama_layout="hf")
+
+
+@pytest.fixture(scope="session")
+def published_mu_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MU-LLaMA's released ckpts folder (LLaMA/7B + tokenizer.model, MERT-v1-330M, checkpoint.pth), tiny."""
+    from m2ugen_model.testing.published_layouts import write_mu_llama_release
+
+    return write_mu_llama_release(tmp_path_factory.mktemp("published_mu_llama") / "ckpts")
+
+
 @pytest.fixture(scope="session")
 def synth_videos(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One rendered 10 s MP4 per synthetic scene: ``{scene: (path, VideoTruth)}`` (clip id ``scn<scene#>..._0``).

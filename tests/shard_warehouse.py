@@ -11,11 +11,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
+from rows import with_nulls
 
 from m2ugen_data.audio_io import write_flac
 from m2ugen_data.ids import make_clip_id
 from m2ugen_data.warehouse import Warehouse
-from rows import with_nulls
 
 SR = 16000
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -104,10 +104,10 @@ def make_tiny_warehouse(wh: Warehouse, n_clips: int = 8, seconds: float = 1.0) -
 
 
 def _dialogue(src: str, tgt: str, status: str, at: dt.datetime) -> dict:
-    return {
+    return with_nulls("dialogues", {
         "dataset": "muedit", "sample_id": f"{src}__{tgt}", "input_id": src, "output_id": tgt,
         "human": f"Make {src} sound like {tgt}.", "gpt": f"Here is a music that is {tgt}.",
         "input_caption": f"caption of {src}", "output_caption": f"caption of {tgt}", "backend": "template",
         "model": None, "prompt_hash": "h0", "status": status, "reasons": [] if status == "ok" else ["off_topic"],
         "attempts": 1, "created_at": at,
-    }
+    })

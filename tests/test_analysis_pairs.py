@@ -1,7 +1,7 @@
 """MUEdit pair mining on generated feature tables whose every measurement is known.
 
 The miner (DuckDB band join + compiled rules + greedy degree cap) is checked against a brute-force
-reference that forms every pair in plain Python, applies the rules as the issue states them, and runs the
+reference that forms every pair in plain Python, applies the rules as ``PairRules`` documents them, and runs the
 sequential greedy. Two measures are taken from their definitions rather than re-derived: which MTT tags
 name each instrument word (``content_tag_index``) and the chord-sequence similarity
 (``harmony.chord_sequence_similarity``); the reference computes everything else itself.
@@ -17,18 +17,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from m2ugen_data.analysis.harmony import chord_ids, chord_sequence_similarity
-from m2ugen_data.analysis.pairs import (
-    MINER_VERSION,
-    PairRules,
+from m2ugen_data.pairs.clips import (
     beat_phase,
     chord_sequences,
     content_tag_index,
     content_vectors,
     every_other_beat,
     harmony_class,
-    mine_pairs,
-    mine_warehouse,
 )
+from m2ugen_data.pairs.full import mine_pairs
+from m2ugen_data.pairs.mine import mine_warehouse
+from m2ugen_data.pairs.rules import MINER_VERSION, PairRules
 from m2ugen_data.analysis.taggers import MTT_TAGS
 from m2ugen_data.analysis.tonal import parse_key
 from m2ugen_data.errors import M2UGenError
@@ -550,7 +549,7 @@ def make_devset(groups: int, seed: int) -> tuple[pa.Table, pa.Table]:
 
 
 def test_evaluation_pairs_siblings_before_twins_and_checks_every_rule() -> None:
-    from m2ugen_data.analysis.pair_eval import evaluate
+    from m2ugen_data.pairs.evaluation import evaluate
 
     features, truth = make_devset(40, seed=21)
     default = evaluate(features, truth, split="dev")
@@ -565,7 +564,7 @@ def test_evaluation_pairs_siblings_before_twins_and_checks_every_rule() -> None:
 
 
 def test_pair_reason_names_the_first_broken_rule() -> None:
-    from m2ugen_data.analysis.pair_eval import content_distance, pair_reason
+    from m2ugen_data.pairs.evaluation import content_distance, pair_reason
 
     features, _ = make_devset(2, seed=23)
     a, b = features.slice(0, 2).to_pylist()  # two siblings
@@ -585,7 +584,7 @@ def test_pair_reason_names_the_first_broken_rule() -> None:
 def test_evaluation_cli_prints_one_report_per_rule_set(tmp_path, capsys) -> None:
     import json
 
-    from m2ugen_data.analysis.pair_eval import main
+    from m2ugen_data.pairs.evaluation import main
 
     features, truth = make_devset(8, seed=24)
     pq.write_table(features, tmp_path / "features.parquet")

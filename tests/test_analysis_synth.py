@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from m2ugen_data.analysis.analyze import AnalysisSummary, analyze_clips
-from m2ugen_data.analysis.pairs import PairRules, mine_warehouse
+from m2ugen_data.pairs.mine import mine_warehouse
+from m2ugen_data.pairs.rules import PairRules
 from m2ugen_data.analysis.tonal import key_class
 from m2ugen_data.warehouse import Warehouse, open_warehouse, utc_now
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from m2ugen_data.audio_io import load_audio
 from m2ugen_data.audioset.download import DownloadConfig, download_clips
 from m2ugen_data.audioset.failures import CORRUPT, INVALID, PERMANENT, TRANSIENT, classify
-from m2ugen_data.audioset.loopback_server import Faults, MediaServer
+from m2ugen_data.testing.loopback_server import Faults, MediaServer
 from m2ugen_data.audioset.synthetic_import import import_synthetic
 from m2ugen_data.cli import app
 from m2ugen_data.errors import M2UGenError

@@ -10,7 +10,7 @@ import pytest
 from conftest import AUDIOSET_DIR
 from typer.testing import CliRunner
 
-from m2ugen_data.audioset.loopback_server import MediaServer
+from m2ugen_data.testing.loopback_server import MediaServer
 from m2ugen_data.audioset.ontology import GENRE, INSTRUMENT, MOOD, MUSIC, SPEECH, OntologyError, load_ontology
 from m2ugen_data.audioset.segments_csv import read_segments_csv
 from m2ugen_data.audioset.selection import (

@@ -10,8 +10,9 @@ from synth_text import fill_warehouse, musical_truth
 
 from m2ugen_data.audio_io import write_flac
 from m2ugen_data.audioset.ontology import load_ontology
-from m2ugen_data.captions import CaptionItem, get_captioner
-from m2ugen_data.captions.facts import MusicFacts, facts_from_rows, tempo_word
+from m2ugen_data.captions import CaptionItem
+from m2ugen_data.captions.factory import make_captioner
+from m2ugen_data.facts.measured import MusicFacts, facts_from_rows, tempo_word
 from m2ugen_data.captions.grounded import GroundedCaptioner, grounded_caption
 from m2ugen_data.captions.inputs import caption_items
 from m2ugen_data.captions.mu_llama import QUESTION, MuLlamaCaptioner
@@ -96,7 +97,7 @@ def test_caption_cache_skips_done_items_and_redoes_changed_ones(warehouse):
 
 def test_unknown_caption_backend_is_a_user_error():
     with pytest.raises(M2UGenError, match="unknown caption backend"):
-        get_captioner("nope")
+        make_captioner("nope")
 
 
 def _item_with_audio(tmp_path) -> CaptionItem:
@@ -106,7 +107,7 @@ def _item_with_audio(tmp_path) -> CaptionItem:
 
 def test_mu_llama_needs_a_model_dir(tmp_path):
     with pytest.raises(M2UGenError, match="--model-dir"):
-        get_captioner("mu-llama")
+        make_captioner("mu-llama")
     with pytest.raises(M2UGenError, match="does not exist"):
         MuLlamaCaptioner(model_dir=tmp_path / "missing")
 
@@ -121,10 +122,10 @@ def _fake_model_package(monkeypatch, **attrs) -> None:
     monkeypatch.setitem(sys.modules, "m2ugen_model.mu_llama", mod)
 
 
-def test_mu_llama_without_the_model_api_names_the_model_issue(tmp_path, monkeypatch):
+def test_mu_llama_without_the_model_api_names_the_missing_package(tmp_path, monkeypatch):
     cap = MuLlamaCaptioner(model_dir=tmp_path)
     monkeypatch.setitem(sys.modules, "m2ugen_model", None)  # import fails
-    with pytest.raises(MissingDependencyError, match="issue 7"):
+    with pytest.raises(MissingDependencyError, match="needs the m2ugen_model package"):
         cap.caption_batch([_item_with_audio(tmp_path)])
     _fake_model_package(monkeypatch)  # an older model package without the captioner API
     with pytest.raises(MissingDependencyError, match="load_captioner"):
@@ -135,7 +136,7 @@ def test_mu_llama_asks_the_reference_question_with_decoded_audio(tmp_path, monke
     seen = {}
 
     def load_captioner(model_dir, device, question, max_new_tokens):
-        seen.update(dir=model_dir, q=question)
+        seen.update(dir=model_dir, q=question, device=device)
 
         def captioner(audios, sr):
             seen.update(n=[len(a) for a in audios], sr=sr)
@@ -146,7 +147,11 @@ def test_mu_llama_asks_the_reference_question_with_decoded_audio(tmp_path, monke
     _fake_model_package(monkeypatch, load_captioner=load_captioner)
     cap = MuLlamaCaptioner(model_dir=tmp_path)
     assert cap.caption_batch([_item_with_audio(tmp_path)] * 2) == ["A calm piano piece."] * 2
-    assert seen == {"dir": tmp_path, "q": QUESTION, "n": [24000, 24000], "sr": 24000}  # 1 s resampled to MERT's rate
+    # 1 s resampled to MERT's rate; device "auto" (the default) resolved to the GPU when there is one
+    import torch
+
+    assert cap.device == "auto" and seen.pop("device") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert seen == {"dir": tmp_path, "q": QUESTION, "n": [24000, 24000], "sr": 24000}
     assert QUESTION.startswith("Describe the music in detail")
 
 

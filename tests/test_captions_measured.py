@@ -13,9 +13,9 @@ from rows import with_nulls
 from m2ugen_data.analysis.tag_words import GENRE_TAGS, INSTRUMENT_TAGS, MOOD_TAGS
 from m2ugen_data.audioset.ontology import load_ontology
 from m2ugen_data.captions import CaptionItem
-from m2ugen_data.captions.facts import MusicFacts, facts_from_rows, label_names
+from m2ugen_data.facts.measured import MusicFacts, facts_from_rows, label_names
 from m2ugen_data.captions.grounded import GroundedCaptioner, grounded_caption, grounded_evidence
-from m2ugen_data.captions.rules import CHORD_COVERAGE_MIN, KEY_CONF_MIN, TEMPO_CONF_MIN, labels_allowed
+from m2ugen_data.facts.rules import CHORD_COVERAGE_MIN, KEY_CONF_MIN, TEMPO_CONF_MIN, labels_allowed
 from m2ugen_data.captions.writer import write_captions
 from m2ugen_data.dialogues.samples import DialogueSample, edit_diff, load_samples, voice_change
 from m2ugen_data.dialogues.template import human_turn
@@ -300,7 +300,7 @@ def test_muedit_samples_use_the_pairs_measured_columns(warehouse):
         "f",
     )
     cap = {"modality": "audio", "backend": "grounded", "model": "m", "prompt_hash": "h", "evidence": None, "created_at": now}
-    warehouse.write_batch("captions", [cap | {"item_id": i, "text": "A piece."} for i in ids], "c")
+    warehouse.write_batch("captions", [with_nulls("captions", cap | {"item_id": i, "text": "A piece."}) for i in ids], "c")
     pair = {"src_id": ids[0], "tgt_id": ids[1], "instruments_added": ["harp"], "instruments_removed": ["piano"],
             "labels_added": [], "labels_removed": [ONT.mid("Piano")], "miner_version": "t", "created_at": now}
     warehouse.write_batch("pairs", [with_nulls("pairs", pair)], "p")
@@ -311,7 +311,7 @@ def test_muedit_samples_use_the_pairs_measured_columns(warehouse):
 
 
 def test_chord_roots_are_spelled_for_the_measured_key() -> None:
-    from m2ugen_data.captions.rules import summarise_chords
+    from m2ugen_data.facts.rules import summarise_chords
 
     beats = ["A#:maj"] * 4 + ["D#:maj"] * 4 + ["F:maj"] * 4
     assert summarise_chords(beats, "Bb major").chords == ("Bb", "Eb", "F")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from m2ugen_data.audioset.loopback_server import Faults, MediaServer
+from m2ugen_data.testing.loopback_server import Faults, MediaServer
 from m2ugen_data.claims import WorkClaims, bucket_of, claimed_batches
 from m2ugen_data.errors import WarehouseError
 from m2ugen_data.warehouse import Warehouse, open_warehouse, utc_now

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from m2ugen_data.audioset.synthetic_import import import_synthetic
 from m2ugen_data.cli import app
 from m2ugen_data.contamination.decontaminate import decontaminate
-from m2ugen_data.contamination.gate import load_gate
+from m2ugen_data.clean.gate import load_gate
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_an_eval_list_matches_by_id_and_cli_reports(corpus_warehouse, tmp_path):
 
 def test_musicqa_converter_drops_eval_audio_and_held_out_clips(corpus_warehouse, tmp_path):
     """Before: MusicQA's renamed MusicCaps audio and audio of the warehouse's held-out split passed through."""
-    from m2ugen_data.contamination.heldout import Split, record_split
+    from m2ugen_data.clean.split import Split, record_split
     from m2ugen_data.dedup.backfill import fingerprint_missing
 
     wh, corpus, clean = corpus_warehouse

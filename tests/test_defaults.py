@@ -59,7 +59,7 @@ SHARED: dict[str, tuple[list[type[BaseModel]], dict[str, str]]] = {
     "serve": ([params.TaskRunnerChoice], {"task_runner": "TaskRunnerChoice.kind"}),
 }
 # CLI defaults of None (or empty) that the command resolves to a value in its body: the resolved value
-RESOLVED = {("audioset select", "segments"): "m2ugen_data.audioset_cli.DEFAULT_SEGMENTS"}
+RESOLVED = {("audioset select", "segments"): "m2ugen_data.cli.audioset.DEFAULT_SEGMENTS"}
 
 
 def plain(value: Any) -> Any:
@@ -115,8 +115,9 @@ def test_cli_defaults_equal_flow_defaults(command):
     assert not differ, f"{command}: CLI default vs flow default differ for {differ}"
 
 
-def test_the_options_the_issue_named_are_covered():
-    """The disagreements found (key rule, sibling fraction, caption batch, shard threads) are among the checked."""
+def test_the_options_that_once_disagreed_are_covered():
+    """The CLI/flow disagreements once found (key rule, sibling fraction, caption batch, shard threads) are among
+    the options checked."""
     assert "key_rule" in shared_options("pairs mine")
     assert "sibling_fraction" in shared_options("synth")
     assert shared_options("caption")["batch_size"] == "RunOptions.caption_batch_size"

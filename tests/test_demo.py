@@ -90,7 +90,7 @@ def test_train_runs_verbatim_after_the_demo(demo, tmp_path):
 def test_7b_without_weights_names_every_missing_directory(demo, tmp_path):
     from typer.testing import CliRunner
 
-    from m2ugen_model.train_cli import app
+    from m2ugen_model.train.cli import app
 
     result = CliRunner().invoke(app, ["--shards", str(demo["root"]), "--preset", "7b", "--llama-dir", str(tmp_path / "nope")])
     assert result.exit_code == 2

@@ -1,22 +1,26 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
+from rows import with_nulls
 from synth_text import TAGGER_WORDS, fill_warehouse, musical_truth, tagger_words, truth_pairs
 from typer.testing import CliRunner
 
 from m2ugen_data.audioset.ontology import load_ontology
-from m2ugen_data.captions.facts import MusicFacts
+from m2ugen_data.facts.measured import MusicFacts
 from m2ugen_data.captions.grounded import GroundedCaptioner
 from m2ugen_data.captions.inputs import caption_items
 from m2ugen_data.captions.writer import write_captions
 from m2ugen_data.cli import app
-from m2ugen_data.dialogues.backend import Completion, Request, make_backend
-from m2ugen_data.dialogues.prompts import GPT_PREFIX, SYSTEM_PROMPTS, build_prompt
+from m2ugen_data.dialogues.backend import Completion, Request
+from m2ugen_data.dialogues.factory import make_backend
+from m2ugen_data.dialogues.prompts import SYSTEM_PROMPTS, build_prompt
 from m2ugen_data.dialogues.samples import DialogueSample, EditDiff, load_samples
+from m2ugen_data.dialogues.scene import HEADS
 from m2ugen_data.dialogues.template import TemplateBackend
 from m2ugen_data.dialogues.validate import clean_output, validate_gpt, validate_human
 from m2ugen_data.dialogues.writer import write_dialogues
@@ -78,7 +82,7 @@ def test_template_muedit_dialogues_name_a_true_difference(muedit_wh):
         assert r["status"] == "ok" and r["reasons"] == [] and r["attempts"] == 1
         human = r["human"].lower()
         assert any(t in human for t in _true_differences(src, tgt)), (r["human"], _true_differences(src, tgt))
-        assert r["gpt"].startswith(GPT_PREFIX)
+        assert validate_gpt(r["gpt"]) == []  # opens like an answer, no text defect
         assert f"{round(tgt['tempo_bpm'])} BPM" in r["gpt"] and tgt["key"] in r["gpt"]
         assert not re.search(r"\b(input|target)\b", human)
         assert r["input_caption"] and r["output_caption"] and r["backend"] == "template"
@@ -124,26 +128,38 @@ def _facts(clip: str) -> MusicFacts:
 
 
 def test_template_muimage_and_muvideo_requests_use_the_visual_caption():
+    """A model caption names what the picture shows: the request asks about it (no numbers in it), the answer
+    describes the music from its facts."""
+    captions = {"image": "a dog running on a beach", "video": "A dog is running on a beach. The sea is calm."}
     for dataset, kind in (("muimage", "image"), ("muvideo", "video")):
         samples = [
-            DialogueSample(
-                dataset,
-                f"abcdefghij{i}_0",
-                f"abcdefghij{i}_0",
-                f"abcdefghij{i}_0",
-                "A dog runs on a beach.",
-                "cap",
-                _facts(f"abcdefghij{i}_0"),
-            )
+            DialogueSample(dataset, f"abcdefghij{i}_0", f"abcdefghij{i}_0", f"abcdefghij{i}_0", captions[kind], "cap",
+                           _facts(f"abcdefghij{i}_0"), input_backend="blip" if kind == "image" else "video-gpt2")
             for i in range(8)
-        ]
+        ]  # fmt: skip
         for s in samples:
             human = TemplateBackend().complete([Request(s, "human", "", 0)])[0].text
             gpt = TemplateBackend().complete([Request(s, "gpt", "", 0)])[0].text
-            assert validate_human(human) == [] and validate_gpt(gpt) == []
-            assert "a music for th" in human.lower() and kind in human and "dog runs on a beach" in human
-            assert "96 BPM" in human and "piano" in human
-            assert gpt.startswith(GPT_PREFIX)
+            assert validate_human(human) == [] and validate_gpt(gpt) == [], (human, gpt)
+            shown = "of a dog running on a beach" if kind == "image" else "where a dog is running on a beach"
+            assert shown in human and "sea" not in human and not re.search(r"\d", human), human
+            assert any(f" {head} " in human for head in HEADS[kind]), human
+            assert "96 BPM" in gpt and "D minor" in gpt and "piano" in gpt and "violin" in gpt, gpt
+
+
+def test_template_requests_ask_for_at_most_two_wishes_the_music_has():
+    """Every wish a request makes (a feel, a tempo, an instrument) is a fact of the returned music."""
+    facts = MusicFacts("c", tempo_bpm=150.0, key="D minor", instruments=("flute",), moods=("sad",), genres=("jazz",))
+    wishes = {"feel": ("sad", "jazz"), "tempo": ("very fast",), "source": ("flute",)}
+    asked = Counter()
+    for i in range(60):
+        s = DialogueSample("muimage", f"c{i}", f"p{i}", "c", "a red kite in the sky", "cap", facts, input_backend="blip")
+        human = TemplateBackend().complete([Request(s, "human", "", 0)])[0].text.lower()
+        made = {k for k, words in wishes.items() if any(w in human for w in words)}
+        assert len(made) <= 2 and "bpm" not in human and "minor" not in human, human
+        asked.update(made)
+        assert not ({"happy", "slow", "piano", "rock"} & set(re.findall(r"[a-z]+", human))), human
+    assert all(asked[k] >= 5 for k in wishes), asked  # each kind of wish is made, none always
 
 
 def test_prompts_are_chatml_with_one_system_prompt_per_dataset_and_side():
@@ -184,7 +200,9 @@ DIFF = EditDiff(
         ("assistant: Add piano to the song", ["template_leak", "not_imperative"]),
         ("### Human: add piano please now", ["template_leak", "not_imperative"]),
         ("Add it.", ["too_short", "no_measured_difference"]),
-        ("Add piano " + "and more " * 60, ["too_long"]),
+        ("Add piano " + "and more " * 60, ["too_long", "repeated_word"]),
+        ("Could you replace the acoustic guitar with piano?", []),
+        ("This picture needs music. Can you speed it up?", []),
         ("", ["empty"]),
         ("Add piano \ufffd\ufffd and drums now", ["non_text"]),
     ],
@@ -197,8 +215,10 @@ def test_validate_human(text, reasons):
     "text, reasons",
     [
         ("Here is a music that is calm and led by piano.", []),
-        ("Here is the music you asked for, with piano.", ["missing_prefix"]),
-        ("Here is a music that is.", ["too_short"]),
+        ("Here is the music you asked for, with piano.", []),
+        ("I wrote a calm piece for piano, in D minor.", []),
+        ("The music you asked for has piano.", ["missing_prefix"]),
+        ("Here is a music that is.", ["dangling_relative", "too_short"]),
         ("Here is a music that is fine. <|im_start|>user", ["template_leak"]),
         ("Sure! Here is a music that is calm.", ["missing_prefix"]),
     ],
@@ -234,8 +254,11 @@ class Scripted:
 
 
 def _edit_samples(n: int) -> list[DialogueSample]:
+    """Pairs whose target facts agree with DIFF (tempo and key), as a mined pair's do: the claim checker
+    rejects a request whose tempo or key the target contradicts."""
     return [
-        DialogueSample("muedit", f"s{i}__t{i}", f"s{i}", f"t{i}", "a", "b", _facts(f"t{i}"), DIFF) for i in range(n)
+        DialogueSample("muedit", f"s{i}__t{i}", f"s{i}", f"t{i}", "a", "b", replace(_facts(f"t{i}"), tempo_bpm=126.0, key="A minor"), DIFF)
+        for i in range(n)
     ]
 
 
@@ -314,9 +337,9 @@ def test_visual_samples_need_both_captions(warehouse):
     warehouse.write_batch(
         "captions",
         [
-            cap | {"item_id": "abcdefghijk_0", "modality": "audio", "text": "A piano piece."},
-            cap | {"item_id": "abcdefghijk_0", "modality": "image", "backend": "blip", "text": "a cat on a sofa"},
-            cap | {"item_id": "abcdefghijk_1000", "modality": "audio", "text": "Another piece."},
+            with_nulls("captions", cap | {"item_id": "abcdefghijk_0", "modality": "audio", "text": "A piano piece."}),
+            with_nulls("captions", cap | {"item_id": "abcdefghijk_0", "modality": "image", "backend": "blip", "text": "a cat on a sofa"}),
+            with_nulls("captions", cap | {"item_id": "abcdefghijk_1000", "modality": "audio", "text": "Another piece."}),
         ],
         "c",
     )

@@ -22,12 +22,12 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from m2ugen_data.captions.facts import MusicFacts
+from m2ugen_data.facts.measured import MusicFacts
 from m2ugen_data.dialogues.backend import GenerationParams, Request
 from m2ugen_data.dialogues.openai_backend import OpenAIBackend, api_key_from_env
 from m2ugen_data.dialogues.prompts import build_prompt
 from m2ugen_data.dialogues.samples import DialogueSample, EditDiff
-from m2ugen_data.dialogues.tiny_lm import build_tiny_chat_lm
+from m2ugen_data.testing.tiny_lm import build_tiny_chat_lm
 from m2ugen_data.dialogues.transformers_backend import TransformersBackend
 from m2ugen_data.dialogues.vllm_backend import VllmBackend, VllmConfig, llm_kwargs, sampling_kwargs
 from m2ugen_data.dialogues.writer import write_dialogues
@@ -158,6 +158,7 @@ def test_openai_backend_against_transformers_serve(served_tiny_lm, tiny_lm, ware
     )
     out = backend.complete(_requests(4, seed=11))
     assert all(c.error is None and isinstance(c.text, str) and 0 < c.tokens <= 6 for c in out), out
+    assert backend.extras() == {}  # transformers serve refuses vLLM's fields (HTTP 422): dropped after one retry
     # the server honours the request seed; checked one request at a time, because concurrent requests share
     # the server's global RNG and interleave (a fresh-clone run showed different texts at concurrency 4)
     one_by_one = OpenAIBackend(
@@ -179,9 +180,11 @@ GOOD_GPT = "Here is a music that is fast and led by a flute."
 
 
 class _Faulty(BaseHTTPRequestHandler):
-    """Mode from the path prefix: /fail500, /slow, /badjson, /byseed (seed % 3: 500, bad JSON, good)."""
+    """Mode from the path prefix: /fail500, /slow, /badjson, /byseed (seed % 3: 500, bad JSON, good), /strict
+    (422 when the body has vLLM's extra fields), /good (records the bodies)."""
 
     hits: dict[str, int] = {}
+    seen: list[dict] = []  # request bodies of the "good" mode
     lock = threading.Lock()
 
     def log_message(self, *args) -> None:
@@ -194,6 +197,11 @@ class _Faulty(BaseHTTPRequestHandler):
             self.hits[mode] = self.hits.get(mode, 0) + 1
         if mode == "byseed":
             mode = ("fail500", "badjson", "good")[body["seed"] % 3]
+        if mode == "strict" and {"top_k", "skip_special_tokens"} & set(body):
+            return self._send(422, b'{"detail": "extra fields not permitted"}')
+        if mode == "good":
+            with self.lock:
+                self.seen.append(body)
         if mode == "fail500":
             return self._send(500, b'{"error": "boom"}')
         if mode == "slow":
@@ -266,15 +274,37 @@ def test_openai_api_key_from_environment(monkeypatch, faulty_server):
     assert api_key_from_env() == "sk-generic"
     monkeypatch.setenv("M2UGEN_OPENAI_API_KEY", "sk-ours")
     assert api_key_from_env() == "sk-ours"
-    body = _faulty_backend(faulty_server, send_top_k=True)._body(_requests(1, seed=5)[0])
-    assert body["seed"] == 5 and body["top_k"] == 4 and body["stop"] == ["<|im_end|>", "<|endoftext|>"]
-    assert "top_k" not in _faulty_backend(faulty_server)._body(_requests(1)[0])
+    backend = _faulty_backend(faulty_server)
+    body = backend._body(_requests(1, seed=5)[0], backend.extras())
+    assert body["seed"] == 5 and body["stop"] == ["<|im_end|>", "<|endoftext|>"]
+    # vLLM's own fields: the reference's top_k, and special tokens kept for the validator
+    assert body["top_k"] == 4 and body["skip_special_tokens"] is False
+    assert _faulty_backend(faulty_server, vllm_extras=False).extras() == {}
+
+
+def test_openai_server_that_refuses_vllm_extras_gets_one_retry_without(faulty_server, caplog):
+    """A strict server (422 on unknown fields) answers the retry without them; they are then dropped for the
+    run, with one warning; a server that accepts them keeps getting them."""
+    _Faulty.hits.pop("strict", None)
+    backend = _faulty_backend(f"{faulty_server}/strict/v1")
+    with caplog.at_level("WARNING", logger="m2ugen_data.dialogues.openai_backend"):
+        first = backend.complete(_requests(4))
+        hits_first = _Faulty.hits["strict"]
+        again = backend.complete(_requests(4))
+    assert all(c.error is None and c.text for c in first + again)
+    assert 4 < hits_first <= 8  # the concurrent first requests each refused once at most, then retried
+    assert _Faulty.hits["strict"] - hits_first == 4  # afterwards: no extras, no refusals
+    assert backend.extras() == {}
+    assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
+    _Faulty.seen.clear()
+    _faulty_backend(f"{faulty_server}/good/v1").complete(_requests(2))
+    assert all(b.get("top_k") == 4 and b.get("skip_special_tokens") is False for b in _Faulty.seen)
 
 
 # ---------------------------------------------------------------- vllm
 
 
-def test_vllm_config_maps_to_engine_and_sampling_kwargs():
+def test_vllm_config_maps_to_engine_and_sampling_kwargs():  # keeps special tokens, like transformers
     cfg = VllmConfig(model="/models/mpt-7b-chat", tensor_parallel_size=2, dtype="bfloat16", max_model_len=4096)
     assert llm_kwargs(cfg) == {
         "model": "/models/mpt-7b-chat",
@@ -296,6 +326,7 @@ def test_vllm_config_maps_to_engine_and_sampling_kwargs():
         "max_tokens": 64,
         "stop": ["<|im_end|>", "<|endoftext|>"],
         "seed": 42,
+        "skip_special_tokens": False,
     }
     with pytest.raises(ValidationError):
         VllmConfig(model="m", tensor_parallel_size=0)
@@ -307,9 +338,16 @@ def replace_cfg(cfg: VllmConfig, **kw) -> VllmConfig:
     return cfg.model_copy(update=kw)
 
 
-def test_vllm_missing_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "vllm", None)
-    backend = VllmBackend("/models/mpt-7b-chat")
+def test_vllm_missing_is_a_clear_error(monkeypatch, tiny_lm):
+    from m2ugen_data.preflight import PreflightError
+    from m2ugen_data.preflight import vllm_support
+
+    monkeypatch.setattr(vllm_support, "installed_vllm", lambda: None)
+    with pytest.raises(PreflightError, match=r"^vllm: not installed .*pip install 'm2ugen\[gpu\]'"):
+        VllmBackend(str(tiny_lm))
+    monkeypatch.setattr(vllm_support, "installed_vllm", lambda: "0.34.0")
+    monkeypatch.setitem(sys.modules, "vllm", None)  # the table said yes; the import itself still fails cleanly
+    backend = VllmBackend(str(tiny_lm))
     with pytest.raises(MissingDependencyError, match="vLLM"):
         backend.complete(_requests(1))
 

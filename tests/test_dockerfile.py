@@ -76,3 +76,26 @@ def test_the_image_keeps_its_promises():
     # everything the package needs at run time is copied in (package data included via pyproject)
     for path in ("pyproject.toml", "m2ugen_data", "m2ugen_model", "flows"):
         assert re.search(rf"^COPY .*\b{path}\b", runtime, flags=re.M), path
+
+
+VLLM_MPT = ROOT / "docker" / "vllm-mpt"
+
+
+def test_vllm_mpt_server_image_is_clean_and_pins_the_release_that_serves_mpt():
+    """The MPT server recipe: hadolint-clean, non-root, `vllm serve` as entry point, and pinned to the vLLM
+    release the architecture table says last served MPTForCausalLM, under the preset's served name."""
+    from m2ugen_data.dialogues.presets import PRESETS
+    from m2ugen_data.preflight.vllm_support import PINNED_SERVER, VLLM_ARCHITECTURES
+
+    result = lint(VLLM_MPT / "Dockerfile")
+    assert result.returncode == 0 and result.stdout.strip() == "", result.stdout + result.stderr
+    text = re.sub(r"\\\n\s*", " ", (VLLM_MPT / "Dockerfile").read_text())
+    assert re.search(r'^ENTRYPOINT \["vllm", "serve"\]', text, flags=re.M)
+    users = re.findall(r"^USER (\S+)", text, flags=re.M)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert "COPY requirements.txt" in text and "pip install --no-cache-dir -r /tmp/requirements.txt" in text
+    cmd = re.search(r"^CMD (\[.*\])", text, flags=re.M)
+    assert cmd and '"--served-model-name", "mpt-7b-chat"' in cmd.group(1) and "mpt-7b-chat" in PRESETS
+    last = VLLM_ARCHITECTURES["MPTForCausalLM"].last
+    pins = [ln for ln in (VLLM_MPT / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert f"vllm=={last}" in pins and PINNED_SERVER[last] == "docker/vllm-mpt"

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from m2ugen_data.audioset.ontology import load_ontology
 from m2ugen_data.audioset.selection import DEFAULT_PROPORTIONS, pool_of, select_segments
 from m2ugen_data.cli import app
-from m2ugen_data.contamination.evallists import EvalListError, load_eval_list, read_eval_list
-from m2ugen_data.contamination.exclusion import EvalExclusion, make_exclusion
+from m2ugen_data.audioset.evallists import EvalListError, load_eval_list, read_eval_list
+from m2ugen_data.audioset.eval_exclusion import EvalExclusion, make_exclusion
 
 MUSIC = "/m/04rlf"
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from m2ugen_model.eval.adherence import adherence, check, parse_prompt, target_of
 from m2ugen_model.eval.grounding import write_controls
 from m2ugen_model.eval.run import evaluate_generation, evaluate_understanding
-from m2ugen_model.eval_cli import app
+from m2ugen_model.eval.cli import app
 
 REFS = ["A slow piano ballad in A minor.", "Fast rock with distorted guitar and drums.",
         "A calm flute melody over strings.", "Electronic dance music with a heavy synth bass."]

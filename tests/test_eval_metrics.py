@@ -94,7 +94,7 @@ def _tone(path: Path, freq: float, seconds: float = 1.0, noise: float = 0.0, see
 
 def _cli(*args: str, monkeypatch=None, capsys=None) -> tuple[int, str]:
     """Run ``m2ugen-eval`` in this process (its entry point, error handling included); (exit code, stderr)."""
-    from m2ugen_model import eval_cli
+    from m2ugen_model.eval import cli as eval_cli
 
     monkeypatch.setattr(sys, "argv", ["m2ugen-eval", *args])
     try:

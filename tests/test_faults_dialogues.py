@@ -1,4 +1,4 @@
-"""Issue 15.8: a dialogue rerun does not ask again for samples rejected before under the same prompt (the
+"""Dialogue reruns: a rerun does not ask again for samples rejected before under the same prompt (the
 rows would grow with every rerun), but does retry those the backend failed to answer."""
 
 from __future__ import annotations

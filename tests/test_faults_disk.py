@@ -1,4 +1,4 @@
-"""Issue 15.5: a full disk is one line naming the file being written, and leaves no half-imported media.
+"""A full disk is one line naming the file being written, and leaves no half-imported media.
 
 The disk is simulated: the write path raises ``OSError(ENOSPC)`` after a few files or bytes, as the kernel
 would (``shutil.copyfile`` names the *source* file in that error, the trap the old code fell into).

@@ -1,4 +1,4 @@
-"""Issue 15.1: children die with their parent. The real commands are started, SIGKILLed, and every process
+"""Children die with their parent. The real commands are started, SIGKILLed, and every process
 that descended from them must be gone 5 s later (pids collected from /proc before the kill)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 15.6: a file that is not a CSV is an error (non-zero exit, nothing written); an unterminated quote
+"""Bad segment lists: a file that is not a CSV is an error (non-zero exit, nothing written); an unterminated quote
 costs its own row only; every rejected row is stored in ``segment_rejects``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 15.4, ``m2ugen-data serve``: one line when the Prefect API is down at start, and an exit within 10 s
+"""``m2ugen-data serve`` when the Prefect API fails: one line when the Prefect API is down at start, and an exit within 10 s
 of SIGTERM when the API stopped answering while serving (a stopped or partitioned server: connections are
 accepted, nothing answers; Prefect's own stop waits on its 60 s request timeout and retries)."""
 

@@ -1,4 +1,4 @@
-"""Issue 15.8, shards: a rerun removes the manifest temporary a killed ``shards write`` left, and the trainer
+"""Reruns of shard writing: a rerun removes the manifest temporary a killed ``shards write`` left, and the trainer
 skips (with a warning) shard files the warehouse's shards manifest does not vouch for."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 15.4/15.5/15.8 for the trainer: SIGTERM checkpoints at a step boundary and exits 0; unreadable or
+"""The trainer under faults: SIGTERM checkpoints at a step boundary and exits 0; unreadable or
 malicious checkpoints are one line naming the file; a resumed run logs each step once."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from m2ugen_model.train.bundle import from_preset
+from m2ugen_model.train.model_bridge import from_preset
 from m2ugen_model.train.checkpointing import LATEST, latest_checkpoint
 from m2ugen_model.train.config import TrainConfig
 from m2ugen_model.train.loop import Dist, train
@@ -104,7 +104,7 @@ class _Evil:
 def test_malicious_or_corrupt_checkpoints_are_refused_in_one_line(weights: str, wh: Path, tmp_path: Path):
     from typer.testing import CliRunner
 
-    from m2ugen_model.train_cli import app
+    from m2ugen_model.train.cli import app
 
     marker = tmp_path / "executed"
     evil = tmp_path / "evil.pt"

@@ -32,7 +32,7 @@ from m2ugen_data.shards import (
     verify_shards,
 )
 from m2ugen_data.synth import load_truth
-from m2ugen_data.vision.disjoint import MusicOverlapError, music_ids_from_keys
+from m2ugen_data.shards.disjoint import MusicOverlapError, music_ids_from_keys
 from m2ugen_data.vision.synth_video import PALETTE, plan_video
 from m2ugen_data.warehouse import Warehouse, open_warehouse
 
@@ -159,7 +159,7 @@ def test_no_music_is_shared_across_datasets(built):
     assert all(used.values())
     for a, b in itertools.combinations(used, 2):
         if a in ("mucaps", "muedit") and b in ("mucaps", "muedit"):
-            continue  # the tiny warehouse pairs MUCaps clips into MUEdit: not this issue's rule
+            continue  # the tiny warehouse pairs MUCaps clips into MUEdit: the visual datasets' rule only
         assert not used[a] & used[b], (a, b)
         assert not {c[:11] for c in used[a]} & {c[:11] for c in used[b]}, (a, b)  # not even another section of a video
     for ds in ("muimage", "muvideo"):

@@ -100,7 +100,7 @@ def test_tempo_beats_and_chords_are_heard_on_gm_renders(gm) -> None:
 
 
 def test_reorchestrated_siblings_are_paired_and_every_pair_keeps_every_rule(gm) -> None:
-    from m2ugen_data.analysis.pair_eval import evaluate
+    from m2ugen_data.pairs.evaluation import evaluate
     from m2ugen_data.schemas import FEATURES
     from m2ugen_data.warehouse import utc_now
 
@@ -114,7 +114,7 @@ def test_reorchestrated_siblings_are_paired_and_every_pair_keeps_every_rule(gm) 
 
 
 def test_captions_name_measured_instruments_and_nothing_unmeasured(gm) -> None:
-    from m2ugen_data.captions.facts import facts_from_rows
+    from m2ugen_data.facts.measured import facts_from_rows
     from m2ugen_data.captions.grounded import grounded_caption
 
     truth, rows = gm

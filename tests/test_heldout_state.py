@@ -9,7 +9,7 @@ from shard_warehouse import make_tiny_warehouse
 from typer.testing import CliRunner
 
 from m2ugen_data.cli import app
-from m2ugen_data.contamination.heldout import Split, read_splits
+from m2ugen_data.clean.split import Split, read_splits
 from m2ugen_data.eval_splits import write_eval_splits
 from m2ugen_data.shards import build_dataset_shards, iter_dataset_samples, verify_shards, write_dataset_shards
 from m2ugen_data.shards.read import iter_shard_keys, shard_paths

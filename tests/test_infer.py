@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from m2ugen_model.infer_cli import app
+from m2ugen_model.infer.cli import app
 
 runner = CliRunner()
 FAST = ["--max-new-tokens", "10", "--seconds", "0.05"]
@@ -177,7 +177,7 @@ def test_loads_our_training_checkpoint(tiny_model_dir, tmp_path):
     """A run directory from m2ugen-train's checkpoint layout: checkpoints/latest -> step_N/trainable.safetensors."""
     from safetensors.torch import save_file
 
-    from m2ugen_model.infer_load import ModelSpec, load_for_inference
+    from m2ugen_model.infer.load import ModelSpec, load_for_inference
     from m2ugen_model.presets import build_model
     from m2ugen_model.stages import trainable_parameters
 
@@ -193,37 +193,10 @@ def test_loads_our_training_checkpoint(tiny_model_dir, tmp_path):
     assert torch.equal(dict(loaded.named_parameters())[gate], state[gate])
 
 
-def test_meta_layout_llama_dir(tiny_model_dir, tmp_path, media):
-    """LLaMA in Meta's layout (consolidated.00.pth, params.json) loads through m2ugen-infer's loader to the
-    same weights as the HF directory; without HF tokenizer files next to it: one line."""
-    from m2ugen_model.hf_io import _base_names
-    from m2ugen_model.infer_load import ModelSpec, load_for_inference
-    from m2ugen_model.presets import build_model
-
-    ref, _ = build_model(weights_dir=tiny_model_dir, load_encoders=False)
-    meta = tmp_path / "llama-meta"
-    meta.mkdir()
-    base = _base_names(ref.llm)
-    torch.save({k: v for k, v in ref.llm.state_dict().items() if k in base}, meta / "consolidated.00.pth")
-    (meta / "params.json").write_text(json.dumps({"dim": ref.cfg.dim, "n_layers": ref.cfg.n_layers}))
-    preset = json.loads((tiny_model_dir / "preset.json").read_text())
-    preset.update({k: str(tiny_model_dir / preset[k]) for k in ("mert_dir", "vit_dir", "vivit_dir", "decoder_dir")})
-    preset["llama_dir"] = str(meta)
-    (tmp_path / "preset.json").write_text(json.dumps(preset))
-    result, output = _invoke(["--weights-dir", str(tmp_path), "caption", str(media / "song.flac")])
-    assert result.exit_code == 2 and "copy the HF LLaMA-2 tokenizer files" in _error_line(output)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(tiny_model_dir / "llama" / f, meta / f)
-    model, _, _ = load_for_inference(ModelSpec(weights_dir=str(tmp_path)))
-    for name, p in ref.llm.named_parameters():
-        if name in base:
-            assert torch.equal(dict(model.llm.named_parameters())[name], p), name
-
-
 def test_released_pth_checkpoint(tiny_model_dir, tmp_path, media):
     from m2ugen_model.checkpoint import ours_to_released
-    from m2ugen_model.infer_cli import InferRequest, Session, Settings, run_request
-    from m2ugen_model.infer_load import ModelSpec
+    from m2ugen_model.infer.cli import InferRequest, Session, Settings, run_request
+    from m2ugen_model.infer.load import ModelSpec
     from m2ugen_model.presets import build_model
     from m2ugen_model.stages import set_stage
 
@@ -246,7 +219,7 @@ def test_offloaded_layers_give_the_same_logits(tiny_model_dir):
     """accelerate's offload hooks around LLaMA blocks (weights kept in CPU memory, streamed to the
     execution device per forward): same logits. On a GPU the execution device is the card."""
     pytest.importorskip("accelerate")
-    from m2ugen_model.lowmem import offload_llm_layers
+    from m2ugen_model.infer.lowmem import offload_llm_layers
     from m2ugen_model.presets import build_model
 
     model, tok = build_model(weights_dir=tiny_model_dir, load_encoders=False)
@@ -266,7 +239,7 @@ def test_8bit_without_cuda_is_one_line(tiny_model_dir, media):
 
 def test_music_request_forces_aud_in_place_of_the_end(tiny_model_dir):
     """A music request whose answer ends (EOS at step 2) gets [AUD0..7] there and music; a question does not."""
-    from m2ugen_model.inference import generate_batch
+    from m2ugen_model.infer.inference import generate_batch
     from m2ugen_model.presets import build_model
 
     model, tok = build_model(weights_dir=tiny_model_dir, load_encoders=False, load_decoder=True)
@@ -345,8 +318,8 @@ def test_masked_positions_are_ignored(musicgen):
 
 
 def test_text_conditioning_prompts_the_decoder_with_the_answer(tiny_model_dir, tmp_path, media):
-    from m2ugen_model.infer_cli import InferRequest, Session, Settings, run_request
-    from m2ugen_model.infer_load import ModelSpec
+    from m2ugen_model.infer.cli import InferRequest, Session, Settings, run_request
+    from m2ugen_model.infer.load import ModelSpec
 
     session = Session(ModelSpec(weights_dir=str(tiny_model_dir)),
                       Settings(max_new_tokens=10, seconds=0.02, decoder_conditioning="text"))
@@ -364,9 +337,9 @@ def test_text_conditioning_prompts_the_decoder_with_the_answer(tiny_model_dir, t
 
 def test_audioldm2_decoder_on_a_tiny_pipeline(tiny_model_dir, tmp_path):
     pytest.importorskip("diffusers")
-    from m2ugen_model.infer_cli import InferRequest, Session, Settings, run_request
-    from m2ugen_model.infer_load import ModelSpec
-    from m2ugen_model.tiny_audioldm2 import write_tiny_audioldm2
+    from m2ugen_model.infer.cli import InferRequest, Session, Settings, run_request
+    from m2ugen_model.infer.load import ModelSpec
+    from m2ugen_model.testing.tiny_audioldm2 import write_tiny_audioldm2
 
     write_tiny_audioldm2(tmp_path / "audioldm2")
     preset = json.loads((tiny_model_dir / "preset.json").read_text())

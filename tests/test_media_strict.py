@@ -123,7 +123,7 @@ def test_download_of_a_source_with_decoding_errors_fails_as_corrupt(tmp_path, wa
     from test_audioset_download import _config, _latest, _segments, _serve_dir
 
     from m2ugen_data.audioset.download import download_clips
-    from m2ugen_data.audioset.loopback_server import MediaServer
+    from m2ugen_data.testing.loopback_server import MediaServer
 
     src = tmp_path / "tone.m4a"
     _ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=30", "-c:a", "aac", "-movflags", "+faststart", str(src))
@@ -188,7 +188,7 @@ def test_long_audio_is_analysed_in_windows_and_no_read_exceeds_the_cap(hour_of_s
 def test_long_music_in_windows_aggregates_to_the_majority_and_captions_the_whole(synth_corpus, tmp_path):
     """40 s: three copies of one synthetic clip, then another clip. The windowed row takes the majority's
     tempo and key, keeps every window's beats in file time, and the grounded caption reads it."""
-    from m2ugen_data.captions.facts import facts_from_rows
+    from m2ugen_data.facts.measured import facts_from_rows
     from m2ugen_data.captions.grounded import grounded_caption
     from m2ugen_data.synth import load_truth
 

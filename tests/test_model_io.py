@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from m2ugen_model.hf_io import load_meta_llama
-from m2ugen_model.inference import generate, generate_batch
+from m2ugen_model.infer.inference import generate, generate_batch
 from m2ugen_model.presets import build_model, init_model, write_tiny_weights
 
 

@@ -8,8 +8,11 @@ import pyarrow as pa
 import pytest
 from test_analysis_pairs import _features_rows, _segments, make_features
 
-from m2ugen_data.analysis.pair_cache import PairCache, mine_incremental
-from m2ugen_data.analysis.pairs import PairRules, mine_pairs, mine_warehouse
+from m2ugen_data.pairs.cache import PairCache
+from m2ugen_data.pairs.full import mine_pairs
+from m2ugen_data.pairs.incremental import mine_incremental
+from m2ugen_data.pairs.mine import mine_warehouse
+from m2ugen_data.pairs.rules import PairRules
 from m2ugen_data.warehouse import utc_now
 
 

@@ -42,13 +42,13 @@ def _media_row(clip_id: str, status: str = "ok") -> dict:
 
 
 def _dialogue(clip_id: str, status: str, at: dt.datetime = T0) -> dict:
-    return {
+    return with_nulls("dialogues", {
         "dataset": "muimage", "sample_id": clip_id, "input_id": clip_id, "output_id": clip_id,
         "human": f"Generate a music for the image of {clip_id}.", "gpt": f"Here is a music that is {clip_id}.",
         "input_caption": f"image of {clip_id}", "output_caption": f"music of {clip_id}", "backend": "template",
         "model": None, "prompt_hash": "h0", "status": status, "reasons": [] if status == "ok" else ["human:empty"],
         "attempts": 1, "created_at": at,
-    }
+    })
 
 
 @pytest.fixture

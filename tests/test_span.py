@@ -10,7 +10,7 @@ from test_audioset_download import FFMPEG, _config, _dominant_hz, _ffmpeg, _late
 
 from m2ugen_data.audio_io import load_audio
 from m2ugen_data.audioset.download import DownloadConfig, Job, download_clips, expected_length
-from m2ugen_data.audioset.loopback_server import MediaServer
+from m2ugen_data.testing.loopback_server import MediaServer
 from m2ugen_data.audioset.ytdlp_fetch import Section, Span, plan_section
 from m2ugen_data.errors import M2UGenError
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from m2ugen_model.train.bundle import from_preset
+from m2ugen_model.train.model_bridge import from_preset
 from m2ugen_model.train.config import TrainConfig, build_config
 from m2ugen_model.train.errors import TrainError
 from m2ugen_model.train.loop import Dist, train
@@ -112,7 +112,7 @@ def test_torchrun_two_ranks_stay_in_sync(weights: str, wh: Path, tmp_path: Path)
 def test_cli_dry_run_and_errors(weights: str, wh: Path, tmp_path: Path):
     from typer.testing import CliRunner
 
-    from m2ugen_model.train_cli import app
+    from m2ugen_model.train.cli import app
 
     runner = CliRunner()
     ok = runner.invoke(app, ["--shards", str(wh), "--stage", "1", "--preset", "tiny", "--weights-dir", weights,

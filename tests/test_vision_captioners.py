@@ -16,7 +16,7 @@ from m2ugen_data.vision.caption_stage import caption_visual
 from m2ugen_data.vision.frames import extract_frame
 from m2ugen_data.vision.media_stage import run_media
 from m2ugen_data.vision.models import VisualItem
-from m2ugen_data.vision.tiny_models import (
+from m2ugen_data.testing.tiny_vision_models import (
     KINETICS_LIKE,
     save_tiny_blip,
     save_tiny_video_gpt2,
@@ -29,14 +29,7 @@ from vision_warehouse import seed_warehouse
 SCENES = ("moving_box", "black_lead", "cut", "testsrc")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models spend their time in thread hand-offs, not arithmetic: one thread is ~10x faster on a
-    busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny models run fastest on one thread
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from m2ugen_data.audio_io import write_flac
 from m2ugen_data.vision import measures
 from m2ugen_data.vision.clips import measure_clip, normalise_clip
-from m2ugen_data.vision.disjoint import music_ids_from_keys, music_ids_from_manifests, music_overlaps
+from m2ugen_data.shards.disjoint import music_ids_from_keys, music_ids_from_manifests, music_overlaps
 from m2ugen_data.vision.frames import extract_frame
 from m2ugen_data.vision.media_stage import normalised_clip_relpath, pending_clips, run_media
 from vision_warehouse import seed_warehouse

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch.distributed as dist
 from safetensors.torch import save_file
 
-from m2ugen_model.train.bundle import from_preset
+from m2ugen_model.train.model_bridge import from_preset
 from m2ugen_model.train.config import TrainConfig
 from m2ugen_model.train.loop import init_distributed, train
 

@@ -1,4 +1,4 @@
-"""Fixture shards for the trainer tests, written by the pipeline's real shard writer (issue 6).
+"""Fixture shards for the trainer tests, written by the pipeline's real shard writer.
 
 MUCaps: a short FLAC sine per clip + its JSON (the caption names the pitch, so captions are learnable from
 the audio); MUEdit: input/output FLAC + the dialogue JSON. Everything is tiny so a test stays fast.

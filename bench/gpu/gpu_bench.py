@@ -154,8 +154,19 @@ def section_fsdp7b(cpu_safe: bool) -> dict:
 
 
 # ---------------------------------------------------------------- m2ugen-infer latency
+def _needs(*modules: str) -> None:
+    """A section run in a subprocess cannot report its missing import itself: check first."""
+    import importlib.util
+
+    for m in modules:
+        if importlib.util.find_spec(m) is None:
+            raise SkipSection(f"needs {m}")
+
+
 def section_infer(cpu_safe: bool) -> dict:
     from m2ugen_model.presets import write_tiny_weights
+
+    _needs("pydantic", "soundfile", "typer", "rich")
 
     device = "cpu" if cpu_safe or not torch.cuda.is_available() else "cuda"
     # The tiny Encodec runs at 500 frames/s (real MusicGen: 50), so 1 s of audio is 500 decoder steps.
@@ -165,7 +176,8 @@ def section_infer(cpu_safe: bool) -> dict:
         reqs = Path(d) / "requests.jsonl"
         reqs.write_text("".join(json.dumps({"id": f"r{i}", "task": "text2music", "prompt": f"An upbeat jazz tune {i}"})
                                 + "\n" for i in range(n)))
-        cmd = [sys.executable, "-m", "m2ugen_model.infer_cli", "--weights-dir", str(weights), "--device", device,
+        python = [sys.executable, *(["-S"] if sys.flags.no_site else [])]  # the same interpreter setup as this one
+        cmd = [*python, "-m", "m2ugen_model.infer.cli", "--weights-dir", str(weights), "--device", device,
                "--max-new-tokens", str(new_tokens),
                "--seconds", str(seconds), "batch", str(reqs), "--out-dir", str(Path(d) / "out")]
         t0 = time.perf_counter()
@@ -196,7 +208,7 @@ def section_vllm(cpu_safe: bool) -> dict:
 
     from m2ugen_data.dialogues.backend import GenerationParams, Request
     from m2ugen_data.dialogues.prompts import SIDES, build_prompt
-    from m2ugen_data.dialogues.tiny_lm import build_tiny_chat_lm
+    from m2ugen_data.testing.tiny_lm import build_tiny_chat_lm
     from m2ugen_data.dialogues.transformers_backend import TransformersBackend
     from m2ugen_data.dialogues.vllm_backend import VllmBackend
 
@@ -241,7 +253,7 @@ class _StubTokenizer:
 
 def _generate_peak(model, tok, device: torch.device, new: int) -> tuple[float, float]:
     """(decode tokens/s, peak GiB) of one music request: prompt, `new` tokens with [AUD] forced, projector."""
-    from m2ugen_model import inference
+    from m2ugen_model.infer import inference
 
     def no_eos(step, ids, logits):
         logits[:, tok.eos_token_id] = -float("inf")
@@ -269,8 +281,8 @@ def section_infer7b(cpu_safe: bool) -> dict:
     """The LLM side of 7B inference (adapters, LLaMA, projector; no encoders/decoder) in bf16, with the
     first 16 LLaMA blocks offloaded to CPU memory (accelerate), and with int8 LLaMA weights (bitsandbytes)."""
     from m2ugen_model import presets
-    from m2ugen_model.infer_load import InferenceError
-    from m2ugen_model.lowmem import offload_llm_layers, quantize_llm_8bit
+    from m2ugen_model.infer.errors import InferenceError
+    from m2ugen_model.infer.lowmem import offload_llm_layers, quantize_llm_8bit
 
     dev = torch.device("cpu") if cpu_safe else _cuda()
     cfg = presets.tiny() if cpu_safe else presets.seven_b()
@@ -312,7 +324,8 @@ class _FixedFeatureEncoders:
 
 
 def section_caption(cpu_safe: bool) -> dict:
-    from m2ugen_model import inference, presets
+    from m2ugen_model import presets
+    from m2ugen_model.infer import inference
 
     device = torch.device("cpu") if cpu_safe else _cuda()
     dtype = torch.float32 if cpu_safe else torch.bfloat16
@@ -372,8 +385,12 @@ def run_section(name: str, out: Path, cpu_safe: bool) -> int:
         row = {"status": "ok", **fn(cpu_safe)}
     except SkipSection as exc:
         row = {"status": "skipped", "value": "-", "detail": str(exc)}
+    except ModuleNotFoundError as exc:  # an optional dependency this machine lacks: say which, do not fail
+        row = {"status": "skipped", "value": "-", "detail": f"needs {(exc.name or str(exc)).split('.')[0]}"}
     except Exception as exc:  # the table must still be printed; the row carries the failure
         row = {"status": "failed", "value": "-", "detail": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    if row["status"] == "skipped":
+        print(f"{name}: skipped: {row['detail']}", file=sys.stderr)
     row.update(section=name, what=title, seconds=round(time.perf_counter() - t0, 1))
     out.write_text(json.dumps(row))
     return 0 if row["status"] != "failed" else 1

@@ -8,12 +8,28 @@
 # Each section runs in its own process (fresh CUDA context and memory, a crash costs one row) under a
 # time cap; the caps are cut to what is left of the 8-minute budget (M2UGEN_GPU_BUDGET_S).
 # Weights are random and written to a temporary directory; nothing is downloaded.
+#
+# A bare GPU machine (its own torch/transformers/accelerate, no .venv, no install of this project) works too:
+# the project is imported from this checkout (PYTHONPATH), and the few wheels it needs beyond what such a
+# machine has are installed from .whl/ when present (bench/gpu/fetch_wheels.sh downloads them; carry .whl).
+# A section whose optional dependency is still missing reports "skipped: needs X".
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 py="${PYTHON:-$root/.venv/bin/python}"
 [[ -x "$py" ]] || py="$(command -v python3)"
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+if compgen -G "$root/.whl/*.whl" >/dev/null; then
+  site="${TMPDIR:-/tmp}/m2ugen-gpu-site"
+  if "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+      "$root"/.whl/*.whl >&2; then
+    export PYTHONPATH="$root:$site${PYTHONPATH#"$root"}"
+  else
+    echo "the wheels in .whl/ do not install for $py (another Python version?); sections that need them say so" >&2
+  fi
+fi
+echo "m2ugen from $("$py" -c 'import m2ugen_model, os; print(os.path.dirname(os.path.dirname(m2ugen_model.__file__)))')" >&2
 
 flag=()
 budget="${M2UGEN_GPU_BUDGET_S:-470}"

@@ -1,5 +1,5 @@
-"""Per-clip music analysis (rhythm, key, loudness, speech, spectral), the MUCaps music filter, and MUEdit
-pair mining over the resulting ``features`` manifest.
+"""Per-clip music analysis (rhythm, key, loudness, speech, spectral) and the MUCaps music filter, into the
+``features`` manifest (which MUEdit pair mining, ``m2ugen_data.pairs``, reads).
 
 Each analyser is a module with one job and a plain function over decoded samples, so it can be tested and
 timed alone; ``analyze`` wires them into a process pool that decodes each clip once.

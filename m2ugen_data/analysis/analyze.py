@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soxr
@@ -105,6 +106,24 @@ class Thresholds:
     windows: int = defaults.LONG_AUDIO_WINDOWS  # long audio: windows spread over the file; 0: reject it as too_long instead
 
 
+class AnalysisJob(NamedTuple):
+    """One clip to analyse, as it travels (pickled) to a worker process: ``analyse_file``'s arguments."""
+
+    clip_id: str
+    path: str
+    labels: ClipLabels | None
+    thresholds: Thresholds | None
+    filter_config: MusicFilterConfig | None
+    expected_s: float | None  # the length its download measured
+
+
+class AnalysisResult(NamedTuple):
+    """What a worker sends back for one clip."""
+
+    row: dict  # the features row
+    timings: dict[str, float]  # seconds per analysis stage
+
+
 @dataclass(frozen=True)
 class Models:
     rhythm: rhythm.RhythmModels
@@ -163,7 +182,7 @@ def analyse_file(
     thresholds: Thresholds | None = None,
     filter_config: MusicFilterConfig | None = None,
     expected_s: float | None = None,
-) -> tuple[dict, dict[str, float]]:
+) -> AnalysisResult:
     """One clip -> (features row, seconds per stage). Loads the models on first use in this process.
     ``expected_s``: the length the clip should have (its download's); decoding less is ``corrupt``."""
     init_worker()
@@ -185,7 +204,7 @@ def analyse_file(
         row.update(status="failed", reason=_reason("analysis_error", e, with_type=True))
     apply_filter(row, labels, filter_config or MusicFilterConfig())
     timings["total"] = time.perf_counter() - t0
-    return row, timings
+    return AnalysisResult(row, timings)
 
 
 def _analyse_audio(path: Path, th: Thresholds, expected_s: float | None, timings: dict[str, float]) -> dict:
@@ -412,7 +431,8 @@ def analyze_clips(
             progress(summary.skipped)
     labels = load_labels(warehouse, list(items))
     expected = _downloaded_lengths(warehouse)
-    jobs = [(cid, str(p), labels.get(cid), thresholds, filter_config, expected.get(cid)) for cid, p in items.items()]
+    jobs = [AnalysisJob(cid, str(p), labels.get(cid), thresholds, filter_config, expected.get(cid))
+            for cid, p in items.items()]
     n_workers = (os.cpu_count() or 1) if workers is None else workers
     pending: list[dict] = []
     with claims:
@@ -484,15 +504,15 @@ def analysed_state(warehouse: Warehouse, clip_ids: list[str]) -> tuple[set[str],
     return done, sum(1 for _, current, _, same_audio in rows if not (current and same_audio))
 
 
-def _call(job: tuple) -> tuple[dict, dict[str, float]]:
-    return analyse_file(*job)
+def _call(job: AnalysisJob) -> AnalysisResult:
+    return analyse_file(**job._asdict())
 
 
-def _claimed_waves(claims: WorkClaims, jobs: list[tuple], n_workers: int, batch_size: int) -> Iterator[tuple[dict, dict[str, float]]]:
+def _claimed_waves(claims: WorkClaims, jobs: list[AnalysisJob], n_workers: int, batch_size: int) -> Iterator[AnalysisResult]:
     """Run the jobs this run claims, a wave at a time: claims are taken as work is needed, so concurrent
     runs divide the clips. One process pool serves every wave (its workers load the models once); a wave
     is two batches per worker, about a minute of work, so a run never holds claims it is not working on."""
-    taken = claims.take(jobs, key=lambda job: job[0])
+    taken = claims.take(jobs, key=lambda job: job.clip_id)
     if n_workers <= 1 or len(jobs) <= 1:
         yield from map(_call, taken)
         return

@@ -39,14 +39,13 @@ from m2ugen_data.claims import WorkClaims
 from m2ugen_data.audioset.failures import INVALID, PERMANENT, TRANSIENT, Failure, one_line
 from m2ugen_data.audioset.selection import POOLS
 from m2ugen_data.audioset.verify import Expected, verify_audio, verify_video
-from m2ugen_data.audioset.ytdlp_fetch import SPANS, Fetcher, FetchOptions, Section, Span, fast_ffmpeg
+from m2ugen_data.audioset.ytdlp_fetch import PAPER_SPANS, SPANS, Fetcher, FetchOptions, Section, Span, fast_ffmpeg
 from m2ugen_data.errors import InvalidIdError, M2UGenError
-from m2ugen_data.ids import validate_clip_id, validate_ytid
+from m2ugen_data.ids import validate_ytid, ytid_of
 from m2ugen_data.warehouse import Warehouse, unique_batch_id, utc_now
 
 DEFAULT_URL_TEMPLATE = defaults.URL_TEMPLATE
 VIDEO_POOLS = ("muimage", "muvideo")
-PAPER_SPANS = {"mucaps": "full", "muedit": "segment", "muimage": "segment", "muvideo": "segment"}  # span=auto
 
 
 @dataclass(frozen=True)
@@ -191,8 +190,7 @@ def download_clips(
 def fetch_clip(wh: Warehouse, job: Job, config: DownloadConfig, fetcher: Fetcher, limiter: HostRateLimiter) -> dict[str, Any]:
     """Try one clip up to ``max_attempts`` times; always returns a ``clips`` row (plus ``_attempts_now``)."""
     try:
-        validate_clip_id(job.clip_id)
-        if validate_ytid(job.ytid) != job.clip_id[:11] or not (0 <= job.start_s < job.end_s):
+        if validate_ytid(job.ytid) != ytid_of(job.clip_id) or not (0 <= job.start_s < job.end_s):
             raise InvalidIdError(f"segment {job.clip_id!r} does not match ytid {job.ytid!r} / {job.start_s}-{job.end_s} s")
     except InvalidIdError as e:
         return _row(job, "failed", INVALID, str(e), 0)

@@ -28,7 +28,7 @@ from m2ugen_data.schemas import SEGMENTS
 from m2ugen_data.warehouse import Warehouse, conform, duck_connect, utc_now
 
 if TYPE_CHECKING:
-    from m2ugen_data.contamination.exclusion import EvalExclusion
+    from m2ugen_data.audioset.eval_exclusion import EvalExclusion
 
 POOLS = ("mucaps", "muedit", "muimage", "muvideo")
 DEFAULT_PROPORTIONS = {"mucaps": 0.55, "muedit": 0.25, "muimage": 0.10, "muvideo": 0.10}
@@ -242,10 +242,10 @@ def select_segments(
     ontology = ontology or load_ontology()
     policy = policy or SelectionPolicy()
     if exclusion is None:
-        from m2ugen_data.contamination.exclusion import default_exclusion
+        from m2ugen_data.audioset.eval_exclusion import default_exclusion
 
         exclusion = default_exclusion()
-    from m2ugen_data.contamination.exclusion import record_lists
+    from m2ugen_data.audioset.eval_exclusion import record_lists
 
     record_lists(wh, exclusion)
     cache = wh.root / "cache"

@@ -36,7 +36,7 @@ from m2ugen_data.errors import DISK_FULL_ERRNOS, DiskFullError, M2UGenError
 from m2ugen_data.warehouse import Warehouse, utc_now
 
 if TYPE_CHECKING:
-    from m2ugen_data.contamination.exclusion import EvalExclusion
+    from m2ugen_data.audioset.eval_exclusion import EvalExclusion
 
 SOURCE = "synthetic"
 
@@ -62,10 +62,10 @@ def import_synthetic(
     digest = hashlib.sha256(csv_path.read_bytes()).hexdigest()[:12]
     seg = read_segments_csv(csv_path, SOURCE)
     if exclusion is None:
-        from m2ugen_data.contamination.exclusion import default_exclusion
+        from m2ugen_data.audioset.eval_exclusion import default_exclusion
 
         exclusion = default_exclusion()
-    from m2ugen_data.contamination.exclusion import record_lists
+    from m2ugen_data.audioset.eval_exclusion import record_lists
 
     record_lists(wh, exclusion)
     table, report = select_music(seg, ontology or load_ontology(), SelectionPolicy(pool_override=pool), exclusion)

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 AUDIO_FORMAT = "bestaudio/best"
 SPANS = ("segment", "window", "full")
+# span=auto: what the paper kept per pool (MUCaps the whole audio of each video, the others the 10 s segment);
+# downloads plan by it and selection's evaluation exclusion asks what a download will keep
+PAPER_SPANS = {"mucaps": "full", "muedit": "segment", "muimage": "segment", "muvideo": "segment"}
 
 
 @dataclass(frozen=True)

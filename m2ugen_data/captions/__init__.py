@@ -1,4 +1,4 @@
-"""Music captioners behind one interface, chosen by backend name.
+"""Music captioners behind one interface, chosen by backend name (``factory.make_captioner``).
 
 A captioner turns a batch of clips (their measured facts and, for model backends, their audio) into one
 caption each. ``prompt_hash`` names everything that determines a text, so the manifest writer can skip items
@@ -8,21 +8,24 @@ that were already captioned the same way. ``evidence`` says which measurement ba
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from m2ugen_data.captions.facts import MusicFacts
+from m2ugen_data.facts.measured import MusicFacts
 
 
 @dataclass(frozen=True)
 class CaptionItem:
-    """One clip to caption: its facts, and the audio file for backends that listen."""
+    """One clip to caption: its facts, and the audio file for backends that listen. ``tag_evidence`` and
+    ``measured`` are what the claim checker needs beyond the facts (``factcheck.heard``)."""
 
     item_id: str
     facts: MusicFacts
     audio_path: Path | None = None
+    tag_evidence: Mapping[str, float] | None = None
+    measured: bool = True
 
 
 class Captioner(Protocol):
@@ -34,29 +37,3 @@ class Captioner(Protocol):
     def caption_batch(self, items: Sequence[CaptionItem]) -> list[str]: ...
 
     def evidence(self, item: CaptionItem) -> dict[str, Any] | None: ...
-
-
-def _grounded(**_: Any) -> Captioner:
-    from m2ugen_data.captions.grounded import GroundedCaptioner
-
-    return GroundedCaptioner()
-
-
-def _mu_llama(**opts: Any) -> Captioner:
-    from m2ugen_data.captions.mu_llama import MuLlamaCaptioner
-
-    return MuLlamaCaptioner(**opts)
-
-
-CAPTIONERS: dict[str, Callable[..., Captioner]] = {"grounded": _grounded, "mu-llama": _mu_llama}
-
-
-def get_captioner(backend: str, **opts: Any) -> Captioner:
-    """Build the captioner registered as ``backend``; options go to its constructor."""
-    from m2ugen_data.errors import M2UGenError
-
-    try:
-        factory = CAPTIONERS[backend]
-    except KeyError:
-        raise M2UGenError(f"unknown caption backend {backend!r}; known: {', '.join(CAPTIONERS)}") from None
-    return factory(**opts)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from m2ugen_data.captions import CaptionItem
-from m2ugen_data.captions.facts import (
+from m2ugen_data.facts.measured import (
     MusicFacts,
     article,
     choose,
@@ -29,7 +29,7 @@ from m2ugen_data.captions.facts import (
     tempo_word,
     voice_name,
 )
-from m2ugen_data.captions.rules import KINDS
+from m2ugen_data.facts.rules import KINDS
 
 VERSION = "grounded-v3"  # bump when phrasing changes: it is part of the prompt hash, so caches redo
 

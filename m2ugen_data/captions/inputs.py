@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from m2ugen_data.captions import CaptionItem
-from m2ugen_data.captions.facts import LabelNamer, facts_from_rows
+from m2ugen_data.facts.measured import LabelNamer, facts_from_rows
+from m2ugen_data.factcheck.heard import tag_evidence
 from m2ugen_data.warehouse import Warehouse
 
 
@@ -26,6 +27,7 @@ def caption_items(wh: Warehouse, namer: LabelNamer, pool: str | None = None) -> 
                 item_id=clip_id,
                 facts=facts_from_rows(clip_id, features[clip_id], segments.get(clip_id), namer),
                 audio_path=wh.abspath(audio) if audio else None,
+                tag_evidence=tag_evidence(features[clip_id]),
             )
         )
     return items

@@ -5,7 +5,7 @@ only loads it through that package's API with weights from a local directory and
 ``m2ugen_model`` is imported when this backend is chosen, so the grounded default never pays for torch
 model code, and a missing or older model package is a one-line error instead of an ImportError trace.
 
-API used (``m2ugen_model.mu_llama``, issue 7)::
+API used (``m2ugen_model.mu_llama``)::
 
     captioner = load_captioner(model_dir, device=..., question=...)
     texts = captioner(list_of_mono_float_arrays, sample_rate)
@@ -24,7 +24,6 @@ from m2ugen_data.captions import CaptionItem
 from m2ugen_data.errors import M2UGenError, MissingDependencyError
 
 QUESTION = "Describe the music in detail including details such as instruments used, tempo and mood of the song"
-MODEL_ISSUE = "issue 7 (the m2ugen_model package)"
 SAMPLE_RATE = 24000  # MERT's input rate: decode once at the rate the encoder wants
 
 
@@ -36,11 +35,14 @@ def load_mu_llama(
         from m2ugen_model import mu_llama
     except ImportError as e:
         raise MissingDependencyError(
-            f"the mu-llama caption backend needs the m2ugen_model package ({MODEL_ISSUE}): {e}"
+            f"the mu-llama caption backend needs the m2ugen_model package (pip install -e . installs it): {e}"
         ) from e
     loader = getattr(mu_llama, "load_captioner", None)
     if loader is None:
-        raise MissingDependencyError(f"m2ugen_model.mu_llama has no load_captioner(); {MODEL_ISSUE} provides it")
+        raise MissingDependencyError(
+            "m2ugen_model.mu_llama has no load_captioner(): the installed m2ugen_model is older than this pipeline; "
+            "reinstall both from one checkout"
+        )
     try:
         return loader(model_dir, device=device, question=question, max_new_tokens=max_new_tokens)
     except (FileNotFoundError, OSError, ValueError) as e:
@@ -53,7 +55,7 @@ class MuLlamaCaptioner:
     def __init__(
         self,
         model_dir: Path | str | None = None,
-        device: str = "cpu",
+        device: str = defaults.TEXT_DEVICE,  # auto: the GPU when there is one (a 7B model in fp32 on CPU crawls)
         question: str = QUESTION,
         max_new_tokens: int = 256,
     ) -> None:
@@ -80,7 +82,9 @@ class MuLlamaCaptioner:
             # bounded like analysis: an over-cap file is refused from its header, never decoded whole
             audios.append(load_audio(item.audio_path, sr=SAMPLE_RATE, max_duration_s=defaults.MAX_AUDIO_S)[0])
         if self._captioner is None:
-            self._captioner = load_mu_llama(self.model_dir, self.device, self.question, self.max_new_tokens)
+            from m2ugen_data.devices import torch_device
+
+            self._captioner = load_mu_llama(self.model_dir, torch_device(self.device), self.question, self.max_new_tokens)
         return [str(t).strip() for t in self._captioner(audios, SAMPLE_RATE)]
 
     def evidence(self, item: CaptionItem) -> None:

@@ -4,6 +4,9 @@ An item is done when the manifest holds its (item, backend, model, prompt hash):
 input that determines the text, so a changed measurement or a new model version captions again, while a
 rerun of the same run costs nothing. Each batch is written on its own, so an interrupted run resumes. Every
 row carries the backend's evidence (which measurement backs each phrase), null where the backend cannot know.
+Music captions of every backend have their claims checked against the clip's measurements (``factcheck``):
+the verdicts and the consistency score are stored, and a caption the policy rejects keeps its text only
+inside ``factcheck`` (``text`` is null, so no later stage uses it).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from m2ugen_data import defaults
 from m2ugen_data.captions import Captioner, CaptionItem
 from m2ugen_data.claims import WorkClaims, claimed_batches, stage_name
 from m2ugen_data.errors import M2UGenError
+from m2ugen_data.factcheck.heard import Heard
+from m2ugen_data.factcheck.policy import DEFAULT_POLICY, FactPolicy, check_caption, record_json
 from m2ugen_data.warehouse import Warehouse, utc_now
 
 
@@ -27,6 +32,7 @@ class CaptionSummary:
     cached: int = 0
     written: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # item id -> one-line error
+    rejected: int = 0  # written, but the claim check rejected the text (reasons in the manifest)
     seconds: float = 0.0
     claimed_elsewhere: int = 0  # to do, but claimed by another live run (claims.py)
 
@@ -62,6 +68,23 @@ def _evidence_json(captioner: Captioner, item: CaptionItem) -> str | None:
     return None if evidence is None else json.dumps(evidence, sort_keys=True)
 
 
+def _checked(item: CaptionItem, text: str, policy: FactPolicy | None) -> dict:
+    """The text to store and the claim-check columns of one music caption (all null when not checked)."""
+    if policy is None:
+        return {"text": text, "status": None, "reasons": None, "factcheck": None, "consistency": None}
+    result = check_caption(text, Heard(item.facts, item.tag_evidence, item.measured), policy)
+    report = json.loads(record_json(result))
+    if result.text is None:
+        report["rejected_text"] = text
+    return {
+        "text": result.text,
+        "status": "ok" if result.text is not None else "rejected",
+        "reasons": result.reasons,
+        "factcheck": json.dumps(report, sort_keys=True),
+        "consistency": result.consistency,
+    }
+
+
 def write_captions(
     wh: Warehouse,
     captioner: Captioner,
@@ -70,8 +93,10 @@ def write_captions(
     modality: str = "audio",
     batch_size: int = defaults.CAPTION_BATCH_SIZE,
     on_progress: Callable[[int], None] | None = None,
+    policy: FactPolicy | None = DEFAULT_POLICY,
 ) -> CaptionSummary:
-    """Caption ``items`` not yet in the manifest; returns counts (cached, written, failed)."""
+    """Caption ``items`` not yet in the manifest; returns counts (cached, written, failed, rejected). Music
+    captions are checked under ``policy`` (None: not checked)."""
     start = time.perf_counter()
     summary = CaptionSummary(total=len(items))
     claims = WorkClaims(wh.root, stage_name("captions", captioner.backend))  # before the cache is read
@@ -96,12 +121,13 @@ def write_captions(
                 "backend": captioner.backend,
                 "model": captioner.model,
                 "prompt_hash": hashes[item.item_id],
-                "text": text,
                 "evidence": _evidence_json(captioner, item),
                 "created_at": now,
+                **_checked(item, text, policy if modality == "audio" else None),
             }
             for item, text in captioned
         ]
+        summary.rejected += sum(r["status"] == "rejected" for r in rows)
         if rows:
             digest = hashlib.sha1("".join(f"{r['item_id']}:{r['prompt_hash']};" for r in rows).encode()).hexdigest()[
                 :16

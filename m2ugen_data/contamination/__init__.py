@@ -1,6 +1,10 @@
-"""Clean evaluation: evaluation lists kept out of training, held-out splits that stay held out, and what
-decontamination removed. Near-duplicate groups by sound live in ``m2ugen_data.dedup``.
+"""Evaluation sets kept out of training by sound and by ID, after selection.
 
-- ``evallists``: parse evaluation lists (the bundled MusicCaps list, users' CSVs).
-- ``exclusion``: the ID rule selection applies (whole video for whole-audio pools, overlap otherwise).
+- ``evalindex``: evaluation audio (files, directories, eval shards) fingerprinted and indexed by candidate token.
+- ``decontaminate``: ``m2ugen-data decontaminate --against PATH...``: matches by ID and by sound, the
+  ``contamination`` manifest, shards rewritten, a report per benchmark.
+- ``converted``: converted datasets (MusicQA, ...) checked against evaluation audio and held-out clips.
+
+The evaluation lists and the selection rule live with selection (``audioset.evallists``,
+``audioset.eval_exclusion``); the held-out split and the training gate in ``m2ugen_data.clean``.
 """

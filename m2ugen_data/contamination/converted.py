@@ -15,7 +15,7 @@ from pathlib import Path
 
 from m2ugen_data.analysis import fingerprint as fp_mod
 from m2ugen_data.contamination.evalindex import AUDIO_SUFFIXES, EvalIndex, EvalItem, build_index
-from m2ugen_data.contamination.heldout import read_splits
+from m2ugen_data.clean.split import read_splits
 from m2ugen_data.warehouse import Warehouse
 
 

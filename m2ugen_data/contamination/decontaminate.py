@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from m2ugen_data.analysis import fingerprint as fp_mod
 from m2ugen_data.contamination.evalindex import EvalIndex, build_index
-from m2ugen_data.contamination.evallists import load_eval_list
+from m2ugen_data.audioset.evallists import load_eval_list
 from m2ugen_data.dedup.match import DupRules
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.warehouse import Warehouse, utc_now
@@ -174,7 +174,7 @@ def _batch_name(name: str) -> str:
 def _rewrite(wh: Warehouse, reports: list[BenchmarkReport]) -> None:
     """Rewrite each dataset that has shards (incrementally: only shards that held a matched clip change);
     the removed samples are counted against the benchmark that matched them."""
-    from m2ugen_data.contamination.gate import clip_ids_of_key, load_gate
+    from m2ugen_data.clean.gate import clip_ids_of_key, load_gate
     from m2ugen_data.shards import build_dataset_shards
     from m2ugen_data.shards.read import iter_shard_keys, shard_paths
 

@@ -14,7 +14,7 @@ that shares only part of itself (half of it is another recording) is attached to
 and never joins two groups (``components``). The canonical member is the one with the most audio
 (``fp_seconds`` to half a second), ties to the smallest clip id, so the choice is stable across runs and
 machines. Every member of a group of two or more is a ``duplicates`` row (one batch per run, replaced); pools,
-the disjointness check, the shard writer and pair mining read it (``m2ugen_data.contamination.gate``).
+the disjointness check, the shard writer and pair mining read it (``m2ugen_data.clean.gate``).
 
 Incremental like pair mining: ``cache/dedup`` keeps the previous run's clip versions, their candidate tokens
 and every link found; a run searches only pairs with a new or re-analysed clip and re-derives the groups from
@@ -40,27 +40,12 @@ import pyarrow.feather as feather
 from m2ugen_data.analysis import fingerprint as fp_mod
 from m2ugen_data.atomic import atomic_path
 from m2ugen_data.dedup.candidates import candidate_pairs
+from m2ugen_data.dedup.links import FULL_COVERAGE, MATCH_STRENGTH, Link, coverage
 from m2ugen_data.dedup.match import DupRules, compare
 from m2ugen_data.warehouse import Warehouse, utc_now
 
 BATCH_ID = "duplicates"
 CACHE_VERSION = "3"
-MATCH_STRENGTH = {"exact": 0, "fingerprint": 1, "remaster": 2}
-
-
-FULL_COVERAGE = 0.8  # a link whose shared audio covers this much of the shorter clip joins groups
-
-
-@dataclass
-class Link:
-    a: str
-    b: str
-    match: str
-    frac: float | None = None
-    corr: float | None = None
-    offset_s: float | None = None  # where b's audio starts in a's
-    stretch: float | None = None
-    coverage: float = 1.0  # shared audio / the shorter clip's length
 
 
 @dataclass
@@ -151,10 +136,6 @@ def verify_pairs(
                                   round(al.offset / fp_mod.FRAMES_PER_S, 3), round(al.ratio, 4),
                                   coverage(al.overlap_s, fps[a].seconds, fps[b].seconds)))
     return links
-
-
-def coverage(shared_s: float, a_s: float, b_s: float) -> float:
-    return round(min(1.0, shared_s / max(min(a_s, b_s), 1e-9)), 4)
 
 
 def exact_links(table: pa.Table) -> list[Link]:
@@ -358,5 +339,5 @@ def find_duplicates(
     return summary
 
 
-__all__ = ["DedupSummary", "Link", "exact_links", "find_duplicates", "group_rows", "load_fingerprints",
+__all__ = ["DedupSummary", "components", "exact_links", "find_duplicates", "group_rows", "load_fingerprints",
            "verify_pairs"]

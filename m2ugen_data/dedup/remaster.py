@@ -15,16 +15,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+from m2ugen_data.dedup.links import Link, coverage
 from m2ugen_data.dedup.match import DupRules, align
 from m2ugen_data.warehouse import Warehouse
-
-if TYPE_CHECKING:
-    from m2ugen_data.dedup.groups import Link, coverage
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,6 @@ def remaster_links(wh: Warehouse, ids: Sequence[str], found: Sequence[Link], dup
                    rules: RemasterRules = RemasterRules()) -> list[Link]:
     """Re-master links among ``ids`` (clips with an ok fingerprint) not already linked by ``found``."""
     from m2ugen_data.analysis import fingerprint as fp_mod
-    from m2ugen_data.dedup.groups import Link, coverage
 
     if len(ids) < 2:
         return []

@@ -8,6 +8,8 @@ changes, so a model can name a real difference, which the validator then demands
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from m2ugen_data.dialogues.samples import DialogueSample
 
 SIDES = ("human", "gpt")
@@ -70,11 +72,12 @@ def chatml(system: str, user: str) -> str:
     return f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
 
 
-def build_prompt(sample: DialogueSample, side: str) -> str:
-    return chatml(SYSTEM_PROMPTS[(sample.dataset, side)], user_message(sample))
+def build_prompt(sample: DialogueSample, side: str, render: Callable[[str, str], str] = chatml) -> str:
+    return render(SYSTEM_PROMPTS[(sample.dataset, side)], user_message(sample))
 
 
-def build_prompts(sample: DialogueSample) -> dict[str, str]:
-    """Both sides' prompts (they share the user message)."""
+def build_prompts(sample: DialogueSample, render: Callable[[str, str], str] = chatml) -> dict[str, str]:
+    """Both sides' prompts (they share the user message); ``render`` is the model's chat format
+    (``chat_format.PromptFormat.render``), MPT's ChatML by default."""
     user = user_message(sample)
-    return {side: chatml(SYSTEM_PROMPTS[(sample.dataset, side)], user) for side in SIDES}
+    return {side: render(SYSTEM_PROMPTS[(sample.dataset, side)], user) for side in SIDES}

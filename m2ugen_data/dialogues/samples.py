@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from m2ugen_data.captions.facts import (
+from m2ugen_data.facts.measured import (
     LabelNamer,
     MusicFacts,
     facts_from_rows,
@@ -21,7 +21,8 @@ from m2ugen_data.captions.facts import (
     tempo_change_word,
     voice_name,
 )
-from m2ugen_data.captions.rules import KINDS
+from m2ugen_data.facts.rules import KINDS
+from m2ugen_data.factcheck.heard import Heard, tag_evidence
 from m2ugen_data.warehouse import Warehouse
 
 DATASETS = ("muedit", "muimage", "muvideo")
@@ -89,6 +90,10 @@ class DialogueSample:
     output_caption: str  # the music caption of the output clip
     target: MusicFacts  # facts of the output music
     diff: EditDiff | None = None  # muedit only
+    target_heard: Heard | None = None  # what the claim checker reads (None: the facts alone)
+    source_heard: Heard | None = None  # muedit: the input music's
+    input_backend: str | None = None  # muimage/muvideo: who wrote input_caption ("grounded", "blip", ...)
+    media: Mapping[str, Any] | None = field(default=None, compare=False)  # muimage/muvideo: its visual_media row
 
     @property
     def visual(self) -> str | None:
@@ -158,16 +163,26 @@ def edit_diff(
     )
 
 
+def _heard(facts: MusicFacts, features: Mapping[str, Any] | None) -> Heard:
+    return Heard(facts, tag_evidence(features) if features else None, measured=features is not None)
+
+
 def _rows(table, key: str = "clip_id") -> dict[str, dict]:
     return {r[key]: r for r in table.to_pylist()}
 
 
-def _captions(wh: Warehouse, modality: str, backend: str | None) -> dict[str, str]:
+def _caption_rows(wh: Warehouse, modality: str, backend: str | None) -> dict[str, tuple[str, str]]:
+    """item id -> (text, backend) of the newest caption of ``modality`` (by ``backend`` when given)."""
     where = f"modality = '{modality}' AND text IS NOT NULL"
     if backend:
         where += f" AND backend = '{backend.replace(chr(39), chr(39) * 2)}'"
     table = wh.read("captions", where=where).sort_by([("created_at", "ascending")])
-    return dict(zip(table.column("item_id").to_pylist(), table.column("text").to_pylist(), strict=True))
+    cols = (table.column(c).to_pylist() for c in ("item_id", "text", "backend"))
+    return {item: (text, by) for item, text, by in zip(*cols, strict=True)}
+
+
+def _captions(wh: Warehouse, modality: str, backend: str | None) -> dict[str, str]:
+    return {item: text for item, (text, _) in _caption_rows(wh, modality, backend).items()}
 
 
 def muedit_samples(
@@ -197,6 +212,8 @@ def muedit_samples(
                 output_caption=captions[tgt],
                 target=tgt_facts,
                 diff=edit_diff(p, src_facts, tgt_facts, src_seg, tgt_seg, namer),
+                target_heard=_heard(tgt_facts, features.get(tgt)),
+                source_heard=_heard(src_facts, features.get(src)),
             )
         )
     return samples, skipped
@@ -210,7 +227,8 @@ def visual_samples(
     segments = _rows(wh.read("segments", where=f"pool = '{dataset}'"))
     features = _rows(wh.read("features", where="status = 'ok'"))
     music = _captions(wh, "audio", caption_backend)
-    visual = _captions(wh, modality, None)
+    visual = _caption_rows(wh, modality, None)
+    media = _rows(wh.read("visual_media", where=f"kind = '{modality}' AND status = 'ok'"))
     samples, skipped = [], Counter()
     for clip_id in sorted(segments):
         if clip_id not in visual:
@@ -218,15 +236,19 @@ def visual_samples(
         elif clip_id not in music:
             skipped["missing_caption"] += 1
         else:
+            facts = facts_from_rows(clip_id, features.get(clip_id), segments[clip_id], namer)
             samples.append(
                 DialogueSample(
                     dataset=dataset,
                     sample_id=clip_id,
                     input_id=clip_id,
                     output_id=clip_id,
-                    input_caption=visual[clip_id],
+                    input_caption=visual[clip_id][0],
                     output_caption=music[clip_id],
-                    target=facts_from_rows(clip_id, features.get(clip_id), segments[clip_id], namer),
+                    target=facts,
+                    target_heard=_heard(facts, features.get(clip_id)),
+                    input_backend=visual[clip_id][1],
+                    media=media.get(clip_id),
                 )
             )
     return samples, skipped

@@ -1,27 +1,42 @@
 """Checks every generated turn must pass before it is kept; each failure is a short reason code.
 
 The reference pipeline kept the last line of whatever MPT returned. Here a turn is one clean line of sane
-length, the answer starts with "Here is a music that is", the request is an imperative without the words
-input/target, nothing of the chat template leaks, and a MUEdit request names a change that was measured.
+length, the answer opens like an answer ("Here is a music that is", "Here's", "I wrote" ...), the request
+asks (an imperative, or "Could you ...", "I'd like ...") without the words input/target, nothing of the
+chat template leaks, a MUEdit request names a change that was measured, and no turn has a defect of
+``text_quality`` (its rule's name is the reason).
 """
 
 from __future__ import annotations
 
 import re
 
-from m2ugen_data.captions.facts import tempo_word
+from m2ugen_data.facts.measured import tempo_word
 from m2ugen_data.dialogues.prompts import GPT_PREFIX, STOP
 from m2ugen_data.dialogues.samples import EditDiff
+from m2ugen_data.dialogues.text_quality import defects
 
 MIN_CHARS = 8  # "Add harp." is a complete edit request
 MAX_CHARS = 400
 
 # First words that make a sentence an imperative request (lowercase); "please" may precede any of them.
 IMPERATIVE_VERBS = frozenset(
-    """add adjust alter boost bring change compose convert create cut drop emphasize generate give increase
+    """add adjust alter boost bring change come compose convert create cut drop emphasize generate get give go increase
     introduce keep layer lead leave let lower make move play produce put raise reduce remove replace rework
-    shift slow speed strip substitute swap switch take transform transpose turn use write""".split()
+    score set shift slow speed strip substitute swap switch take trade transform transpose turn use work
+    write""".split()
 )
+# Openings that ask without an imperative verb (lowercase, apostrophes as typed).
+REQUEST_OPENERS = (
+    "can you", "could you", "would you", "will you", "can i", "could i", "may i", "any chance",
+    "i'd like", "i would like", "i'd love", "i want", "i need", "i'm looking for", "i am looking for", "i'm after",
+)  # fmt: skip
+# How an answer that delivers music opens (the paper's "Here is a music that is" among them).
+ANSWER_OPENERS = (
+    "here is", "here's", "here it is", "here you go", "this is", "i wrote", "i made", "i composed", "i came up with",
+    "i went with", "i reworked", "how about", "try this",
+)  # fmt: skip
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _FORBIDDEN = re.compile(r"\b(input|target)s?\b", re.IGNORECASE)
 _LEAKS = re.compile(
     r"<\|[a-z_]+\|>|</?s>|\[/?INST\]|###\s*\w+|^\s*\w+\s*:|\b(assistant|user|system|human|gpt)\s*:",
@@ -57,7 +72,7 @@ def _common(text: str) -> list[str]:
         reasons.append("too_long")
     if any(c in text for c in "<:#[") and _LEAKS.search(text):  # every leak pattern has one of these
         reasons.append("template_leak")
-    return reasons
+    return reasons + defects(text)
 
 
 def difference_terms(diff: EditDiff) -> list[str]:
@@ -91,16 +106,24 @@ def mentions_difference(text: str, diff: EditDiff) -> bool:
     return any(_has_phrase(low, t) for t in difference_terms(diff))
 
 
+def _asks(sentence: str) -> bool:
+    """An imperative ("Add ...", "Please add ...") or a request opener ("Could you ...", "I'd like ...")."""
+    low = sentence.lower().replace("\u2019", "'")
+    if low.startswith(REQUEST_OPENERS):
+        return True
+    words = _WORD.findall(low[:40])[:2]
+    if words[:1] == ["please"]:
+        words = words[1:]
+    return bool(words) and words[0] in IMPERATIVE_VERBS
+
+
 def validate_human(text: str, diff: EditDiff | None = None) -> list[str]:
     reasons = _common(text)
     if reasons[:1] == ["empty"]:
         return reasons
     if _FORBIDDEN.search(text):
         reasons.append("forbidden_word")
-    words = _WORD.findall(text[:40].lower(), 0)[:2]
-    if words[:1] == ["please"]:
-        words = words[1:]
-    if not words or words[0] not in IMPERATIVE_VERBS:
+    if not any(_asks(sentence) for sentence in _SENTENCE.split(text)):
         reasons.append("not_imperative")
     if diff is not None and not mentions_difference(text, diff):
         reasons.append("no_measured_difference")
@@ -111,9 +134,10 @@ def validate_gpt(text: str) -> list[str]:
     reasons = _common(text)
     if reasons[:1] == ["empty"]:
         return reasons
-    if not text.startswith(GPT_PREFIX):
+    opener = next((o for o in ANSWER_OPENERS if text.lower().replace("\u2019", "'").startswith(o)), None)
+    if opener is None:
         reasons.append("missing_prefix")
-    elif len(text[len(GPT_PREFIX) :].strip(" .")) < 3:
+    elif len(text[len(GPT_PREFIX if text.startswith(GPT_PREFIX) else opener) :].strip(" .:")) < 3:
         reasons.append("too_short")
     return sorted(set(reasons), key=reasons.index)
 

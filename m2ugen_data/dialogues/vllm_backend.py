@@ -1,8 +1,14 @@
 """Offline batched generation on GPUs with ``vllm.LLM`` (the ``gpu`` extra).
 
 vLLM schedules a whole batch of prompts with continuous batching and paged attention, which is what makes
-hundreds of thousands of MPT-7B dialogues affordable. ``vllm`` is imported only when this backend runs; the
-mapping from our config to vLLM's keyword arguments is a pure function so it is tested without a GPU.
+hundreds of thousands of dialogues affordable. ``vllm`` is imported only when this backend runs; the mapping
+from our config to vLLM's keyword arguments is a pure function so it is tested without a GPU.
+
+Before anything loads, the model directory is checked and the installed vLLM's release is compared with the
+releases that serve the model's architecture (``preflight.vllm_support``): current vLLM refuses
+MPT-7B-chat, and saying so in one line with the two routes that work beats a refusal after minutes of
+engine start-up. vLLM keeps special tokens in the text here (``skip_special_tokens=False``), as the
+transformers backend does, so a leaked ``<|im_start|>`` reaches the validator instead of vanishing.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from m2ugen_data.dialogues.backend import Completion, GenerationParams, Request
+from m2ugen_data.dialogues.chat_format import prepare_local_model
 from m2ugen_data.errors import MissingDependencyError
 
 
@@ -47,6 +54,7 @@ def sampling_kwargs(params: GenerationParams, seed: int) -> dict[str, Any]:
         "max_tokens": params.max_new_tokens,
         "stop": list(params.stop),
         "seed": seed,
+        "skip_special_tokens": False,
     }
 
 
@@ -63,10 +71,15 @@ def import_vllm() -> Any:
 class VllmBackend:
     name = "vllm"
 
-    def __init__(self, model: str, params: GenerationParams = GenerationParams(), **engine: Any) -> None:
+    def __init__(
+        self, model: str, params: GenerationParams = GenerationParams(), prompt_format_name: str = "auto",
+        **engine: Any,
+    ) -> None:
         self.config = VllmConfig(model=model, **engine)
+        _, self.prompt_format, self.params = prepare_local_model(
+            model, "vllm", prompt_format_name, params, self.config.trust_remote_code
+        )
         self.model = model
-        self.params = params
         self._llm: Any = None
 
     def config_key(self) -> str:

@@ -8,6 +8,10 @@ prompts) is not generated again, and each batch is written on its own, so reruns
 A sample rejected under the same prompt hash is not asked again either (the seeds are fixed, so it would
 only repeat the rejection and add a row per rerun), unless ``retry_rejected`` or the rejection was the
 backend failing (a timeout, a server error: worth another try).
+
+Every turn of every backend also has its claims checked against the measurements (``factcheck``): a
+contradicted claim rejects the turn with the claim as the reason (``gpt:contradicted:female voice``) and is
+retried like any other rejection; each row stores the verdicts of its final turns and a consistency score.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from m2ugen_data.dialogues.backend import Backend, Request
 from m2ugen_data.dialogues.prompts import SIDES, build_prompts
 from m2ugen_data.dialogues.samples import DialogueSample
 from m2ugen_data.dialogues.validate import clean_output, validate_turn
+from m2ugen_data.factcheck.policy import DEFAULT_POLICY, FactPolicy, TextCheck, combined_consistency, record_json
+from m2ugen_data.factcheck.turns import check_turn
 from m2ugen_data.schemas import DIALOGUES
 from m2ugen_data.warehouse import Warehouse, utc_now
 
@@ -76,9 +82,11 @@ def _run_batch(
     max_attempts: int,
     base_seed: int,
     summary: DialogueSummary,
+    policy: FactPolicy | None = DEFAULT_POLICY,
 ) -> list[dict]:
     texts: dict[tuple[str, str], str] = {}
     reasons: dict[tuple[str, str], list[str]] = {}
+    checks: dict[tuple[str, str], TextCheck] = {}
     used: dict[str, int] = {}
     pending = [(s, p, side) for s, p, _ in chunk for side in SIDES]
     for attempt in range(max_attempts):
@@ -99,6 +107,9 @@ def _run_batch(
             else:
                 texts[key] = clean_output(c.text or "")
                 reasons[key] = validate_turn(side, texts[key], s.diff)
+                if policy is not None:
+                    checks[key] = check_turn(s, side, texts[key], policy)
+                    reasons[key] += [r for r in checks[key].reasons if r not in reasons[key]]
             if reasons[key]:
                 still.append((s, p, side))
         pending = still
@@ -106,6 +117,7 @@ def _run_batch(
     rows = []
     for s, _, h in chunk:
         why = [f"{side}:{r}" for side in SIDES for r in reasons[(s.sample_id, side)]]
+        checked = {side: checks[(s.sample_id, side)] for side in SIDES if (s.sample_id, side) in checks}
         status = "rejected" if why else "ok"
         summary.attempts[used[s.sample_id]] += 1
         if why:
@@ -130,6 +142,8 @@ def _run_batch(
                 "reasons": why,
                 "attempts": used[s.sample_id],
                 "created_at": now,
+                "factcheck": record_json(checked) if checked else None,
+                "consistency": combined_consistency(list(checked.values())) if checked else None,
             }
         )
     return rows
@@ -145,16 +159,19 @@ def write_dialogues(
     base_seed: int = defaults.TEXT_SEED,
     on_progress: Callable[[int, DialogueSummary], None] | None = None,
     retry_rejected: bool = False,
+    policy: FactPolicy | None = DEFAULT_POLICY,
 ) -> DialogueSummary:
     """Generate, validate and record dialogues for ``samples`` not yet answered (or rejected) under the same
-    prompt; ``retry_rejected`` asks again for the rejected ones."""
+    prompt; ``retry_rejected`` asks again for the rejected ones. Claims are checked under ``policy`` (None:
+    not checked)."""
     start = time.perf_counter()
     summary = DialogueSummary(total=len(samples))
     claims = WorkClaims(wh.root, stage_name("dialogues", backend.name))  # before the answers are read
     done = finished(wh, backend, retry_rejected)
+    fmt = getattr(backend, "prompt_format", None)  # the model's chat format; ChatML when the backend has none
     todo = []
     for s in samples:
-        prompts = build_prompts(s)
+        prompts = build_prompts(s, fmt.render) if fmt else build_prompts(s)
         h = prompt_hash(backend, prompts)
         status, previous = done.get((s.dataset, s.sample_id), (None, None))
         if previous != h:
@@ -166,7 +183,7 @@ def write_dialogues(
     if on_progress:
         on_progress(summary.cached + summary.rejected_before, summary)
     for chunk in claimed_batches(claims, todo, lambda t: f"{t[0].dataset}/{t[0].sample_id}", batch_size):
-        rows = _run_batch(backend, chunk, max(1, max_attempts), base_seed, summary)
+        rows = _run_batch(backend, chunk, max(1, max_attempts), base_seed, summary, policy)
         digest = hashlib.sha1("".join(f"{r['dataset']}/{r['sample_id']}:{r['prompt_hash']};" for r in rows).encode())
         table = pa.Table.from_pylist(rows, schema=DIALOGUES.schema)  # columnar: no per-row checks in conform
         wh.write_batch("dialogues", table, batch_id=f"dlg-{backend.name}-{digest.hexdigest()[:16]}")

@@ -91,7 +91,7 @@ def _figures_key(stats: DatasetStats) -> str:
         "figures": figures.VERSION, "matplotlib": matplotlib.__version__, "dataset": stats.spec.name,
         "funnel": [dataclasses.asdict(s) for s in stats.funnel], "features": unordered(stats.features),
         "words": stats.words, "pairs": unordered(stats.pairs), "captions": unordered(stats.caption_words),
-        "dialogues": unordered(stats.dialogue_words),
+        "dialogues": unordered(stats.dialogue_words), "consistency": sorted(stats.claims.consistency),
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from m2ugen_data.contamination.exclusion import used_lists
+from m2ugen_data.audioset.eval_exclusion import used_lists
 from m2ugen_data.warehouse import Warehouse
 
 

@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 from m2ugen_data.report.queries import DatasetStats
 
-VERSION = "2"  # bump when a figure's drawing changes, so cards stop reusing figures drawn the old way
+VERSION = "3"  # bump when a figure's drawing changes, so cards stop reusing figures drawn the old way
 DPI = 100
 KEPT, DROPPED, ACCENT = "#3b75af", "#e07b39", "#6a9f58"
 TOP_WORDS = 15
@@ -179,9 +179,21 @@ def text_lengths(stats: DatasetStats, out_dir: Path) -> FigureFile | None:
     return FigureFile(_save(fig, out_dir, "text.png"), "Caption and dialogue length", "histograms of words per caption and per dialogue turn")
 
 
+def consistency(stats: DatasetStats, out_dir: Path) -> FigureFile | None:
+    """Per record: the share of its checkable claims that the measurements support."""
+    c = stats.claims
+    if not c.consistency:
+        return None
+    fig, (ax,) = _new()
+    _hist(ax, c.consistency, "supported / (supported + contradicted)", bins=10)
+    ax.set_title(f"claim consistency of the {c.texts}")
+    return FigureFile(_save(fig, out_dir, "consistency.png"), "Claims checked against the measurements",
+                      f"histogram of the consistency score per {c.texts[:-1]}")
+
+
 def dataset_figures(stats: DatasetStats, out_dir: Path) -> list[FigureFile]:
     """Every figure that has data, in page order."""
-    drawn = (f(stats, out_dir) for f in (funnel, rhythm, keys, loudness, content, pairs, text_lengths))
+    drawn = (f(stats, out_dir) for f in (funnel, rhythm, keys, loudness, content, pairs, text_lengths, consistency))
     return [f for f in drawn if f is not None]
 
 

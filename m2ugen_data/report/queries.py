@@ -46,6 +46,18 @@ class Stage:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class ClaimStats:
+    """Claims checked against the measurements (``factcheck``) in the dataset's text: MUCaps' captions, the
+    other datasets' dialogues. Records written before claims were checked are not counted."""
+
+    texts: str  # "captions" | "dialogues"
+    checked: int = 0
+    rejected: int = 0  # rejected for a claim (contradicted or too many unverifiable), or unreadable text
+    consistency: list[float] = field(default_factory=list)  # per record with something checkable
+    contradicted: list[tuple[str, int]] = field(default_factory=list)  # most frequent contradicted claims
+
+
 @dataclass
 class DatasetStats:
     spec: DatasetSpec
@@ -57,6 +69,7 @@ class DatasetStats:
     pairs: dict[str, list[float]]  # tempo_ratio, harmony_sim
     caption_words: dict[str, list[int]]  # modality -> words per caption
     dialogue_words: dict[str, list[int]]  # human | gpt -> words per turn
+    claims: ClaimStats
     samples: list[dict[str, Any]]
     provenance: dict[str, Any]
 
@@ -273,6 +286,32 @@ def _provenance(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> dict[str, 
     }
 
 
+TOP_CONTRADICTED = 10
+
+
+def _columns(con: duckdb.DuckDBPyConnection, view: str) -> set[str]:
+    return {d[0] for d in con.execute(f"SELECT * FROM {view} LIMIT 0").description}
+
+
+def _claim_stats(con: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> ClaimStats:
+    """Consistency scores and the most frequent contradicted claims (a dialogue's are named per turn)."""
+    if spec.name == "mucaps":
+        texts, view = "captions", "captions_latest"
+        rows = """(SELECT c.* FROM captions_latest c JOIN seg ON seg.clip_id = c.item_id
+                   WHERE c.modality = 'audio' AND c.factcheck IS NOT NULL)"""
+        claim = "regexp_extract(r, '^contradicted:(.*)$', 1)"
+    else:
+        texts, view, rows = "dialogues", "dialogues_latest", "(SELECT * FROM dl WHERE factcheck IS NOT NULL)"
+        claim = "regexp_extract(r, '^[a-z]+:contradicted:(.*)$', 1) || ' (' || split_part(r, ':', 1) || ')'"
+    if "factcheck" not in _columns(con, view):  # a warehouse written before claims were checked
+        return ClaimStats(texts)
+    checked, rejected = _run(con, f"SELECT count(*), count(*) FILTER (status = 'rejected') FROM {rows}", spec).fetchone()
+    scores = [float(r[0]) for r in _run(con, f"SELECT consistency FROM {rows} WHERE consistency IS NOT NULL", spec).fetchall()]
+    top = _pairs_of(con, f"""SELECT {claim} AS claim, count(*) FROM (SELECT unnest(reasons) AS r FROM {rows})
+        WHERE r LIKE '%contradicted:%' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_CONTRADICTED}""", spec)
+    return ClaimStats(texts, int(checked), int(rejected), scores, top)
+
+
 def dataset_stats(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, *, samples: int = 4) -> DatasetStats:
     """Everything one dataset page shows, from a connection made by ``Warehouse.connect()``."""
     counts = _counts(con, spec)
@@ -281,6 +320,7 @@ def dataset_stats(con: duckdb.DuckDBPyConnection, spec: DatasetSpec, *, samples:
     return DatasetStats(
         spec=spec, counts=counts, hours=hours, funnel=_funnel(con, spec, counts, hours),
         features=_features(con, spec), words=_words(con, spec), pairs=_pair_stats(con, spec),
-        caption_words=captions, dialogue_words=dialogues, samples=_samples(con, spec, samples),
+        caption_words=captions, dialogue_words=dialogues, claims=_claim_stats(con, spec),
+        samples=_samples(con, spec, samples),
         provenance=_provenance(con, spec),
     )

@@ -261,8 +261,8 @@ def iter_dataset_samples(
     """The dataset's samples that the warehouse's state lets into ``side`` (``train``: no held-out video, no
     clip of an evaluation set, one member per near-duplicate group; ``eval``: the held-out samples; ``all``:
     every sample but contaminated and duplicate ones), others counted by reason in ``skips``
-    (``contamination.gate``)."""
-    from m2ugen_data.contamination.gate import filter_samples, load_gate
+    (``clean.gate``)."""
+    from m2ugen_data.clean.gate import filter_samples, load_gate
 
     source = SAMPLE_SOURCES.get(dataset)
     if source is None:

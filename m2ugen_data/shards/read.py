@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from m2ugen_data.clean.gate import clip_ids_of_key, load_gate
+from m2ugen_data.clean.split import DATASETS, EVAL_SUFFIX
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.shards.build import shard_dir, shard_files
 from m2ugen_data.shards.tar_writer import FIELD_RE, KEY_RE, validate_dataset
@@ -136,7 +138,7 @@ class ShardCheck:
 def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardCheck:
     """Compare every manifest row with its file (size, sha256; with ``deep`` also sample count and keys,
     parsing every member), report shard files the manifest does not list, and check the samples against the
-    warehouse's state (``contamination.gate.shard_problems``: held-out videos, evaluation sets, duplicates)."""
+    warehouse's state (``clean.gate.shard_problems``: held-out videos, evaluation sets, duplicates)."""
     validate_dataset(dataset)
     con = wh.connect()
     try:
@@ -180,7 +182,42 @@ def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardChe
         for path in shard_files(directory, dataset):
             if path not in listed:
                 check.problems.append(f"{path.relative_to(wh.root).as_posix()}: on disk but not in the manifest")
-    from m2ugen_data.contamination.gate import shard_problems
-
-    check.problems.extend(shard_problems(wh, dataset, keys_of))
+    check.problems.extend(state_problems(wh, dataset, keys_of))
     return check
+
+
+_WHY = {
+    "contaminated": "clips found in an evaluation set",
+    "duplicate": "non-canonical near-duplicates (the dataset keeps another member of their group)",
+    "duplicate_pair": "pairs of two members of one near-duplicate group",
+    "held_out": "held-out (evaluation) videos",
+    "not_held_out": "training videos",
+    "straddling": "pairs straddling train and eval",
+    "group_elsewhere": "clips whose near-duplicate group is also on the other side",
+}
+
+
+def state_problems(wh: Warehouse, dataset: str, keys: dict[str, list[str]]) -> list[str]:
+    """What ``shards verify`` reports about the samples of ``dataset``'s shards (``keys``: shard path ->
+    its sample keys) against the warehouse's state: a training shard holding an evaluation video, a clip of
+    an evaluation set, a dropped duplicate, or a member of a group that also sits in an eval shard (and the
+    reverse for ``<dataset>_eval``). One line per shard and reason, with the first key."""
+    side = "eval" if dataset.endswith(EVAL_SUFFIX) else "train"
+    gate = load_gate(wh, dataset)
+    others = [f"{d}{EVAL_SUFFIX}" if side == "train" else d for d in DATASETS]
+    other_groups = {gate.group_of.get(c, c) for o in others for p in shard_paths(wh, o) if p.is_file()
+                    for k in iter_shard_keys(p) for c in clip_ids_of_key(o, k)}
+    problems = []
+    for shard, ks in keys.items():
+        found: dict[str, list[str]] = {}
+        for k in ks:
+            clips = clip_ids_of_key(dataset, k)
+            why = gate.reason(clips, side)
+            if why is None and any(gate.group_of.get(c, c) in other_groups for c in clips):
+                why = "group_elsewhere"
+            if why is not None:
+                found.setdefault(why, []).append(k)
+        for why, bad in found.items():
+            problems.append(f"{shard}: {len(bad)} sample(s) with {_WHY[why]} in a {side} shard, e.g. {bad[0]}")
+    return problems
+

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from m2ugen_data.ids import validate_clip_id
+from m2ugen_data.ids import validate_clip_id, ytid_of
 from m2ugen_data.shards.sample_schema import (
     CaptionProvenance,
     CaptionSources,
@@ -72,7 +72,7 @@ def clip_provenance(clip: Row, segment: Row | None) -> ClipProvenance:
     seg = segment or {}
     return ClipProvenance(
         clip_id=clip_id,
-        ytid=clip_id[:11],
+        ytid=ytid_of(clip_id),
         start_s=_num(seg.get("start_s")) if seg else int(clip_id[12:]) / 1000.0,
         end_s=_num(seg.get("end_s")),
         source=seg.get("source"),

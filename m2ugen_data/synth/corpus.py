@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +154,43 @@ def _render_clip(plan: ClipPlan, seed: int, sr: int, duration_s: float) -> tuple
     return y, row
 
 
+# Planted contamination (the demo corpus; labelled as such in the truth's ``trouble``), so the evaluation
+# exclusion and the near-duplicate groups have something real to find on synthetic data:
+# - planted_eval: an ordinary rendered clip filed under the first MusicCaps evaluation segment's YouTube ID
+#   and time (the bundled list): selection must reject it as ``eval:musiccaps``;
+# - planted_copy: the first plain clip (no trouble, no siblings) again under a new ID, 0.61 s later and 4 dB
+#   quieter (its truth names the original in ``copy_of``): dedup must group the two and keep one.
+SHIFT_S = 0.61
+GAIN_DB = -4.0
+
+
+def plant_contamination_clips(
+    plans: list[ClipPlan], rendered: list[tuple[np.ndarray, dict[str, Any]]], seed: int, sr: int, duration_s: float
+) -> tuple[list[ClipPlan], list[tuple[np.ndarray, dict[str, Any]]]]:
+    """The two planted clips' plans and (samples, truth row), after the ``plans`` already rendered."""
+    from m2ugen_data.audioset.evallists import load_eval_list
+
+    n = len(plans)
+    first = load_eval_list("musiccaps").segments[0]
+    eval_plan = ClipPlan(n, make_clip_id(first.ytid, first.start_s), first.ytid, first.start_s, n, None, "none")
+    y_eval, row_eval = _render_clip(eval_plan, seed, sr, duration_s)
+    eval_plan = replace(eval_plan, trouble="planted_eval")
+    row_eval.update(trouble="planted_eval")
+
+    source = next(i for i, p in enumerate(plans) if p.trouble == "none" and p.group_id is None)
+    y_src, row_src = rendered[source]
+    ytid, start = synthetic_ytid(seed, n + 1)
+    copy_plan = ClipPlan(n + 1, make_clip_id(ytid, start), ytid, start, plans[source].composition, None, "planted_copy")
+    shift = int(SHIFT_S * sr)
+    y_copy = np.concatenate([y_src[shift:], np.zeros(shift, y_src.dtype)]) * np.float32(10 ** (GAIN_DB / 20))
+    row_copy = {**row_src, "clip_id": copy_plan.clip_id, "ytid": ytid, "trouble": "planted_copy",
+                "copy_of": plans[source].clip_id,
+                "beats": [b - SHIFT_S for b in row_src["beats"] if b >= SHIFT_S],
+                "downbeats": [b - SHIFT_S for b in row_src["downbeats"] if b >= SHIFT_S]}
+    return [eval_plan, copy_plan], [(y_eval, row_eval), (y_copy, row_copy)]
+
+
+
 def segments_csv(plans: list[ClipPlan], rows: list[dict[str, Any]], seed: int) -> str:
     """The official AudioSet layout: three '#' lines, then ', '-separated rows with quoted labels."""
     n_labels = sum(len(r["labels"]) for r in rows)
@@ -179,16 +216,14 @@ def render_corpus(
     plant_contamination: bool = False,
 ) -> dict[str, Any]:
     """Render ``n`` clips into ``out_dir`` (audio/, segments.csv, truth.parquet) and summarise them.
-    ``plant_contamination`` adds two labelled clips (``synth.planted``): one filed under a MusicCaps
+    ``plant_contamination`` adds two labelled clips (``plant_contamination_clips``): one filed under a MusicCaps
     evaluation segment's ID, one a shifted, quieter copy of another clip under a new ID."""
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     plans = plan_corpus(n, seed, sibling_fraction, trouble_fraction)
     rendered = [_render_clip(plan, seed, sample_rate, duration_s) for plan in plans]
     if plant_contamination:
-        from m2ugen_data.synth.planted import plant
-
-        extra_plans, extra = plant(plans, rendered, seed, sample_rate, duration_s)
+        extra_plans, extra = plant_contamination_clips(plans, rendered, seed, sample_rate, duration_s)
         plans, rendered = plans + extra_plans, rendered + extra
     rows = []
     for plan, (y, row) in zip(plans, rendered):

@@ -22,8 +22,8 @@ BACKENDS = ("grounded", "blip", "video-gpt2", "videomae-labels")
 MUSIC_MID = "/m/04rlf"  # on every music segment: says nothing about this one
 
 
-def load_captioner(backend: str, **options: Any) -> Captioner:
-    """Load a backend by name; options are the backend loader's (model_dir, device, dtype, beams...)."""
+def make_visual_captioner(backend: str, **options: Any) -> Captioner:
+    """Build a backend by name; options are the backend loader's (model_dir, device, dtype, beams...)."""
     if backend == "grounded":
         from m2ugen_data.vision.grounded import load_grounded
 
@@ -99,7 +99,7 @@ def caption_visual(
 ) -> dict[str, Any]:
     """Caption pending ``kind`` items (only ``clip_ids`` when given) with ``backend`` (or a preloaded
     ``captioner``); returns a summary."""
-    captioner = captioner or load_captioner(backend, **options)
+    captioner = captioner or make_visual_captioner(backend, **options)
     if kind not in captioner.kinds:
         raise M2UGenError(f"backend {captioner.backend!r} captions {'/'.join(captioner.kinds)}, not {kind}")
     items, cached = pending_items(
@@ -127,7 +127,8 @@ def caption_visual(
             summary["captioned" if text else "empty"] += 1
             pending_rows.append(
                 {"item_id": item.clip_id, "modality": kind, "backend": captioner.backend, "model": captioner.model,
-                 "prompt_hash": captioner.prompt_hash, "text": text, "evidence": None, "created_at": utc_now()}
+                 "prompt_hash": captioner.prompt_hash, "text": text, "evidence": None, "created_at": utc_now(),
+                 "status": None, "reasons": None, "factcheck": None, "consistency": None}  # claims: music text only
             )
         if len(pending_rows) >= write_every:
             flush()

@@ -48,6 +48,8 @@ def settings_hash(**settings: Any) -> str:
 
 def resolve_weights(model_dir: str | Path | None, default_id: str, backend: str) -> tuple[str, str]:
     """``(directory to load, name to record)`` from ``model_dir``, else the local cache of ``default_id``."""
+    from m2ugen_data.hub_cache import cached_snapshot
+
     if model_dir is not None:
         p = Path(model_dir).expanduser().resolve()
         if not (p / "config.json").is_file():
@@ -55,23 +57,22 @@ def resolve_weights(model_dir: str | Path | None, default_id: str, backend: str)
                 f"{backend}: no model in {p} (config.json missing); pass a directory written by save_pretrained"
             )
         return str(p), str(p)
-    try:
-        from huggingface_hub import snapshot_download
-
-        path = snapshot_download(default_id, local_files_only=True)
-    except Exception as e:  # LocalEntryNotFoundError and friends: all mean "not on this disk"
+    path = cached_snapshot(default_id)
+    if path is None:
         raise MissingDependencyError(
             f"{backend}: weights for {default_id} are not on this machine; pass --model-dir DIR "
-            f"(a save_pretrained directory) or fetch them once with `hf download {default_id}` ({type(e).__name__})"
-        ) from None
-    return path, default_id
+            f"(a save_pretrained directory) or fetch them once with `hf download {default_id}`"
+        )
+    return str(path), default_id
 
 
 def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
     """``auto`` picks CUDA when present; ``auto`` dtype is float16 on CUDA and float32 on CPU."""
     import torch
 
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    from m2ugen_data.devices import torch_device
+
+    dev = torch.device(torch_device(device))
     if dtype == "auto":
         dt = torch.float16 if dev.type == "cuda" else torch.float32
     else:

@@ -18,9 +18,7 @@ Two steps, because ``m2ugen-eval`` scores files and never loads a model:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -75,18 +73,4 @@ def write_controls(requests: str | Path, out: str | Path, *, seed: int = 0) -> d
     return written
 
 
-def drops(real: Mapping[str, float], controls: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, Any]]:
-    """metric -> {"real": v, control: {"value", "drop", "relative_drop"}}: how much each metric falls when the
-    audio is taken away (a drop of 0 means the answers did not depend on the audio)."""
-    out: dict[str, dict[str, Any]] = {}
-    for metric, value in real.items():
-        row: dict[str, Any] = {"real": value}
-        for name, scores in controls.items():
-            if metric in scores:
-                c = scores[metric]
-                row[name] = {"value": c, "drop": value - c, "relative_drop": (value - c) / value if value else None}
-        out[metric] = row
-    return out
-
-
-__all__ = ["CONTROLS", "drops", "write_controls"]
+__all__ = ["CONTROLS", "write_controls"]

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m2ugen_model.train.checkpointing import _write_atomic
+from m2ugen_model.atomic import write_bytes_atomic
 
 # metric -> (label, scale/direction) for the table
 METRIC_INFO: dict[str, tuple[str, str]] = {
@@ -103,6 +103,6 @@ def write_report(report: Report, out_dir: str | Path) -> tuple[Path, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js, md = out / "results.json", out / "results.md"
-    _write_atomic(js, json.dumps(asdict(report), indent=2, default=str).encode())
-    _write_atomic(md, markdown(report).encode())
+    write_bytes_atomic(js, json.dumps(asdict(report), indent=2, default=str).encode())
+    write_bytes_atomic(md, markdown(report).encode())
     return js, md

@@ -111,8 +111,6 @@ def evaluate_understanding(predictions: str | Path, references: str | Path | Non
                            controls: Mapping[str, str | Path] | None = None) -> Report:
     """Text metrics of the predictions; with ``controls`` (name -> predictions of the same requests with the
     audio replaced: ``grounding.write_controls``), the same metrics per control and each one's drop."""
-    from m2ugen_model.eval.grounding import drops
-
     report = Report("understanding", inputs={"predictions": str(predictions), "references": str(references or "inline")})
     preds, refs = understanding_pairs(predictions, references, report)
     if not preds:
@@ -132,6 +130,20 @@ def evaluate_understanding(predictions: str | Path, references: str | Path | Non
         report.inputs[f"control:{name}"] = str(path)
     report.grounding = drops(report.metrics, per_control)
     return report
+
+
+def drops(real: Mapping[str, float], controls: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, Any]]:
+    """metric -> {"real": v, control: {"value", "drop", "relative_drop"}}: how much each metric falls when the
+    audio is taken away (a drop of 0 means the answers did not depend on the audio)."""
+    out: dict[str, dict[str, Any]] = {}
+    for metric, value in real.items():
+        row: dict[str, Any] = {"real": value}
+        for name, scores in controls.items():
+            if metric in scores:
+                c = scores[metric]
+                row[name] = {"value": c, "drop": value - c, "relative_drop": (value - c) / value if value else None}
+        out[metric] = row
+    return out
 
 
 def _load_clips(files: dict[str, Path], sample_rate: int, report: Report, bad: set[str]) -> dict[str, np.ndarray]:

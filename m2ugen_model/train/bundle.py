@@ -2,7 +2,7 @@
 which parameters a stage trains, and how frozen encoders and the decoder's text encoder are called.
 
 Keeping this narrow means the loop never reaches into model internals, and tests can hand the loop a small
-stand-in module through the same door as the real M2UGen preset (``from_preset``).
+stand-in module through the same door as the real M2UGen preset (``model_bridge.from_preset``).
 """
 
 from __future__ import annotations
@@ -44,11 +44,3 @@ class Bundle:
         if not params:
             raise ValueError(f"stage {stage} trains no parameters of this model")
         return params
-
-
-def from_preset(preset: str, weights_dir: str | None = None, paths: dict[str, str | None] | None = None,
-                device: torch.device | str = "cpu", stage: int = 1) -> Bundle:
-    """The real M2UGen (issue 7) behind the Bundle interface."""
-    from m2ugen_model.train.model_bridge import bundle_for_preset
-
-    return bundle_for_preset(preset, weights_dir, paths or {}, device, stage)

@@ -19,7 +19,6 @@ import pickle
 import random
 import re
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,28 +35,10 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from m2ugen_model.atomic import fsync_dir, write_bytes_atomic
 from m2ugen_model.train.errors import TrainError
 
 LATEST = "latest"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    """Local helper (the model package must not import the data pipeline's ``m2ugen_data.atomic``)."""
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-    _fsync_dir(target.parent)
 
 
 def rng_state() -> dict[str, Any]:
@@ -130,8 +111,8 @@ def save_checkpoint(out: Path, step: int, model: torch.nn.Module, optimizer: tor
                 os.fsync(fh.fileno())
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        _fsync_dir(root)
-        _write_atomic(root / LATEST, f"{final.name}\n".encode())
+        fsync_dir(root)
+        write_bytes_atomic(root / LATEST, f"{final.name}\n".encode())
     _barrier()
     return final
 
@@ -203,9 +184,10 @@ def carried_weights(state: dict[str, torch.Tensor], trained: set[str]) -> dict[s
     return {k: v for k, v in state.items() if k not in trained}
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any) -> tuple[int, dict[str, Any]]:
-    """Restore everything saved by ``save_checkpoint``; returns ``(step, this rank's state)``."""
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
+    """Restore weights, optimizer, RNGs and this rank's state saved by ``save_checkpoint``; returns ``(step, this
+    rank's state)``. The learning-rate schedule is not restored: it follows from the config and the step
+    (``loop.schedule``)."""
     rank, world = _rank()
     trainer = _load_pt(path / "trainer.pt")
     mine = _load_pt(path / f"rank_{rank}.pt")
@@ -216,7 +198,6 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         load_weights(model, path)
         set_optimizer_state_dict(model, optimizer, trainer["optimizer"],
                                  options=StateDictOptions(full_state_dict=True, strict=False))
-        scheduler.load_state_dict(trainer["scheduler"])
         set_rng_state(mine.pop("rng"))
         return int(trainer["step"]), mine
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -121,5 +121,5 @@ def real_run_command(cfg: TrainConfig) -> str:
     """The same training as a full 7B run on 8 GPUs (the weight directories are placeholders to fill in)."""
     dirs = " ".join(f"--{n.replace('_', '-')} /models/{n.removesuffix('_dir')}" for n in WEIGHT_DIRS)
     shards = " ".join(f"--shards {s}" for s in cfg.shards)
-    return (f"torchrun --standalone --nproc_per_node 8 -m m2ugen_model.train_cli {shards} --stage {cfg.stage} "
+    return (f"torchrun --standalone --nproc_per_node 8 -m m2ugen_model.train.cli {shards} --stage {cfg.stage} "
             f"--preset 7b {dirs} --fsdp --grad-checkpointing --out runs/stage{cfg.stage}")

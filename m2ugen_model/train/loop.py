@@ -298,13 +298,30 @@ def _progress(cfg: TrainConfig, d: Dist, start: int):
     return bar
 
 
-def train(cfg: TrainConfig, bundle: Bundle, d: Dist | None = None) -> TrainResult:
-    """Train ``cfg.max_steps`` optimizer steps (resuming first if asked); returns per-step losses."""
-    d = d or init_distributed()
-    torch.manual_seed(cfg.seed)
-    sources = build_sources(cfg)
-    eval_sources = build_sources(cfg, cfg.eval_shards) if cfg.eval_shards and cfg.eval_every else None
-    params = bundle.set_stage(cfg.stage)
+def schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, step: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning-rate schedule (``lr_lambda``) positioned at ``step``: the optimizer's rates are set for the
+    step about to run. A resumed run gets its schedule from its own config, not the checkpoint (``max_steps``
+    may be raised to extend a run); with the config unchanged the rates are the ones the run had."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg), last_epoch=step - 1)
+
+
+@dataclass
+class _Run:
+    """What a training run carries from step to step."""
+
+    model: torch.nn.Module  # wrapped (DDP/FSDP/compiled) as configured
+    params: list[torch.nn.Parameter]  # the trained ones
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    carried: dict[str, torch.Tensor]  # frozen tensors inherited from an earlier stage, saved with each checkpoint
+    step: int = 0
+    position: Position = field(default_factory=Position)
+
+
+def _start(cfg: TrainConfig, bundle: Bundle, d: Dist) -> _Run:
+    """The model set for the stage (gradient checkpointing, ``init_from`` weights), wrapped, with its optimizer
+    and schedule; from the latest checkpoint under ``cfg.out`` when resuming."""
+    bundle.set_stage(cfg.stage)
     if cfg.grad_checkpointing:
         if bundle.enable_grad_checkpointing is None:
             raise TrainError("this model has no gradient checkpointing switch")
@@ -320,87 +337,125 @@ def train(cfg: TrainConfig, bundle: Bundle, d: Dist | None = None) -> TrainResul
     model = wrap(model, bundle, cfg, d)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    step, position = 0, Position()
-    if cfg.resume:
-        ckpt = latest_checkpoint(Path(cfg.out))
-        if ckpt is None:
-            raise TrainError(f"--resume: no checkpoint under {cfg.out}/checkpoints")
-        step, state = load_checkpoint(ckpt, model, optimizer, scheduler)
-        carried = carried or carried_weights(read_weights(ckpt), trained)  # resumed without --init-from
-        position = Position.from_state(state["position"])
-        # The schedule follows this run's config (max_steps may be raised to extend a run); a no-op when
-        # the config is unchanged.
-        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
-            group["lr"] = base * lr_lambda(cfg)(step)
-        scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
-        log.info("resumed from %s at step %d", ckpt, step)
-    stream = ShardStream(sources, stream_spec(cfg, bundle, d), bundle.tokenizer, _aud_ids(bundle), position)
+    scheduler = schedule(optimizer, cfg)  # also gives each param group its initial_lr, which a checkpoint holds
+    if not cfg.resume:
+        return _Run(model, params, optimizer, scheduler, carried)
+    ckpt = latest_checkpoint(Path(cfg.out))
+    if ckpt is None:
+        raise TrainError(f"--resume: no checkpoint under {cfg.out}/checkpoints")
+    step, state = load_checkpoint(ckpt, model, optimizer)
+    carried = carried or carried_weights(read_weights(ckpt), trained)  # resumed without --init-from
+    log.info("resumed from %s at step %d", ckpt, step)
+    return _Run(model, params, optimizer, schedule(optimizer, cfg, step), carried, step,
+                Position.from_state(state["position"]))
+
+
+@dataclass
+class _StepStats:
+    """One optimizer step's numbers: mean losses over its micro-batches, tokens and samples seen."""
+
+    losses: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # loss, ce_loss, mse_loss
+    tokens: int = 0
+    samples: int = 0
+
+
+def _accumulate(run: _Run, batches: Any, bundle: Bundle, cfg: TrainConfig, d: Dist, tally: SkipTally,
+                logger: MetricLog) -> _StepStats:
+    """Forward and backward over ``grad_accum`` micro-batches (gradients synchronised on the last one only),
+    each batch's position and sample keys recorded so a resume replays exactly."""
+    stats = _StepStats()
+    for micro in range(cfg.grad_accum):
+        batch = next(batches)
+        run.position.advance(batch["meta"])
+        tally.update(batch)
+        logger.keys(run.step, batch["keys"])
+        inputs = model_inputs(batch, bundle, d.device)
+        with _sync_context(run.model, micro == cfg.grad_accum - 1, cfg), _autocast(d):
+            out = run.model(**inputs)
+            (out["loss"] / cfg.grad_accum).backward()
+        for i, k in enumerate(("loss", "ce_loss", "mse_loss")):
+            v = out.get(k)
+            stats.losses[i] += float(v.detach()) / cfg.grad_accum if v is not None else 0.0
+        stats.tokens += int(batch["attention_mask"].sum())
+        stats.samples += batch["input_ids"].shape[0]
+    if cfg.fsdp and hasattr(run.model, "set_requires_gradient_sync"):
+        run.model.set_requires_gradient_sync(True)
+    return stats
+
+
+def _optimizer_step(run: _Run, cfg: TrainConfig) -> torch.Tensor | None:
+    """Clip, step the optimizer and the schedule, clear the gradients; returns the gradient norm (if clipped)."""
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.params, cfg.clip_grad) if cfg.clip_grad else None
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    return grad_norm
+
+
+def _log_step(run: _Run, stats: _StepStats, means: list[float], grad_norm: torch.Tensor | None, seconds: float,
+              d: Dist, logger: MetricLog, bar: Any) -> None:
+    """The step's metrics to the logs (and the progress bar)."""
+    loss, ce, mse = means
+    values = {"loss": loss, "ce_loss": ce, "mse_loss": mse, "lr": run.scheduler.get_last_lr()[0],
+              "tokens_per_s": stats.tokens * d.world / seconds, "samples_per_s": stats.samples * d.world / seconds,
+              "grad_norm": float(grad_norm) if grad_norm is not None else 0.0}
+    if d.device.type == "cuda":
+        values["gpu_mem_gib"] = torch.cuda.max_memory_allocated(d.device) / 2**30
+    logger.scalars(run.step, values)
+    if bar is not None:
+        bar.update(bar.task_ids[0], completed=run.step,
+                   info=f"loss {loss:.4f} ce {ce:.4f} mse {mse:.4f} lr {values['lr']:.2e}")
+
+
+def _checkpoint(run: _Run, cfg: TrainConfig) -> Path:
+    return save_checkpoint(Path(cfg.out), run.step, run.model, run.optimizer, run.scheduler,
+                           {"position": run.position.state_dict()}, cfg.model_dump(mode="json"), run.carried)
+
+
+def train(cfg: TrainConfig, bundle: Bundle, d: Dist | None = None) -> TrainResult:
+    """Train ``cfg.max_steps`` optimizer steps (resuming first if asked); returns per-step losses."""
+    d = d or init_distributed()
+    torch.manual_seed(cfg.seed)
+    sources = build_sources(cfg)
+    eval_sources = build_sources(cfg, cfg.eval_shards) if cfg.eval_shards and cfg.eval_every else None
+    run = _start(cfg, bundle, d)
+    stream = ShardStream(sources, stream_spec(cfg, bundle, d), bundle.tokenizer, _aud_ids(bundle), run.position)
     with torch.random.fork_rng(devices=[]):  # creating workers draws from torch's RNG; keep the run's sequence
         batches = iter(make_loader(stream))
-    logger, tally, bar = MetricLog(cfg, d, step), SkipTally(), _progress(cfg, d, step)
-    result = TrainResult(step, [], [], [], {}, None)
+    logger, tally, bar = MetricLog(cfg, d, run.step), SkipTally(), _progress(cfg, d, run.step)
+    result = TrainResult(run.step, [], [], [], {}, None)
     stop = StopRequest().install()
     try:
-        model.train()
-        while step < cfg.max_steps:
+        run.model.train()
+        while run.step < cfg.max_steps:
             t0 = time.perf_counter()
-            sums, tokens, samples = [0.0, 0.0, 0.0], 0, 0
-            for micro in range(cfg.grad_accum):
-                batch = next(batches)
-                position.advance(batch["meta"])
-                tally.update(batch)
-                logger.keys(step, batch["keys"])
-                inputs = model_inputs(batch, bundle, d.device)
-                with _sync_context(model, micro == cfg.grad_accum - 1, cfg), _autocast(d):
-                    out = model(**inputs)
-                    (out["loss"] / cfg.grad_accum).backward()
-                for i, k in enumerate(("loss", "ce_loss", "mse_loss")):
-                    v = out.get(k)
-                    sums[i] += float(v.detach()) / cfg.grad_accum if v is not None else 0.0
-                tokens += int(batch["attention_mask"].sum())
-                samples += batch["input_ids"].shape[0]
-            if cfg.fsdp and hasattr(model, "set_requires_gradient_sync"):
-                model.set_requires_gradient_sync(True)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad) if cfg.clip_grad else None
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            dt = time.perf_counter() - t0
-            loss, ce, mse = _mean(sums, d, d.device)
-            result.losses.append(loss), result.ce.append(ce), result.mse.append(mse)
-            if step % cfg.log_every == 0 or step == cfg.max_steps:
-                values = {"loss": loss, "ce_loss": ce, "mse_loss": mse, "lr": scheduler.get_last_lr()[0],
-                          "tokens_per_s": tokens * d.world / dt, "samples_per_s": samples * d.world / dt,
-                          "grad_norm": float(grad_norm) if grad_norm is not None else 0.0}
-                if d.device.type == "cuda":
-                    values["gpu_mem_gib"] = torch.cuda.max_memory_allocated(d.device) / 2**30
-                logger.scalars(step, values)
-                if bar is not None:
-                    bar.update(bar.task_ids[0], completed=step,
-                               info=f"loss {loss:.4f} ce {ce:.4f} mse {mse:.4f} lr {values['lr']:.2e}")
-            if eval_sources and step % cfg.eval_every == 0:
-                ev = evaluate(model, bundle, cfg, d, eval_sources)
-                result.eval_losses.append((step, ev))
-                logger.scalars(step, {"eval_loss": ev})
-            stopping = stop.requested(d.device) and step < cfg.max_steps  # collective: every rank, every step
-            if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.max_steps or stopping:
-                result.checkpoint = save_checkpoint(Path(cfg.out), step, model, optimizer, scheduler,
-                                                    {"position": position.state_dict()}, cfg.model_dump(mode="json"),
-                                                    carried)
+            stats = _accumulate(run, batches, bundle, cfg, d, tally, logger)
+            grad_norm = _optimizer_step(run, cfg)
+            seconds = time.perf_counter() - t0
+            means = _mean(stats.losses, d, d.device)
+            result.losses.append(means[0]), result.ce.append(means[1]), result.mse.append(means[2])
+            if run.step % cfg.log_every == 0 or run.step == cfg.max_steps:
+                _log_step(run, stats, means, grad_norm, seconds, d, logger, bar)
+            if eval_sources and run.step % cfg.eval_every == 0:
+                ev = evaluate(run.model, bundle, cfg, d, eval_sources)
+                result.eval_losses.append((run.step, ev))
+                logger.scalars(run.step, {"eval_loss": ev})
+            stopping = stop.requested(d.device) and run.step < cfg.max_steps  # collective: every rank, every step
+            if (cfg.save_every and run.step % cfg.save_every == 0) or run.step == cfg.max_steps or stopping:
+                result.checkpoint = _checkpoint(run, cfg)
             if stopping:
                 result.stopped_by = stop.name
                 if d.is_main:
                     log.warning("stopped by %s after step %d of %d; checkpoint %s; to continue, run the same "
-                                "command with --resume", stop.name, step, cfg.max_steps, result.checkpoint)
+                                "command with --resume", stop.name, run.step, cfg.max_steps, result.checkpoint)
                 break
     finally:
         stop.uninstall()
         if bar is not None:
             bar.stop()
         logger.close()
-    result.step, result.skips = step, tally.total()
+    result.step, result.skips = run.step, tally.total()
     if any(result.skips.values()) and d.is_main:
         log.warning("skipped inputs: %s", result.skips)
     return result

@@ -2,7 +2,7 @@
 
 Fixed shapes let a batch stack without per-sample logic in the training step: audio is cropped or padded
 to a set duration at the encoder's rate, images resized to the encoder's size, videos reduced to a fixed
-number of frames sampled evenly over the clip. Every failure is a ``MediaError`` so the data stream can
+number of frames chosen as the video encoder expects (video_frames.py: consecutive by default). Every failure is a ``MediaError`` so the data stream can
 count it and move on.
 """
 
@@ -31,6 +31,7 @@ class MediaSpec:
     image_size: int = 224
     video_frames: int = 32
     video_size: int = 224
+    video_sampling: str = "consecutive"
 
     @property
     def audio_samples(self) -> int:
@@ -72,8 +73,10 @@ def decode_image(data: bytes, spec: MediaSpec) -> np.ndarray:
 
 
 def decode_video(data: bytes, spec: MediaSpec) -> np.ndarray:
-    """uint8 THWC: ``video_frames`` frames sampled evenly over the whole clip."""
+    """uint8 THWC: ``video_frames`` frames chosen by ``video_sampling``."""
     import av
+
+    from m2ugen_model.video_frames import clip_indices
 
     try:
         with av.open(io.BytesIO(data)) as container:
@@ -83,8 +86,7 @@ def decode_video(data: bytes, spec: MediaSpec) -> np.ndarray:
         raise MediaError(f"undecodable video ({exc})") from exc
     if not frames:
         raise MediaError("video has no frames")
-    idx = np.linspace(0, len(frames) - 1, spec.video_frames).round().astype(int)
-    return np.stack([frames[i] for i in idx])
+    return np.stack([frames[i] for i in clip_indices(len(frames), spec.video_frames, spec.video_sampling)])
 
 
 def decode_npy(data: bytes) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Adapter from issue 7's ``M2UGen`` (and its presets, encoders, decoder, stages) to the trainer's ``Bundle``.
+"""Adapter from the model package's ``M2UGen`` (its presets, encoders, decoder, stages) to the trainer's ``Bundle``.
 
 Only this module knows the model package's API; if that API moves, the fix is here.
 """
@@ -22,7 +22,7 @@ def bundle_from_model(model, tokenizer) -> Bundle:
     cfg = model.cfg
     enc = getattr(model, "encoders", None)
     rate = int(getattr(getattr(enc, "mert_processor", None), "sampling_rate", 24000) or 24000)
-    media = MediaSpec(audio_rate=rate, video_frames=cfg.video_frames)
+    media = MediaSpec(audio_rate=rate, video_frames=cfg.video_frames, video_sampling=cfg.video_sampling)
 
     def encode(modality: str, media_batch: torch.Tensor) -> torch.Tensor:
         if enc is None:
@@ -60,8 +60,8 @@ def bundle_from_model(model, tokenizer) -> Bundle:
     )
 
 
-def bundle_for_preset(preset: str, weights_dir: str | None, paths: dict[str, str | None],
-                      device: torch.device | str = "cpu", stage: int = 1) -> Bundle:
+def from_preset(preset: str, weights_dir: str | None = None, paths: dict[str, str | None] | None = None,
+                device: torch.device | str = "cpu", stage: int = 1) -> Bundle:
     """``tiny``: weights written to ``weights_dir`` in the real formats (on first use) and loaded back through
     the real loaders; ``7b``: the user's local weight directories, built in bf16 on a GPU. The music decoder
     (its text encoder gives the MSE targets) is loaded for stages 2 and 3 only."""
@@ -79,7 +79,7 @@ def bundle_for_preset(preset: str, weights_dir: str | None, paths: dict[str, str
         else:
             model, tokenizer = presets.build_model(preset, weights_dir=weights_dir, device=device, dtype=dtype,
                                                    load_decoder=stage > 1,
-                                                   **{k: v for k, v in paths.items() if v})
+                                                   **{k: v for k, v in (paths or {}).items() if v})
     except (OSError, ValueError) as exc:
         raise TrainError(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
     return bundle_from_model(model, tokenizer)

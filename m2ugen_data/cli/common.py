@@ -1,0 +1,84 @@
+"""What every ``m2ugen-data`` command module shares: the warehouse option, consoles, the progress bar, the
+summary table and Arrow table printing.
+
+Kept apart from ``root.py`` so command modules never import the module that imports them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from enum import Enum
+
+import pyarrow as pa
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from m2ugen_data.warehouse import Warehouse, open_warehouse
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def get_warehouse(ctx: typer.Context) -> Warehouse:
+    """The warehouse chosen by the global ``--warehouse`` option (command modules call this)."""
+    root = (ctx.find_root().obj or {}).get("warehouse")
+    return open_warehouse(root)
+
+
+def progress(*fields: str, transient: bool = False) -> Progress:
+    """The one progress bar of every long command: what, bar, done/total, elapsed, time left, then each named
+    task field (``progress.update(task, info=...)``) as live text. A task with ``total=None`` just counts."""
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        *(TextColumn(f"{{task.fields[{name}]}}") for name in fields),
+    ]
+    return Progress(*columns, console=console, transient=transient)
+
+
+def print_summary(title: str, rows: Mapping[str, object]) -> None:
+    """The one end-of-command summary: a two-column table of what happened (counts, seconds, rates)."""
+    t = Table(title=title)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    for name, value in (rows or {"nothing to do": 0}).items():
+        t.add_row(name, f"{value:.2f}" if isinstance(value, float) else str(value))
+    console.print(t)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def print_arrow(table: pa.Table, fmt: OutputFormat = OutputFormat.table, title: str | None = None) -> None:
+    """Print an Arrow table as a rich table, CSV or JSON lines."""
+    if fmt is OutputFormat.csv:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, sys.stdout.buffer)
+        return
+    rows = table.to_pylist()
+    if fmt is OutputFormat.json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, default=str) + "\n")
+        return
+    t = Table(title=title)
+    for name in table.column_names:
+        t.add_column(name)
+    for row in rows:
+        t.add_row(*(_cell(v) for v in row.values()))
+    console.print(t)
+
+
+def _cell(v: object) -> str:
+    s = "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+    return s if len(s) <= 120 else s[:117] + "..."
