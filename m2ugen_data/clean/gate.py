@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from m2ugen_data.clean.split import Split, base_dataset, read_splits
-from m2ugen_data.ids import CLIP_ID_RE
+from m2ugen_data.ids import CLIP_ID_RE, ytid_of
 from m2ugen_data.warehouse import Warehouse
 
 SIDES = ("train", "eval", "all")
@@ -38,7 +38,7 @@ class Gate:
     contaminated: dict[str, str] = field(default_factory=dict)  # clip -> benchmark
 
     def video(self, clip_id: str) -> str:
-        return self.group_of.get(clip_id, clip_id)[:11]
+        return ytid_of(self.group_of.get(clip_id, clip_id))
 
     def held_out(self, clip_id: str) -> bool:
         return self.split is not None and self.split.held_out(self.video(clip_id))

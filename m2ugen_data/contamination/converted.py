@@ -16,6 +16,7 @@ from pathlib import Path
 from m2ugen_data.analysis import fingerprint as fp_mod
 from m2ugen_data.contamination.evalindex import AUDIO_SUFFIXES, EvalIndex, EvalItem, build_index
 from m2ugen_data.clean.split import read_splits
+from m2ugen_data.ids import ytid_of
 from m2ugen_data.warehouse import Warehouse
 
 
@@ -37,9 +38,9 @@ def held_out_items(wh: Warehouse) -> list[EvalItem]:
     items = []
     for r in rows:
         split = splits.get(r["pool"])
-        if split is not None and split.held_out(r["clip_id"][:11]):
+        if split is not None and split.held_out(ytid_of(r["clip_id"])):
             fp = fp_mod.from_columns(r["fp_landmarks"], r["fp_sketch"], r["fp_seconds"])
-            items.append(EvalItem(f"held_out:{r['pool']}", r["clip_id"], fp, (r["clip_id"],), (r["clip_id"][:11],)))
+            items.append(EvalItem(f"held_out:{r['pool']}", r["clip_id"], fp, (r["clip_id"],), (ytid_of(r["clip_id"]),)))
     return items
 
 

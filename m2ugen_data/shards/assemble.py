@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from m2ugen_data.clean.gate import filter_samples, load_gate
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.shards.samples import (
     VISUAL_MODELS,
@@ -262,8 +263,6 @@ def iter_dataset_samples(
     clip of an evaluation set, one member per near-duplicate group; ``eval``: the held-out samples; ``all``:
     every sample but contaminated and duplicate ones), others counted by reason in ``skips``
     (``clean.gate``)."""
-    from m2ugen_data.clean.gate import filter_samples, load_gate
-
     source = SAMPLE_SOURCES.get(dataset)
     if source is None:
         raise M2UGenError(f"no sample source for dataset {dataset!r}; known: {', '.join(SAMPLE_SOURCES)}")

@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from m2ugen_data.clean.gate import load_gate
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.ids import ytid_of
 from m2ugen_data.shards.read import iter_shard_keys, shard_paths
@@ -138,8 +139,6 @@ def check_dataset_music(
 ) -> DisjointReport:
     """Compare ``candidates`` (the music clip ids ``dataset`` is about to use) with what each dataset of
     ``against`` uses by its manifests and by its existing shards, at the clip, video, audio and sound levels."""
-    from m2ugen_data.clean.gate import load_gate
-
     manifests = music_ids_from_manifests(wh)
     gate = load_gate(wh, dataset)
     unused = gate.dropped | set(gate.contaminated)  # no dataset uses these (a group keeps its canonical clip)
