@@ -20,7 +20,9 @@ def eval_splits_cmd(
     export_dir: Annotated[Optional[Path], typer.Option("--export", help="reference JSON layout (default <warehouse>/eval)")] = None,
     media: Annotated[MediaMode, typer.Option(help="how the export places media")] = MediaMode.symlink,
 ) -> None:
-    """Write held-out eval splits (shards/<dataset>_eval + reference JSON) and training shards without them."""
+    """Write held-out eval splits (shards/<dataset>_eval + reference JSON) and training shards without them.
+    The split is recorded in the warehouse: every later shard write, flow and converter keeps it, and
+    `shards verify` fails on a training shard holding a held-out video."""
     results = write_eval_splits(get_warehouse(ctx), dataset or DATASETS, fraction=fraction, export_dir=export_dir,
                                 media=media)
     table = Table(title=f"eval splits (fraction {fraction} of videos)")
