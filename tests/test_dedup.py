@@ -135,3 +135,23 @@ def test_sibling_renders_are_not_duplicates_by_the_rule(synth_corpus):
         for i in range(len(g)):
             for j in range(i + 1, len(g)):
                 assert not compare(fps[g[i]], fps[g[j]]).duplicate, (g[i], g[j])
+
+
+def test_remaster_candidates_need_every_measurement_to_agree():
+    """The re-master rule's blocking and tolerances (its landmark support is checked on real fingerprints
+    by ``remaster_links``): same key, meter, tempo within 1 %, near-identical tags, chroma and chords."""
+    import pyarrow as pa
+
+    from m2ugen_data.dedup.remaster import RemasterRules, candidates
+
+    tags = np.linspace(0.01, 0.5, 50).tolist()
+    other = tags[::-1]
+    chroma, harmony = [1.0] + [0.1] * 11, [1.0] + [0.0] * 23
+    rows = [  # 0 and 1: a re-master pair; 2: its sibling (other instruments); 3: 3 % faster; 4: another key
+        (120.0, "A minor", tags, chroma), (120.5, "A minor", tags, chroma), (120.2, "A minor", other, chroma),
+        (123.6, "A minor", tags, chroma), (120.1, "C major", tags, chroma),
+    ]
+    t = pa.table({"tempo_bpm": [r[0] for r in rows], "key": [r[1] for r in rows], "meter": [4] * 5,
+                  "tags_mtt": [r[2] for r in rows], "tags_msd": [r[2] for r in rows],
+                  "chroma": [r[3] for r in rows], "harmony": [harmony] * 5})
+    assert candidates(t, RemasterRules()) == [(0, 1)]
