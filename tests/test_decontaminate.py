@@ -92,3 +92,18 @@ def test_musicqa_converter_drops_eval_audio_and_held_out_clips(corpus_warehouse,
     report = json.loads((wh.root / "shards" / "musicqa" / "conversion.json").read_text())
     assert report["samples"] == 1
     assert report["rejected_by_reason"] == {"eval:musiccaps": 1, "eval:held_out:mucaps": 1}
+
+
+def test_eval_shards_match_by_key_and_short_audio_is_recorded(warehouse, tmp_path):
+    """Our own eval splits as an evaluation set: their keys name the clips; their 1 s tones are too short to
+    fingerprint, which the report lists (never a silent pass)."""
+    from shard_warehouse import make_tiny_warehouse
+
+    from m2ugen_data.eval_splits import write_eval_splits
+
+    tiny = make_tiny_warehouse(warehouse, n_clips=16)
+    (res,) = write_eval_splits(warehouse, ["mucaps"], fraction=0.3, export_dir=tmp_path / "eval",
+                               source_options={"mucaps": {"label_name": tiny.label_name}})
+    (report,) = decontaminate(warehouse, [f"ours={warehouse.root / 'shards' / 'mucaps_eval'}"], rewrite_shards=False)
+    assert report.by_id == res.counts["eval"] > 0
+    assert len(report.unreadable) == report.items and all("too_short" in why for _, why in report.unreadable)
