@@ -172,7 +172,7 @@ def analyse_file(
     """One clip -> (features row, seconds per stage). Loads the models on first use in this process.
     ``expected_s``: the length the clip should have (its download's); decoding less is ``corrupt``.
     ``scratch``: a dict that receives intermediate measurements (the tempo decision's inputs, the beat
-    tracker's own grid) for benches that refit rules on them; clips analysed in windows leave it empty."""
+    tracker's own grid and activations) for benches that refit rules on them; clips analysed in windows leave it empty."""
     init_worker()
     timings: dict[str, float] = {}
     row = _empty_row(clip_id)
@@ -270,7 +270,7 @@ def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float], s
     chords = harmony.beat_chords(segments, decision.beats)
     t = _lap(timings, "tempo_octave", t)
     if scratch is not None:  # what benches refit on: the decision's inputs and the beat tracker's own grid
-        scratch.update(octave_inputs=None if inputs is None else inputs.to_json(), rhythm_raw=rh)
+        scratch.update(octave_inputs=None if inputs is None else inputs.to_json(), rhythm_raw=rh, act=act)
     key = tonal.analyse_key(y44, _MODELS.key)
     t = _lap(timings, "key_cnn", t)
     speech_ratio = speech.speech_ratio(y16, _MODELS.vad)

@@ -104,3 +104,32 @@ def load_model(path: Path = MODEL_FILE) -> LikenessModel:
         )
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise M2UGenError(f"music-likeness model {path} is unusable: {e}") from e
+
+
+MUSIC_KEPT = 0.97  # the threshold keeps at least this share of the fitting music (see fit_model)
+
+
+def fit_model(x: np.ndarray, y: np.ndarray, version: str) -> LikenessModel:
+    """Logistic weights on the descriptors and the music threshold: the highest score that still keeps
+    ``MUSIC_KEPT`` of the fitting music, at most 0.5 (a missed piece of music costs a MUCaps clip; a passed
+    sound effect costs a wrong caption, which is worse, so the threshold is pushed up to that bound)."""
+    from m2ugen_data.analysis.fitting import fit_logistic
+
+    w, b, mean, scale = fit_logistic(x, y)
+    model = LikenessModel(w, b, mean, scale, 0.5, version)
+    music = np.sort([model.score(v) for v, label in zip(x, y) if label == 1])
+    threshold = float(music[int(math.floor((1 - MUSIC_KEPT) * len(music)))]) if len(music) else 0.5
+    return LikenessModel(w, b, mean, scale, min(threshold, 0.5), version)
+
+
+def model_to_json(model: LikenessModel, fitted_on: Mapping | None = None) -> dict:
+    return {
+        "version": model.version,
+        "descriptors": list(DESCRIPTORS),
+        "weights": model.weights.tolist(),
+        "bias": model.bias,
+        "mean": model.mean.tolist(),
+        "scale": model.scale.tolist(),
+        "threshold": model.threshold,
+        "fitted_on": dict(fitted_on or {}),
+    }
