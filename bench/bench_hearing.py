@@ -260,8 +260,7 @@ def pair_report(clips: list[Clip], tempo: dict[str, Any]) -> list[dict]:
         r = dict(c.row)
         d = tempo.get(c.clip_id)
         if d is not None and r.get("status") == "ok":
-            r.update(tempo_bpm=d.tempo_bpm, tempo_prob=d.prob, tempo_alt_bpm=d.alt_bpm, meter=d.meter,
-                     beats=[float(b) for b in d.beats], downbeats=[float(b) for b in d.downbeats])  # fmt: skip
+            r.update(c.on_grid(d))
         if c.clip_id in losf:
             r["instruments"] = losf[c.clip_id]
         feats.append(r)

@@ -33,7 +33,7 @@ from m2ugen_data.devset.truth import TRUTH_FILE, read_truth
 MUSIC_MID = "/m/04rlf"
 SETS = ("gm", "scores", "recordings")
 TEMPO_SETS = ("gm", "scores")  # sets with tempo and instrument truth
-EXTRA = ("octave_inputs", "raw_tempo", "raw_conf", "raw_meter", "raw_beats", "raw_downbeats", "act_down")
+EXTRA = ("octave_inputs", "raw_tempo", "raw_conf", "raw_meter", "raw_beats", "raw_downbeats", "act_down", "chord_segments")
 
 
 @dataclass
@@ -63,6 +63,20 @@ class Clip:
         e = self.extra
         return Rhythm(e.get("raw_tempo"), float(e.get("raw_conf") or 0.0), np.asarray(e.get("raw_beats") or [], np.float64),
                       np.asarray(e.get("raw_downbeats") or [], np.float64), e.get("raw_meter"))  # fmt: skip
+
+    def on_grid(self, decision) -> dict[str, Any]:
+        """The row's grid-dependent columns recomputed on a tempo decision's grid (as analysis would have)."""
+        from m2ugen_data.analysis import harmony
+
+        segs = [tuple(s) for s in json.loads(self.extra.get("chord_segments") or "[]")]
+        chords = harmony.beat_chords(segs, np.asarray(decision.beats))
+        return {
+            "tempo_bpm": decision.tempo_bpm, "tempo_prob": decision.prob if decision.tempo_bpm else None,
+            "tempo_alt_bpm": decision.alt_bpm, "tempo_method": decision.method, "meter": decision.meter,
+            "beats": [float(b) for b in decision.beats], "downbeats": [float(b) for b in decision.downbeats],
+            "beat_chords": chords, "chord_change_rate": harmony.chord_change_rate(chords, decision.meter),
+            "harmony": harmony.harmony_descriptor(chords).tolist(),
+        }  # fmt: skip
 
     def activations(self) -> np.ndarray | None:
         """(frames, 2) with only the downbeat column filled: what regridding reads to place bar lines."""
@@ -96,6 +110,7 @@ def _job(job: tuple[str, str]) -> dict[str, Any]:
         "raw_beats": [] if rh is None else [float(b) for b in rh.beats],
         "raw_downbeats": [] if rh is None else [float(b) for b in rh.downbeats],
         "act_down": None if act is None else np.asarray(act[:, 1], np.float32).tolist(),
+        "chord_segments": json.dumps(scratch["chord_segments"]) if "chord_segments" in scratch else None,
     }
 
 
@@ -104,7 +119,7 @@ def _extra_schema() -> list[pa.Field]:
     return [
         pa.field("octave_inputs", pa.string()), pa.field("raw_tempo", pa.float64()), pa.field("raw_conf", pa.float64()),
         pa.field("raw_meter", pa.int32()), pa.field("raw_beats", f64s), pa.field("raw_downbeats", f64s),
-        pa.field("act_down", pa.list_(pa.float32())),
+        pa.field("act_down", pa.list_(pa.float32())), pa.field("chord_segments", pa.string()),
     ]  # fmt: skip
 
 

@@ -270,7 +270,7 @@ def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float], s
     chords = harmony.beat_chords(segments, decision.beats)
     t = _lap(timings, "tempo_octave", t)
     if scratch is not None:  # what benches refit on: the decision's inputs and the beat tracker's own grid
-        scratch.update(octave_inputs=None if inputs is None else inputs.to_json(), rhythm_raw=rh, act=act)
+        scratch.update(octave_inputs=None if inputs is None else inputs.to_json(), rhythm_raw=rh, act=act, chord_segments=segments)
     key = tonal.analyse_key(y44, _MODELS.key)
     t = _lap(timings, "key_cnn", t)
     speech_ratio = speech.speech_ratio(y16, _MODELS.vad)
