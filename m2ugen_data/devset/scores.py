@@ -12,8 +12,8 @@ Two ways in, one result (``Piece``: the MIDI fluidsynth plays and every beat and
 
 The beat is the metre's beat unit, as a musician counts it: the denominator's note in simple metres (2/4,
 3/4, 4/4: quarters; 2/2, 3/2: halves) and the dotted note in compound ones (6/8, 9/8, 12/8: dotted
-quarters; 6/4: dotted halves). A tempo is beats per minute of that unit. Metres with one beat per bar or an
-unclear count (3/8, 1/4, free metre) are refused: their tempo has no single convention.
+quarters). A tempo is beats per minute of that unit. Metres with one beat per bar or an unclear count (3/8,
+6/4, free metre) are refused in scores: their tempo has no single convention.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Metre:
 
     @property
     def compound(self) -> bool:
-        return self.numerator in (6, 9, 12) and self.denominator in (4, 8, 16)
+        return self.numerator in (6, 9, 12) and self.denominator in (8, 16)
 
     @property
     def beats_per_bar(self) -> int:
@@ -56,8 +56,12 @@ class Metre:
 
     @property
     def countable(self) -> bool:
-        """A metre whose beat has one convention (see the module docstring)."""
-        return self.beats_per_bar >= 2 and self.beats_per_bar <= 7 and self.denominator in (2, 4, 8, 16)
+        """A metre whose beat has one convention (see the module docstring): simple metres over halves or
+        quarters, compound ones over eighths or sixteenths; not 6/4 (dotted halves or quarters?) nor 3/8
+        (often one beat per bar)."""
+        if self.compound:
+            return True
+        return 2 <= self.beats_per_bar <= 7 and self.denominator in (2, 4) and self.numerator not in (6, 9, 12)
 
     def __str__(self) -> str:
         return f"{self.numerator}/{self.denominator}"
