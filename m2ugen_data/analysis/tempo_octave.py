@@ -409,7 +409,7 @@ def correct_tempo(
 
 # --------------------------------------------------------------------------- fitting (bench/fit_hearing.py)
 
-L2 = 1.0  # the logit's penalty on standardised features: ~26 weights, hundreds of clips per fit
+L2_GRID = (0.3, 1.0, 3.0, 10.0)  # the logit's penalty on standardised features, chosen per fit (see fit_model)
 
 
 def target_candidate(inp: OctaveInputs, truth_bpm: float) -> int | None:
@@ -425,40 +425,60 @@ def _stack(inputs: Sequence[OctaveInputs]) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([x for x, _ in pairs]), np.stack([a for _, a in pairs])
 
 
-def _fit_logit(x: np.ndarray, allowed: np.ndarray, targets: Sequence[int | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fit_logit(
+    x: np.ndarray, allowed: np.ndarray, targets: Sequence[int | None], l2: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from m2ugen_data.analysis.fitting import fit_conditional_logit
 
     keep = np.array([t is not None and allowed[i, t] for i, t in enumerate(targets)])
     y = np.array([t if t is not None else 0 for t in targets])
-    return fit_conditional_logit(x[keep], allowed[keep], y[keep], l2=L2)
+    return fit_conditional_logit(x[keep], allowed[keep], y[keep], l2=l2)
+
+
+def _out_of_group(
+    x: np.ndarray, allowed: np.ndarray, targets: list[int | None], groups: np.ndarray, l2: float
+) -> np.ndarray:
+    """Candidate probabilities of every clip from a logit fitted on the other groups (in-sample with one)."""
+    out = np.zeros(allowed.shape)
+    names = np.unique(groups)
+    for g in names if names.size > 1 else [None]:
+        held = groups == g if g is not None else np.ones(len(targets), bool)
+        train = ~held if g is not None else held
+        w, mean, scale = _fit_logit(x[train], allowed[train], [t for t, k in zip(targets, train) if k], l2)
+        out[held] = OctaveModel(w, mean, scale, Calibration((1.0, 0.0), 0.0), "fold").probabilities(x[held], allowed[held])
+    return out
 
 
 def fit_model(
     inputs: Sequence[OctaveInputs], truth_bpm: Sequence[float], groups: Sequence[str], version: str
 ) -> OctaveModel:
-    """Fit the candidate logit on every clip whose right tempo is a candidate, then the calibration on
-    out-of-group predictions: each group (a source) is predicted by a logit fitted on the other groups, so
-    ``tempo_prob`` is calibrated for music from a source the logit has not seen (with one group, in-sample)."""
+    """Fit the decision on every clip whose right tempo is a candidate, with everything chosen out of group:
+    each group (a source) is predicted by logits fitted on the other groups; the penalty (``L2_GRID``) is the
+    one whose out-of-group predictions give the right candidate the highest likelihood, and the calibration
+    maps those predictions' winning probability and the beat clarity to how often they were right. So
+    ``tempo_prob`` is calibrated for music from a source the logit has not seen."""
     from m2ugen_data.analysis.fitting import fit_logistic
 
     x, allowed = _stack(inputs)
     targets = [target_candidate(i, t) for i, t in zip(inputs, truth_bpm)]
-    w, mean, scale = _fit_logit(x, allowed, targets)
-    groups_arr = np.asarray(groups)
-    p_best = np.zeros(len(inputs))
-    right = np.zeros(len(inputs))
-    for g in np.unique(groups_arr) if len(set(groups)) > 1 else [None]:
-        held = groups_arr == g if g is not None else np.ones(len(inputs), bool)
-        fold = (w, mean, scale) if g is None else _fit_logit(x[~held], allowed[~held], [t for t, h in zip(targets, held) if not h])
-        m = OctaveModel(fold[0], fold[1], fold[2], Calibration((1.0, 0.0), 0.0), "fold")
-        p = m.probabilities(x[held], allowed[held])
-        best = p.argmax(axis=1)
-        p_best[held] = p[np.arange(len(best)), best]
-        right[held] = [t is not None and b == t for b, t in zip(best, np.asarray(targets, dtype=object)[held])]
+    g = np.asarray(groups)
+    has = np.array([t is not None for t in targets])
+    idx = np.array([t if t is not None else 0 for t in targets])
+    best_ll, best_l2, best_p = -np.inf, L2_GRID[0], None
+    for l2 in L2_GRID:
+        p = _out_of_group(x, allowed, targets, g, l2)
+        ll = float(np.log(np.clip(p[np.arange(len(idx)), idx][has], 1e-9, 1)).mean()) if has.any() else 0.0
+        if ll > best_ll:
+            best_ll, best_l2, best_p = ll, l2, p
+    assert best_p is not None
+    w, mean, scale = _fit_logit(x, allowed, targets, best_l2)
+    choice = best_p.argmax(axis=1)
+    p_best = best_p[np.arange(len(choice)), choice]
+    right = (choice == idx) & has
     logit = np.log(np.clip(p_best, 1e-6, 1 - 1e-6) / np.clip(1 - p_best, 1e-6, 1))
     conf = np.array([i.beat_conf for i in inputs])
-    cw, cb, cmean, cscale = fit_logistic(np.stack([logit, conf], axis=1), right, l2=1e-2)
+    cw, cb, cmean, cscale = fit_logistic(np.stack([logit, conf], axis=1), right.astype(np.float64), l2=1e-2)
     # fold the standardisation into the two weights: Calibration reads raw logit and beat_conf
     weights = (float(cw[0] / cscale[0]), float(cw[1] / cscale[1]))
     bias = float(cb - cw[0] * cmean[0] / cscale[0] - cw[1] * cmean[1] / cscale[1])
-    return OctaveModel(w, mean, scale, Calibration(weights, bias), version)
+    return OctaveModel(w, mean, scale, Calibration(weights, bias), f"{version}:l2={best_l2:g}")

@@ -47,6 +47,7 @@ from m2ugen_data.devset.render import (
 )
 from m2ugen_data.devset.score_sources import SOURCES, ScoreSource
 from m2ugen_data.devset.scores import (
+    Metre,
     Piece,
     TempoMap,
     note_spans,
@@ -261,9 +262,11 @@ def choose_windows(piece: Piece, k: int, rng: np.random.Generator) -> list[float
 
 
 def _steady(piece: Piece, t: float) -> bool:
+    """One tempo, one countable metre, enough beats and notes that keep starting (see ``choose_windows``)."""
     inside = (piece.beats >= t) & (piece.beats < t + CLIP_S)
     beats = piece.beats[inside]
-    if beats.size < MIN_BEATS or len({m for m, keep in zip(piece.metres, inside) if keep}) != 1:
+    metres = {m for m, keep in zip(piece.metres, inside) if keep}
+    if beats.size < MIN_BEATS or len(metres) != 1 or not Metre(*map(int, metres.pop().split("/"))).countable:
         return False
     ibi = np.diff(beats)
     if np.abs(ibi / np.median(ibi) - 1.0).max() > TEMPO_STEADY:
@@ -392,7 +395,7 @@ Built by `m2ugen-data devset build --kind scores --seed {s["seed"]}` in {s["buil
 - **Rendering**: `fluidsynth` through one of {len(s["soundfont_files"])} General-MIDI soundfonts per excerpt
   ({s["soundfonts"]}), cut at `offset_s` plus that soundfont's measured latency, -20..-16 LUFS.
 - **Windows**: up to a source's `excerpts` per piece, where every beat interval is within 2 % of the
-  median, one time signature holds, a note starts at least every 2.5 s, and the piece has not ended.
+  median, one time signature with a single beat convention holds (not 3/8 or 6/4), a note starts at least every 2.5 s, and the piece has not ended.
 - **Splits**: `dev`/`test` by a stable hash of the piece (source + file + tune).
 
 ## Counts
