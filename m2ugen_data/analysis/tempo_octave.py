@@ -123,6 +123,12 @@ class OctaveModel:
     scale: np.ndarray
     calibration: Calibration
     version: str
+    margin: float = 0.0  # another grid replaces the decoded one only when it is this much more probable
+
+    def choose(self, p: np.ndarray) -> int:
+        """The chosen candidate: the likeliest, unless it beats the decoded grid by no more than ``margin``."""
+        best = int(np.argmax(p))
+        return best if best == KEEP or p[best] - p[KEEP] > self.margin else KEEP
 
     def probabilities(self, x: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         """Per candidate (0 where not allowed); ``x`` is (candidates, features) or (clips, candidates, features)."""
@@ -140,6 +146,7 @@ class OctaveModel:
             "weights": self.weights.tolist(),
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
+            "margin": self.margin,
             "calibration": {"inputs": ["logit_p_best", "beat_conf"], "weights": list(self.calibration.weights),
                             "bias": self.calibration.bias},  # fmt: skip
             "fitted_on": dict(fitted_on or {}),
@@ -156,6 +163,7 @@ def model_from_json(spec: Mapping) -> OctaveModel:
         np.asarray(spec["scale"], dtype=np.float64),
         Calibration((float(cal["weights"][0]), float(cal["weights"][1])), float(cal["bias"])),
         str(spec["version"]),
+        float(spec.get("margin", 0.0)),
     )
 
 
@@ -325,8 +333,8 @@ def decide(inp: OctaveInputs | None, rhythm: Rhythm, model: OctaveModel | None =
     model = model or load_model()
     x, allowed = candidate_features(inp)
     p = model.probabilities(x, allowed)
-    order = np.argsort(-p, kind="stable")
-    best, alt = int(order[0]), int(order[1])
+    best = model.choose(p)
+    alt = int(np.argmax(np.where(np.arange(p.size) == best, -1.0, p)))
     grid = regrid(rhythm, FACTORS[best], act)
     prob = model.calibration.prob(float(p[best]), inp.beat_conf)
     alt_bpm = inp.tempo * FACTORS[alt] if allowed[alt] else None
@@ -410,6 +418,7 @@ def correct_tempo(
 # --------------------------------------------------------------------------- fitting (bench/fit_hearing.py)
 
 L2_GRID = (0.3, 1.0, 3.0, 10.0)  # the logit's penalty on standardised features, chosen per fit (see fit_model)
+MARGIN_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)  # how much likelier another grid must be, chosen per fit
 
 
 def target_candidate(inp: OctaveInputs, truth_bpm: float) -> int | None:
@@ -454,9 +463,10 @@ def fit_model(
 ) -> OctaveModel:
     """Fit the decision on every clip whose right tempo is a candidate, with everything chosen out of group:
     each group (a source) is predicted by logits fitted on the other groups; the penalty (``L2_GRID``) is the
-    one whose out-of-group predictions give the right candidate the highest likelihood, and the calibration
-    maps those predictions' winning probability and the beat clarity to how often they were right. So
-    ``tempo_prob`` is calibrated for music from a source the logit has not seen."""
+    one whose out-of-group predictions give the right candidate the highest likelihood, the margin
+    (``MARGIN_GRID``) the one with which those predictions are most often right, and the calibration maps
+    the chosen candidates' probability and the beat clarity to how often they were right. So ``tempo_prob``
+    is calibrated for music from a source the logit has not seen."""
     from m2ugen_data.analysis.fitting import fit_logistic
 
     x, allowed = _stack(inputs)
@@ -472,7 +482,9 @@ def fit_model(
             best_ll, best_l2, best_p = ll, l2, p
     assert best_p is not None
     w, mean, scale = _fit_logit(x, allowed, targets, best_l2)
-    choice = best_p.argmax(axis=1)
+    margin = max(MARGIN_GRID, key=lambda m: (_accuracy(best_p, idx, has, m), -m))  # ties: the smaller margin
+    probe = OctaveModel(w, mean, scale, Calibration((1.0, 0.0), 0.0), "probe", margin)
+    choice = np.array([probe.choose(p) for p in best_p])
     p_best = best_p[np.arange(len(choice)), choice]
     right = (choice == idx) & has
     logit = np.log(np.clip(p_best, 1e-6, 1 - 1e-6) / np.clip(1 - p_best, 1e-6, 1))
@@ -481,4 +493,9 @@ def fit_model(
     # fold the standardisation into the two weights: Calibration reads raw logit and beat_conf
     weights = (float(cw[0] / cscale[0]), float(cw[1] / cscale[1]))
     bias = float(cb - cw[0] * cmean[0] / cscale[0] - cw[1] * cmean[1] / cscale[1])
-    return OctaveModel(w, mean, scale, Calibration(weights, bias), f"{version}:l2={best_l2:g}")
+    return OctaveModel(w, mean, scale, Calibration(weights, bias), f"{version}:l2={best_l2:g}:margin={margin:g}", margin)
+
+
+def _accuracy(p: np.ndarray, idx: np.ndarray, has: np.ndarray, margin: float) -> float:
+    probe = OctaveModel(np.zeros(0), np.zeros(0), np.ones(0), Calibration((1.0, 0.0), 0.0), "probe", margin)
+    return float(np.mean([h and probe.choose(pi) == t for pi, t, h in zip(p, idx, has)]))
