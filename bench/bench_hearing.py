@@ -23,6 +23,7 @@ pairs). ``bench/fit_hearing.py`` fits the shipped parameters on everything.
 
     .venv/bin/python bench/bench_hearing.py [--devsets .devsets] [--quick] [--json out.json]
     .venv/bin/python bench/bench_hearing.py --speed 20      # seconds per clip by analyser, one core
+    .venv/bin/python bench/bench_hearing.py --tempo-against 6c7f7d5   # + the hand-set octave rule of that revision
 """
 
 from __future__ import annotations
@@ -165,6 +166,60 @@ def reliability(clips: list[Clip], d: dict[str, Any]) -> tuple[list[dict], list[
         cum.append({"tempo_prob >=": c, "share of clips": float(m.mean()), "right (acc1)": float(right[m].mean()) if m.any() else None,
                     "holds (right >= c)": bool(m.any() and right[m].mean() >= c)})  # fmt: skip
     return bins, cum
+
+
+_OLD_TEMPO = """
+import json, sys
+from m2ugen_data.analysis import fast_stft, rhythm, tempo_octave
+from m2ugen_data.audio_io import load_audio
+fast_stft.install()
+models = rhythm.load_rhythm_models()
+out = {}
+for cid, path in json.loads(sys.argv[1]):
+    y, _ = load_audio(path, sr=rhythm.SAMPLE_RATE)
+    act = rhythm.beat_activations(y, models)
+    d = tempo_octave.correct_tempo(act, rhythm.decode_rhythm(act, models))
+    out[cid] = [d.tempo_bpm, [float(b) for b in d.beats], [float(b) for b in d.downbeats]]
+print(json.dumps(out))
+"""
+
+
+def tempo_at_revision(root: Path, rev: str, clips: list[Clip]) -> dict[str, tuple]:
+    """The tempo decision (and its grid) of the package at git revision ``rev`` on every tempo clip, run in a
+    child process on a copy of that revision; cached per revision under ``<root>/cache``."""
+    import subprocess
+    import tempfile
+
+    cache = root / "cache" / f"tempo-at-{rev}.json"
+    done = json.loads(cache.read_text()) if cache.is_file() else {}
+    todo = [(c.clip_id, str((root / c.set / c.truth["path"]).resolve())) for c in clips if c.clip_id not in done]
+    if todo:
+        print(f"tempo of {len(todo)} clips with the package at {rev} ...", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = subprocess.run(["git", "archive", rev, "m2ugen_data"], cwd=REPO, check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+            proc = subprocess.run([sys.executable, "-c", _OLD_TEMPO, json.dumps(todo)], cwd=tmp, check=True,
+                                  capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": tmp})  # fmt: skip
+        done |= json.loads(proc.stdout.strip().splitlines()[-1])
+        from m2ugen_data.atomic import write_bytes_atomic
+
+        write_bytes_atomic(cache, json.dumps(done).encode())
+    return {cid: tuple(v) for cid, v in done.items()}
+
+
+def against_rows(clips: list[Clip], old: dict[str, tuple], loso: dict[str, Any], rev: str) -> list[dict]:
+    """Per source: the tempo decision at ``rev`` (fixed, not refitted) beside the leave-one-source-out one."""
+    rows = []
+    tclips = [c for c in clips if c.has_tempo_truth]
+    for src in [*sorted({c.source for c in tclips}), "all"]:
+        cs = [c for c in tclips if src in ("all", c.source)]
+        o = rhythm_scores(cs, {c.clip_id: old[c.clip_id][0] for c in cs}, {c.clip_id: old[c.clip_id][1] for c in cs},
+                          {c.clip_id: old[c.clip_id][2] for c in cs})  # fmt: skip
+        n = rhythm_scores(cs, {c.clip_id: loso[c.clip_id].tempo_bpm for c in cs}, {c.clip_id: loso[c.clip_id].beats for c in cs},
+                          {c.clip_id: loso[c.clip_id].downbeats for c in cs})  # fmt: skip
+        rows.append({"source": src, "clips": len(cs), f"acc1 at {rev}": o["acc1"], f"acc2 at {rev}": o["acc2"],
+                     "acc1 now (held out)": n["acc1"], "acc2 now (held out)": n["acc2"]})  # fmt: skip
+    return rows
 
 
 # --------------------------------------------------------------------------- instruments
@@ -353,6 +408,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help=f"at most {QUICK_CAP} clips per source, no pair mining")
     ap.add_argument("--speed", type=int, default=0, metavar="N", help="time N clips per analyser and stop")
     ap.add_argument("--json", type=Path, default=None, help="also write the tables here")
+    ap.add_argument("--tempo-against", default=None, metavar="REV",
+                    help="also the tempo decision of the package at git revision REV (e.g. the hand-set octave rule)")
     args = ap.parse_args()
     clips = load_clips(args.devsets, args.workers, not args.no_build, QUICK_CAP if args.quick else None)
     if args.speed:
@@ -363,6 +420,10 @@ def main() -> None:
     report: dict[str, list[dict]] = {}
     report["tempo"], loso = tempo_report(clips)
     report["tempo errors (leave-one-source-out)"] = errors_by_ratio(clips, loso)
+    if args.tempo_against:
+        tclips = [c for c in clips if c.has_tempo_truth]
+        old = tempo_at_revision(args.devsets, args.tempo_against, tclips)
+        report[f"tempo: the decision at {args.tempo_against} vs now"] = against_rows(clips, old, loso, args.tempo_against)
     report["tempo_prob reliability"], report["tempo_prob >= c"] = reliability(clips, loso)
     report["instruments"], report["instruments per word"], report["instrument words on real recordings"] = instrument_report(clips)
     if not args.quick:
