@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import mido
@@ -196,37 +196,34 @@ def truncated(mid: mido.MidiFile, end_s: float) -> mido.MidiFile:
     return out
 
 
-def set_programs(mid: mido.MidiFile, programs: Mapping[int, int]) -> mido.MidiFile:
-    """A copy where each listed channel plays ``programs[channel]`` from tick 0 (its own program changes are
-    replaced, so a part keeps one instrument and the truth names it)."""
+def without(mid: mido.MidiFile, drop: Callable[[mido.Message], bool]) -> mido.MidiFile:
+    """A copy without the messages ``drop`` selects; their delta times move onto the next message kept, so
+    every other event keeps its tick."""
     out = copy.deepcopy(mid)
     for track in out.tracks:
         kept, carry = [], 0
         for msg in track:
-            if msg.type == "program_change" and msg.channel in programs:
+            if drop(msg):
                 carry += msg.time
                 continue
             kept.append(msg.copy(time=msg.time + carry) if carry else msg)
             carry = 0
         track[:] = kept
-    head = out.tracks[0]
+    return out
+
+
+def set_programs(mid: mido.MidiFile, programs: Mapping[int, int]) -> mido.MidiFile:
+    """A copy where each listed channel plays ``programs[channel]`` from tick 0 (its own program changes are
+    replaced, so a part keeps one instrument and the truth names it)."""
+    out = without(mid, lambda m: m.type == "program_change" and m.channel in programs)
     for ch, prog in sorted(programs.items(), reverse=True):
-        head.insert(0, mido.Message("program_change", channel=ch, program=prog, time=0))
+        out.tracks[0].insert(0, mido.Message("program_change", channel=ch, program=prog, time=0))
     return out
 
 
 def set_single_tempo(mid: mido.MidiFile, us_per_quarter: int) -> mido.MidiFile:
     """A copy whose only tempo is ``us_per_quarter`` (set at tick 0 in the first track)."""
-    out = copy.deepcopy(mid)
-    for track in out.tracks:
-        kept, carry = [], 0
-        for msg in track:
-            if msg.type == "set_tempo":
-                carry += msg.time
-                continue
-            kept.append(msg.copy(time=msg.time + carry) if carry else msg)
-            carry = 0
-        track[:] = kept
+    out = without(mid, lambda m: m.type == "set_tempo")
     out.tracks[0].insert(0, mido.MetaMessage("set_tempo", tempo=int(us_per_quarter), time=0))
     return out
 
