@@ -326,7 +326,7 @@ def _model_versions(models: Models) -> str:
 
 
 def _mtt_dict(tags: dict[str, np.ndarray] | None) -> dict[str, float] | None:
-    """MTT tag name -> probability (the tempo-octave rule can read 'fast'/'slow')."""
+    """MTT tag name -> probability (the tempo decision reads 'fast'/'slow')."""
     if tags is None:
         return None
     return {name: float(p) for name, p in zip(taggers.MTT_TAGS, tags["mtt"])}
