@@ -110,12 +110,17 @@ MUSIC_KEPT = 0.97  # the threshold keeps at least this share of the fitting musi
 
 
 def fit_model(x: np.ndarray, y: np.ndarray, version: str) -> LikenessModel:
-    """Logistic weights on the descriptors and the music threshold: the highest score that still keeps
+    """Logistic weights on the descriptors, each class weighing as much as the other (the dev sets hold
+    three music clips per non-music one; unweighted, leave-one-package-out rejection was 0.867 against 0.925
+    balanced, music kept 0.950 against 0.933), and the music threshold: the highest score that still keeps
     ``MUSIC_KEPT`` of the fitting music, at most 0.5 (a missed piece of music costs a MUCaps clip; a passed
     sound effect costs a wrong caption, which is worse, so the threshold is pushed up to that bound)."""
     from m2ugen_data.analysis.fitting import fit_logistic
 
-    w, b, mean, scale = fit_logistic(x, y)
+    y = np.asarray(y, dtype=np.float64)
+    share = float(y.mean()) if y.size else 0.5
+    balance = np.where(y == 1, 0.5 / max(share, 1e-9), 0.5 / max(1 - share, 1e-9))
+    w, b, mean, scale = fit_logistic(x, y, weight=balance)
     model = LikenessModel(w, b, mean, scale, 0.5, version)
     music = np.sort([model.score(v) for v, label in zip(x, y) if label == 1])
     threshold = float(music[int(math.floor((1 - MUSIC_KEPT) * len(music)))]) if len(music) else 0.5
