@@ -3,24 +3,96 @@ compared against the corpus truth (ours: madmom downbeat RNN + DBN with 30 tempo
 60 tempo states; librosa's beat tracker).
 
     .venv/bin/python bench/bench_analysis.py [--clips 24] [--workers 2]
+
+``--cpu DIR`` instead times the full analysis on the 10 s FLAC clips in DIR (e.g. ``.devsets/gm/audio``) in
+CPU seconds per stage (``time.process_time``: on a shared machine wall time measures the neighbours), one
+process, one thread per library; ``--against REV`` runs the same measurement with the package as it was at
+git revision REV in a child process, rounds interleaved, and prints both with the ratio:
+
+    .venv/bin/python bench/bench_analysis.py --cpu .devsets/gm/audio --clips 30 --against 6c7f7d5
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+REPO = Path(__file__).resolve().parents[1]
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+
+
+def cpu_per_stage(files: list[str]) -> dict[str, float]:
+    """CPU seconds per clip per stage of ``analyse_file`` (whatever version of the package is importable)."""
+    from m2ugen_data.analysis import analyze as an
+
+    if hasattr(an, "STAGE_CLOCK"):
+        an.STAGE_CLOCK = time.process_time
+    else:  # older code reads time.perf_counter directly
+        an.time = type("Clock", (), {"perf_counter": staticmethod(time.process_time)})
+    an.init_worker()
+    totals: dict[str, float] = {}
+    for f in files:
+        _, timings = an.analyse_file("cpuTimeClip_0", f)
+        for k, v in timings.items():
+            totals[k] = totals.get(k, 0.0) + v
+    return {k: v / len(files) for k, v in totals.items()}
+
+
+def _child(tree: Path, files: list[str]) -> dict[str, float]:
+    env = os.environ | ONE_THREAD | {"PYTHONPATH": str(tree)}
+    code = f"import sys, json; sys.path.insert(0, {str(tree)!r}); sys.path.insert(1, {str(REPO / 'bench')!r});" \
+           f"import bench_analysis as b; print(json.dumps(b.cpu_per_stage(json.loads(sys.argv[1]))))"
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(files)], env=env, cwd=tree, check=True,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def cpu_mode(audio: Path, n: int, against: str | None, rounds: int = 2) -> None:
+    files = sorted(str(p.resolve()) for p in audio.glob("*.flac"))[:n]
+    trees = {"now": REPO}
+    with tempfile.TemporaryDirectory() as tmp:
+        if against:
+            old = Path(tmp) / "before"
+            old.mkdir()
+            archive = subprocess.run(["git", "archive", against, "m2ugen_data"], cwd=REPO, check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+            trees = {f"at {against}": old, "now": REPO}
+        runs: dict[str, list[dict[str, float]]] = {k: [] for k in trees}
+        for _ in range(rounds):  # interleaved: drift in the machine's load hits both alike
+            for name, tree in trees.items():
+                runs[name].append(_child(tree, files))
+    best = {name: {k: min(r[k] for r in rs if k in r) for k in rs[0]} for name, rs in runs.items()}
+    stages = sorted(best["now"], key=lambda k: -best["now"][k])
+    print(f"CPU seconds per 10 s clip, one process, {len(files)} clips from {audio}, best of {rounds} interleaved rounds")
+    print("| stage | " + " | ".join(best) + (" | now / before |" if against else " |"))
+    print("|---|" + "---|" * (len(best) + (1 if against else 0)))
+    for k in stages:
+        cells = [f"{best[name].get(k, float('nan')):.3f}" for name in best]
+        ratio = f" | {best['now'][k] / best[f'at {against}'][k]:.2f}" if against and k in best[f"at {against}"] else (" | -" if against else "")
+        print(f"| {k} | " + " | ".join(cells) + ratio + " |")
+    for name, b in best.items():
+        print(f"{name}: {1 / b['total']:.2f} clips/s/core (CPU)")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", type=int, default=24)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cpu", type=Path, default=None, metavar="DIR", help="CPU time per stage on DIR/*.flac")
+    ap.add_argument("--against", default=None, metavar="REV", help="with --cpu: also the package at REV")
     args = ap.parse_args()
+    if args.cpu:
+        cpu_mode(args.cpu, args.clips, args.against)
+        return
 
     import mir_eval
 

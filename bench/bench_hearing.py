@@ -1,205 +1,373 @@
-"""How well the pipeline hears real sounds: the General-MIDI and recordings dev sets, scored per split.
+"""How well the pipeline hears music from sources it was never tuned on: leave-one-source-out beside a split.
 
-Builds (or reuses) the dev sets under ``--devsets`` (default ``<repo>/.devsets``; ``m2ugen-data devset
-build``), analyses every clip with the pipeline's analyser (``analyse_file``, cached per analyser version
-in ``<devsets>/cache``), and prints Markdown tables per set and split:
+Loads the three dev sets (``hearing_sets``: GM/MMA renders, the scores set's MIDI files and score
+collections through four soundfonts, real recordings), analyses what the cache lacks, then measures every
+fitted part on clips its fit never saw and prints Markdown tables:
 
-- GM set: tempo Acc1/Acc2, beat and downbeat F (mir_eval), chord majmin accuracy (mir_eval.chord),
-  instrument precision/recall against the rendered programs' families (only families a tag word can name),
-  MUEdit sibling recall/precision (``pairs.evaluation``: every written pair re-checked against every rule);
-- recordings set: music-filter accuracy per category (music kept, speech/sfx/ambience/crowd rejected).
+- **Tempo** (GM + scores): per source, the beat tracker as decoded (plain madmom RNN + DBN) and the tempo
+  decision fitted on every *other* source (``tempo_octave.fit_model``, whose calibration is itself fitted
+  out-of-source inside the training sources): Acc1, Acc2, beat F, downbeat F. Pooled rows: all held-out
+  predictions (leave-one-source-out), and the random split (fit on ``dev`` of all sources, report ``test``).
+- **Tempo confidence**: a reliability table of ``tempo_prob`` (leave-one-source-out predictions): per bin and
+  for ``tempo_prob >= c``, how often the tempo was right; and what captions state (``facts.rules``).
+- **Instruments** (GM + scores): the calibrated head fitted leave-one-soundfont-out and leave-one-source-out
+  against the old tag thresholds: precision/recall per word and pooled over the words captions name; and on
+  the real recordings (no instrument truth): words said per music and per non-music clip.
+- **MUEdit pairs** (GM siblings): the miner on rows whose tempo comes from the model not fitted on ``mma``
+  and whose instruments come from the head not fitted on the clip's soundfont.
+- **Music filter** (recordings + all music): per Debian package held out, the music-likeness model fitted on
+  the rest: music kept / non-music rejected; the old filter (labels + speech + loudness) beside it.
 
-The baseline row is plain madmom (downbeat RNN + DBN, the analyser before octave correction) for rhythm,
-and the music filter without the measured music score (labels + speech + loudness) for the filter. Every
-clip is given the AudioSet label "Music", as a music-subtree segment would have, so the filter is judged on
-the audio alone. Tune on ``dev``, report ``test``.
+Nothing measured on a held-out source is fitted on it. ``--quick`` caps each source at a few clips (and skips
+pairs). ``bench/fit_hearing.py`` fits the shipped parameters on everything.
 
-Derived columns (tag words, music score) are recomputed from the cached measurements with the current rule
-and model (``analysis.derived``), so re-calibrating needs no re-analysis:
-
-    .venv/bin/python bench/bench_hearing.py                 # tables (analyses what the cache lacks)
-    .venv/bin/python bench/bench_hearing.py --calibrate     # fit the music-likeness model on the dev split,
-                                                            # write data/music_likeness.json, sweep tag thresholds
+    .venv/bin/python bench/bench_hearing.py [--devsets .devsets] [--quick] [--json out.json]
     .venv/bin/python bench/bench_hearing.py --speed 20      # seconds per clip by analyser, one core
+    .venv/bin/python bench/bench_hearing.py --tempo-against 6c7f7d5   # + the hand-set octave rule of that revision
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import hashlib
 import json
 import math
-import multiprocessing
+import sys
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from m2ugen_data.devset import metrics
-from m2ugen_data.devset.truth import TRUTH_FILE, read_truth
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hearing_sets import MUSIC_MID, Clip, head_inputs, load_clips  # noqa: E402
+
+from m2ugen_data.devset import metrics  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-MUSIC_MID = "/m/04rlf"
-SPLITS = ("dev", "test")
-# tag word -> the GM families it names (a "strings" word is right for a violin or cello part too)
-WORD_FAMILIES: dict[str, tuple[str, ...]] = {
-    "piano": ("piano",),
-    "guitar": ("guitar",),
-    "strings": ("strings", "violin", "cello"),
-    "violin": ("violin", "strings"),
-    "cello": ("cello", "strings"),
-    "harp": ("harp",),
-    "harpsichord": ("harpsichord",),
-    "flute": ("flute",),
-    "synth": ("synth",),
-    "drums": ("drums",),
-    "sitar": (),
-}
+QUICK_CAP = 12  # clips per source with --quick
+RELIABILITY_BINS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0001)
 
 
-# --------------------------------------------------------------------------- analysis (cached)
+# --------------------------------------------------------------------------- tempo
 
 
-def _pipeline_job(job: tuple[str, str]) -> dict[str, Any]:
-    from m2ugen_data.analysis.analyze import analyse_file
-    from m2ugen_data.analysis.music_filter import ClipLabels
+def decisions(clips: Sequence[Clip], model) -> dict[str, Any]:
+    """clip id -> TempoDecision under ``model``."""
+    from m2ugen_data.analysis import tempo_octave
 
-    row, _ = analyse_file(job[0], job[1], labels=ClipLabels(labels=(MUSIC_MID,)))
-    return row
-
-
-def _madmom_job(job: tuple[str, str]) -> dict[str, Any]:
-    from m2ugen_data.analysis import rhythm
-    from m2ugen_data.analysis.analyze import init_worker
-    from m2ugen_data.audio_io import load_audio
-
-    init_worker()
-    from m2ugen_data.analysis.analyze import _MODELS
-
-    y, _ = load_audio(job[1], sr=rhythm.SAMPLE_RATE)
-    rh = rhythm.analyse_rhythm(y, _MODELS.rhythm)  # type: ignore[union-attr]
-    return {"clip_id": job[0], "tempo_bpm": rh.tempo_bpm, "beats": list(map(float, rh.beats)),
-            "downbeats": list(map(float, rh.downbeats))}  # fmt: skip
+    return {c.clip_id: tempo_octave.decide(c.octave_inputs(), c.raw_rhythm(), model, c.activations()) for c in clips}
 
 
-def _run(fn, jobs: list[tuple[str, str]], workers: int) -> list[dict[str, Any]]:
-    if workers <= 1 or len(jobs) <= 1:
-        return list(map(fn, jobs))
-    from m2ugen_data.analysis.analyze import init_worker
+def fit_tempo(train: Sequence[Clip], version: str):
+    from m2ugen_data.analysis import tempo_octave
 
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker) as pool:
-        return list(pool.map(fn, jobs, chunksize=2))
+    usable = [c for c in train if c.octave_inputs() is not None]
+    return tempo_octave.fit_model([c.octave_inputs() for c in usable], [c.truth["tempo_bpm"] for c in usable],
+                                  [c.source for c in usable], version)  # fmt: skip
 
 
-def cached_rows(root: Path, name: str, truth: list[dict], kind: str, workers: int) -> dict[str, dict[str, Any]]:
-    """Rows per clip for ``kind`` (pipeline | madmom), analysing only what the cache lacks."""
-    from m2ugen_data.analysis.analyze import ANALYSER_VERSION
-    from m2ugen_data.atomic import write_bytes_atomic
+def held_out(clips: Sequence[Clip], key: Callable[[Clip], str], fit: Callable[[list[Clip]], Any],
+             apply: Callable[[list[Clip], Any], dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """Leave-one-group-out: each group's clips get ``apply`` of the model ``fit`` on the other groups."""
+    out: dict[str, Any] = {}
+    for g in sorted({key(c) for c in clips}):
+        test = [c for c in clips if key(c) == g]
+        out |= apply(test, fit([c for c in clips if key(c) != g]))
+    return out
 
-    version = ANALYSER_VERSION if kind == "pipeline" else "madmom-rnn-dbn"
-    cache = root / "cache" / f"{kind}-{name}-{hashlib.sha1(version.encode()).hexdigest()[:12]}.parquet"
-    rows: dict[str, dict[str, Any]] = {}
-    if cache.is_file():
-        rows = {r["clip_id"]: r for r in pq.read_table(cache).to_pylist()}
-    todo = [(t["clip_id"], str(root / name / t["path"])) for t in truth if t["clip_id"] not in rows]
+
+def rhythm_scores(clips: Sequence[Clip], tempo: dict[str, float | None], beats: dict[str, Any], downs: dict[str, Any]) -> dict[str, float]:
+    t = metrics.tempo_scores([c.truth["tempo_bpm"] for c in clips], [tempo[c.clip_id] for c in clips])
+    b = metrics.beat_scores([c.truth["beats"] for c in clips], [beats[c.clip_id] for c in clips])
+    d = metrics.beat_scores([c.truth["downbeats"] for c in clips], [downs[c.clip_id] for c in clips])
+    return {"clips": len(clips), "acc1": t["acc1"], "acc2": t["acc2"], "beat_f": b["f_measure"], "downbeat_f": d["f_measure"]}
+
+
+def tempo_report(clips: list[Clip]) -> tuple[list[dict], dict[str, Any]]:
+    tclips = [c for c in clips if c.has_tempo_truth]
+    t0 = time.perf_counter()
+    loso = held_out(tclips, lambda c: c.source, lambda tr: fit_tempo(tr, "loso"), decisions)
+    dev = [c for c in tclips if c.split == "dev"]
+    split_model = fit_tempo(dev, "split")
+    split = decisions([c for c in tclips if c.split == "test"], split_model)
+    raw = {c.clip_id: c.raw_rhythm() for c in tclips}
+
+    def dbn(cs: list[Clip]) -> dict[str, float]:
+        return rhythm_scores(cs, {c.clip_id: raw[c.clip_id].tempo_bpm for c in cs}, {c.clip_id: raw[c.clip_id].beats for c in cs},
+                             {c.clip_id: raw[c.clip_id].downbeats for c in cs})  # fmt: skip
+
+    def ours(cs: list[Clip], d: dict[str, Any]) -> dict[str, float]:
+        return rhythm_scores(cs, {c.clip_id: d[c.clip_id].tempo_bpm for c in cs}, {c.clip_id: d[c.clip_id].beats for c in cs},
+                             {c.clip_id: d[c.clip_id].downbeats for c in cs})  # fmt: skip
+
+    rows = []
+    for src in sorted({c.source for c in tclips}):
+        cs = [c for c in tclips if c.source == src]
+        b, o = dbn(cs), ours(cs, loso)
+        slow = [c for c in cs if c.truth["tempo_bpm"] < 90]
+        rows.append({"source": src, "clips": len(cs), "slow (<90)": len(slow), "DBN acc1": b["acc1"], "DBN acc2": b["acc2"],
+                     "acc1": o["acc1"], "acc2": o["acc2"], "DBN beat F": b["beat_f"], "beat F": o["beat_f"],
+                     "downbeat F": o["downbeat_f"]})  # fmt: skip
+    b, o = dbn(tclips), ours(tclips, loso)
+    rows.append({"source": "**all, leave-one-source-out**", "clips": len(tclips), "slow (<90)": sum(c.truth["tempo_bpm"] < 90 for c in tclips),
+                 "DBN acc1": b["acc1"], "DBN acc2": b["acc2"], "acc1": o["acc1"], "acc2": o["acc2"], "DBN beat F": b["beat_f"],
+                 "beat F": o["beat_f"], "downbeat F": o["downbeat_f"]})  # fmt: skip
+    test = [c for c in tclips if c.split == "test"]
+    b, o = dbn(test), ours(test, split)
+    rows.append({"source": "all, random split (test)", "clips": len(test), "slow (<90)": sum(c.truth["tempo_bpm"] < 90 for c in test),
+                 "DBN acc1": b["acc1"], "DBN acc2": b["acc2"], "acc1": o["acc1"], "acc2": o["acc2"], "DBN beat F": b["beat_f"],
+                 "beat F": o["beat_f"], "downbeat F": o["downbeat_f"]})  # fmt: skip
+    print(f"(tempo: {len({c.source for c in tclips}) + 1} fits incl. nested calibration in {time.perf_counter() - t0:.1f} s)")
+    return rows, loso
+
+
+def errors_by_ratio(clips: list[Clip], d: dict[str, Any]) -> list[dict]:
+    """Where the held-out decisions go wrong: estimated / true tempo, by truth tempo band."""
+    bands = ((0, 70), (70, 90), (90, 120), (120, 150), (150, 999))
+    out = []
+    for lo, hi in bands:
+        cs = [c for c in clips if c.has_tempo_truth and lo <= c.truth["tempo_bpm"] < hi]
+        kinds: Counter[str] = Counter()
+        for c in cs:
+            est = d[c.clip_id].tempo_bpm
+            kinds[_ratio_name(c.truth["tempo_bpm"], est)] += 1
+        out.append({"true tempo": f"{lo}-{hi}", "clips": len(cs)} | {k: kinds.get(k, 0) for k in ("right", "x2", "x1/2", "x3/2", "x2/3", "x3", "x1/3", "other", "none")})
+    return out
+
+
+def _ratio_name(truth: float, est: float | None) -> str:
+    if est is None:
+        return "none"
+    for name, f in (("right", 1.0), ("x2", 2.0), ("x1/2", 0.5), ("x3/2", 1.5), ("x2/3", 2 / 3), ("x3", 3.0), ("x1/3", 1 / 3)):
+        if abs(est / (truth * f) - 1.0) <= metrics.TEMPO_TOLERANCE:
+            return name
+    return "other"
+
+
+def reliability(clips: list[Clip], d: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """Per tempo_prob bin and cumulatively (>= c): clips, mean tempo_prob, share right (Acc1)."""
+    from m2ugen_data.facts.rules import TEMPO_PROB_MIN
+
+    tc = [c for c in clips if c.has_tempo_truth]
+    p = np.array([d[c.clip_id].prob for c in tc])
+    right = np.array([metrics.tempo_acc1(c.truth["tempo_bpm"], d[c.clip_id].tempo_bpm) for c in tc])
+    bins = []
+    for lo, hi in zip(RELIABILITY_BINS, RELIABILITY_BINS[1:]):
+        m = (p >= lo) & (p < hi)
+        bins.append({"tempo_prob": f"[{lo:.2f}, {min(hi, 1):.2f})", "clips": int(m.sum()),
+                     "mean tempo_prob": float(p[m].mean()) if m.any() else None, "right (acc1)": float(right[m].mean()) if m.any() else None})  # fmt: skip
+    cum = []
+    for c in (0.5, 0.6, 0.7, 0.8, TEMPO_PROB_MIN, 0.9, 0.95):
+        m = p >= c
+        cum.append({"tempo_prob >=": c, "share of clips": float(m.mean()), "right (acc1)": float(right[m].mean()) if m.any() else None,
+                    "holds (right >= c)": bool(m.any() and right[m].mean() >= c)})  # fmt: skip
+    return bins, cum
+
+
+_OLD_TEMPO = """
+import json, sys
+from m2ugen_data.analysis import fast_stft, rhythm, tempo_octave
+from m2ugen_data.audio_io import load_audio
+fast_stft.install()
+models = rhythm.load_rhythm_models()
+out = {}
+for cid, path in json.loads(sys.argv[1]):
+    y, _ = load_audio(path, sr=rhythm.SAMPLE_RATE)
+    act = rhythm.beat_activations(y, models)
+    d = tempo_octave.correct_tempo(act, rhythm.decode_rhythm(act, models))
+    out[cid] = [d.tempo_bpm, [float(b) for b in d.beats], [float(b) for b in d.downbeats]]
+print(json.dumps(out))
+"""
+
+
+def tempo_at_revision(root: Path, rev: str, clips: list[Clip]) -> dict[str, tuple]:
+    """The tempo decision (and its grid) of the package at git revision ``rev`` on every tempo clip, run in a
+    child process on a copy of that revision; cached per revision under ``<root>/cache``."""
+    import subprocess
+    import tempfile
+
+    cache = root / "cache" / f"tempo-at-{rev}.json"
+    done = json.loads(cache.read_text()) if cache.is_file() else {}
+    todo = [(c.clip_id, str((root / c.set / c.truth["path"]).resolve())) for c in clips if c.clip_id not in done]
     if todo:
-        print(f"analysing {len(todo)} {name} clips ({kind}) ...", flush=True)
-        fresh = _run(_pipeline_job if kind == "pipeline" else _madmom_job, todo, workers)
-        rows.update({r["clip_id"]: r for r in fresh})
-        table = _table(kind, list(rows.values()))
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(cache, sink.getvalue().to_pybytes())
+        print(f"tempo of {len(todo)} clips with the package at {rev} ...", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = subprocess.run(["git", "archive", rev, "m2ugen_data"], cwd=REPO, check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+            proc = subprocess.run([sys.executable, "-c", _OLD_TEMPO, json.dumps(todo)], cwd=tmp, check=True,
+                                  capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": tmp})  # fmt: skip
+        done |= json.loads(proc.stdout.strip().splitlines()[-1])
+        from m2ugen_data.atomic import write_bytes_atomic
+
+        write_bytes_atomic(cache, json.dumps(done).encode())
+    return {cid: tuple(v) for cid, v in done.items()}
+
+
+def against_rows(clips: list[Clip], old: dict[str, tuple], loso: dict[str, Any], rev: str) -> list[dict]:
+    """Per source: the tempo decision at ``rev`` (fixed, not refitted) beside the leave-one-source-out one."""
+    rows = []
+    tclips = [c for c in clips if c.has_tempo_truth]
+    for src in [*sorted({c.source for c in tclips}), "all"]:
+        cs = [c for c in tclips if src in ("all", c.source)]
+        o = rhythm_scores(cs, {c.clip_id: old[c.clip_id][0] for c in cs}, {c.clip_id: old[c.clip_id][1] for c in cs},
+                          {c.clip_id: old[c.clip_id][2] for c in cs})  # fmt: skip
+        n = rhythm_scores(cs, {c.clip_id: loso[c.clip_id].tempo_bpm for c in cs}, {c.clip_id: loso[c.clip_id].beats for c in cs},
+                          {c.clip_id: loso[c.clip_id].downbeats for c in cs})  # fmt: skip
+        rows.append({"source": src, "clips": len(cs), f"acc1 at {rev}": o["acc1"], f"acc2 at {rev}": o["acc2"],
+                     "acc1 now (held out)": n["acc1"], "acc2 now (held out)": n["acc2"]})  # fmt: skip
     return rows
 
 
-def _table(kind: str, rows: list[dict[str, Any]]) -> pa.Table:
-    if kind == "pipeline":
-        from m2ugen_data.schemas import FEATURES
-        from m2ugen_data.warehouse import utc_now
-
-        now = utc_now()
-        return pa.Table.from_pylist([r | {"updated_at": r.get("updated_at") or now} for r in rows], schema=FEATURES.schema)
-    return pa.Table.from_pylist(rows)
+# --------------------------------------------------------------------------- instruments
 
 
-def rederived(rows: dict[str, dict[str, Any]], baseline_filter: bool = False) -> dict[str, dict[str, Any]]:
-    """Tag words, music score and filter verdict from the cached measurements, with the current rule/model.
+def fit_head(train: list[Clip], key: Callable[[Clip], str]):
+    from m2ugen_data.analysis import instrument_head
 
-    ``baseline_filter``: the filter as it was before the music score (labels, speech, loudness only)."""
-    from m2ugen_data.analysis.derived import rederive
-    from m2ugen_data.analysis.music_filter import ClipLabels, MusicFilterConfig, apply_filter
-
-    cfg = MusicFilterConfig(min_music_score=0.0, speech_exempt_music_score=math.inf) if baseline_filter else MusicFilterConfig()
-    labels = ClipLabels(labels=(MUSIC_MID,))
-    return {c: apply_filter(rederive(dict(r)), labels, cfg) for c, r in rows.items()}
+    train = [c for c in train if c.row.get("tags_mtt") is not None]
+    return instrument_head.fit_head(head_inputs(train), [c.truth["families"] for c in train], [key(c) for c in train], "held-out")
 
 
-# --------------------------------------------------------------------------- scoring
+def head_words(clips: list[Clip], head) -> dict[str, list[str]]:
+    from m2ugen_data.analysis import derived
+
+    return {c.clip_id: (derived.tag_columns(derived.stored_tags(c.row), timbre=c.row["timbre"], head=head)["instruments"] or [])
+            for c in clips if c.row.get("tags_mtt") is not None}  # fmt: skip
 
 
-def families_of(words: list[str] | None, truth_families: set[str]) -> set[str]:
-    """The families a clip's instrument words name; a word naming several counts for the one present."""
-    out = set()
-    for w in words or ():
-        options = WORD_FAMILIES.get(w, ())
-        hit = [f for f in options if f in truth_families]
-        out.add(hit[0] if hit else (options[0] if options else f"word:{w}"))
-    return out
+def instrument_scores(clips: list[Clip], words: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Pooled over the head's words and per word: precision (said words right), recall (right words said)."""
+    from m2ugen_data.analysis.instrument_head import WORD_FAMILIES, WORDS
+
+    said = right_said = present = found = 0
+    per = {w: Counter() for w in WORDS}
+    for c in clips:
+        if c.clip_id not in words:
+            continue
+        fams = set(c.truth["families"])
+        heard = {w for w in WORDS if any(f in fams for f in WORD_FAMILIES[w])}
+        got = {w for w in words[c.clip_id] if w in WORD_FAMILIES}
+        said += len(got)
+        right_said += len(got & heard)
+        present += len(heard)
+        found += len(got & heard)
+        for w in WORDS:
+            per[w]["said"] += w in got
+            per[w]["right"] += w in got and w in heard
+            per[w]["present"] += w in heard
+    pooled = {"precision": right_said / said if said else math.nan, "recall": found / present if present else math.nan,
+              "words said per clip": said / max(1, len(words))}  # fmt: skip
+    by_word = {w: {"present": n["present"], "said": n["said"], "precision": n["right"] / n["said"] if n["said"] else math.nan,
+                   "recall": n["right"] / n["present"] if n["present"] else math.nan} for w, n in per.items()}  # fmt: skip
+    return pooled, by_word
 
 
-NAMEABLE = sorted({f for fams in WORD_FAMILIES.values() for f in fams})
+def instrument_report(clips: list[Clip]) -> tuple[list[dict], list[dict], list[dict]]:
+    from m2ugen_data.analysis import derived
+
+    ic = [c for c in clips if c.has_tempo_truth and c.row.get("tags_mtt") is not None]
+    old = {c.clip_id: derived.tag_columns(derived.stored_tags(c.row), head=None)["instruments"] or [] for c in ic}
+    losf = held_out(ic, lambda c: c.soundfont or "?", lambda tr: fit_head(tr, lambda c: c.soundfont or "?"), head_words)
+    loso = held_out(ic, lambda c: c.source, lambda tr: fit_head(tr, lambda c: c.source), head_words)
+    summary, per_word = [], {}
+    for name, words in (("MusiCNN tag thresholds (before)", old), ("head, leave-one-soundfont-out", losf),
+                        ("head, leave-one-source-out", loso)):  # fmt: skip
+        pooled, by_word = instrument_scores(ic, words)
+        summary.append({"instrument words": name, "clips": len(ic)} | pooled)
+        per_word[name] = by_word
+    words_rows = []
+    for w in per_word["head, leave-one-soundfont-out"]:
+        row: dict[str, Any] = {"word": w, "present": per_word["head, leave-one-soundfont-out"][w]["present"]}
+        for name, short in (("MusiCNN tag thresholds (before)", "before"), ("head, leave-one-soundfont-out", "LOSF"),
+                            ("head, leave-one-source-out", "LOSO")):  # fmt: skip
+            row[f"{short} P"] = per_word[name][w]["precision"]
+            row[f"{short} R"] = per_word[name][w]["recall"]
+        words_rows.append(row)
+    real = [c for c in clips if c.set == "recordings" and c.row.get("tags_mtt") is not None]
+    shipped = head_words(real, True)
+    old_real = {c.clip_id: derived.tag_columns(derived.stored_tags(c.row), head=None)["instruments"] or [] for c in real}
+    real_rows = []
+    for label, cs in (("music", [c for c in real if c.truth["is_music"]]), ("non-music", [c for c in real if not c.truth["is_music"]])):
+        real_rows.append({"recordings": label, "clips": len(cs),
+                          "words/clip before": float(np.mean([len(old_real[c.clip_id]) for c in cs])) if cs else None,
+                          "words/clip head": float(np.mean([len(shipped[c.clip_id]) for c in cs])) if cs else None,
+                          "clips with a word, head": float(np.mean([bool(shipped[c.clip_id]) for c in cs])) if cs else None})  # fmt: skip
+    return summary, words_rows, real_rows
 
 
-def chord_intervals(row: dict[str, Any]) -> list[dict[str, Any]]:
-    beats, chords = row.get("beats") or [], row.get("beat_chords") or []
-    return [{"start": beats[i], "end": beats[i + 1], "label": c} for i, c in enumerate(chords) if i + 1 < len(beats)]
+# --------------------------------------------------------------------------- pairs
 
 
-def score_rhythm(truth: list[dict], est: dict[str, dict[str, Any]]) -> dict[str, float]:
-    tempo = metrics.tempo_scores([t["tempo_bpm"] for t in truth], [est[t["clip_id"]].get("tempo_bpm") for t in truth])
-    beats = metrics.beat_scores([t["beats"] for t in truth], [est[t["clip_id"]].get("beats") or [] for t in truth])
-    down = metrics.beat_scores(
-        [t["downbeats"] for t in truth], [est[t["clip_id"]].get("downbeats") or [] for t in truth]
-    )
-    return {"tempo_acc1": tempo["acc1"], "tempo_acc2": tempo["acc2"], "beat_f": beats["f_measure"],
-            "downbeat_f": down["f_measure"]}  # fmt: skip
-
-
-def score_gm_pipeline(truth: list[dict], est: dict[str, dict[str, Any]], truth_table: pa.Table, split: str) -> dict:
+def pair_report(clips: list[Clip], tempo: dict[str, Any]) -> list[dict]:
+    """Sibling recall/precision on the GM set with held-out tempo and held-out instrument words."""
     from m2ugen_data.pairs.evaluation import evaluate
     from m2ugen_data.schemas import FEATURES
 
-    out = score_rhythm(truth, est)
-    refs = [metrics.chord_segments(t["chords"]) for t in truth]
-    ests = [metrics.chord_segments(chord_intervals(est[t["clip_id"]])) for t in truth]
-    out["chords_majmin"] = metrics.chord_scores(refs, ests, rules=("majmin",))["majmin"]
-    ref_f = [set(t["families"]) & set(NAMEABLE) for t in truth]
-    est_f = [families_of(est[t["clip_id"]].get("instruments"), set(t["families"])) for t in truth]
-    s = metrics.instrument_scores(ref_f, est_f)
-    out |= {"instr_p": s["precision"], "instr_r": s["recall"]}
-    features = pa.Table.from_pylist([est[t["clip_id"]] for t in truth], schema=FEATURES.schema)
-    ev = evaluate(features, truth_table, split=split)
-    out |= {"pairs_recall": ev.recall, "pairs_recall_at_k": ev.recall_at_k, "pairs_precision": ev.precision,
-            "pair_violations": len(ev.violations), "twin_pairs": ev.twin_pairs}  # fmt: skip
+    gm = [c for c in clips if c.set == "gm"]
+    losf = held_out([c for c in clips if c.has_tempo_truth and c.row.get("tags_mtt") is not None],
+                    lambda c: c.soundfont or "?", lambda tr: fit_head(tr, lambda c: c.soundfont or "?"), head_words)  # fmt: skip
+    feats = []
+    for c in gm:
+        r = dict(c.row)
+        d = tempo.get(c.clip_id)
+        if d is not None and r.get("status") == "ok":
+            r.update(c.on_grid(d))
+        if c.clip_id in losf:
+            r["instruments"] = losf[c.clip_id]
+        feats.append(r)
+    table = pa.Table.from_pylist(feats, schema=FEATURES.schema)
+    truth = pa.Table.from_pylist([c.truth for c in gm])
+    out = []
+    for split in (None, "dev", "test"):
+        ev = evaluate(table, truth, split=split)
+        out.append({"split": split or "all", "clips": ev.clips, "true pairs": ev.true_pairs, "pairs": ev.pairs,
+                    "recall": ev.recall, "precision": ev.precision, "violations": len(ev.violations), "twin pairs": ev.twin_pairs})  # fmt: skip
     return out
 
 
-def score_filter(truth: list[dict], est: dict[str, dict[str, Any]]) -> dict[str, float]:
-    s = metrics.music_filter_scores(
-        [t["is_music"] for t in truth], [est[t["clip_id"]].get("is_music") for t in truth], [t["category"] for t in truth]
-    )
-    out = {"balanced_acc": s["balanced_accuracy"], "music_kept": s["recall"]}
-    return out | {f"{c}_right": v for c, v in s["per_category"].items()}  # type: ignore[union-attr]
+# --------------------------------------------------------------------------- music filter
+
+
+def filter_report(clips: list[Clip]) -> list[dict]:
+    """Per recordings package held out: music kept / non-music rejected with the likeness model fitted on
+    every other clip (other packages, and all GM/scores music); the old filter beside it."""
+    from m2ugen_data.analysis import music_likeness
+    from m2ugen_data.analysis.derived import rederive
+    from m2ugen_data.analysis.music_filter import ClipLabels, MusicFilterConfig, apply_filter
+
+    labels = ClipLabels(labels=(MUSIC_MID,))
+    usable = [c for c in clips if c.row.get("status") == "ok" and c.row.get("music_descriptors")]
+    is_music = {c.clip_id: bool(c.truth.get("is_music", True)) for c in clips}
+    verdict: dict[str, bool] = {}
+    for pkg in sorted({c.source for c in clips if c.set == "recordings"}):
+        train = [c for c in usable if c.source != pkg]
+        model = music_likeness.fit_model(np.array([c.row["music_descriptors"] for c in train]),
+                                         np.array([float(is_music[c.clip_id]) for c in train]), "held-out")  # fmt: skip
+        for c in clips:
+            if c.set == "recordings" and c.source == pkg:
+                verdict[c.clip_id] = bool(apply_filter(rederive(dict(c.row), model=model, head=None), labels, MusicFilterConfig())["is_music"])
+    old_cfg = MusicFilterConfig(min_music_score=0.0, speech_exempt_music_score=math.inf)
+    old = {c.clip_id: bool(apply_filter(dict(c.row), labels, old_cfg)["is_music"]) for c in clips if c.set == "recordings"}
+    rows = []
+    for name, v in (("labels+speech+loudness (before)", old), ("music score, leave-one-package-out", verdict)):
+        rec = [c for c in clips if c.set == "recordings"]
+        s = metrics.music_filter_scores([is_music[c.clip_id] for c in rec], [v[c.clip_id] for c in rec], [c.truth["category"] for c in rec])
+        rows.append({"filter": name, "clips": len(rec), "music kept": s["recall"],
+                     "non-music rejected": float(np.mean([not v[c.clip_id] for c in rec if not is_music[c.clip_id]]))}
+                    | {f"{k} right": val for k, val in s["per_category"].items()})  # fmt: skip
+    per_pkg = []
+    for pkg in sorted({c.source for c in clips if c.set == "recordings"}):
+        cs = [c for c in clips if c.set == "recordings" and c.source == pkg]
+        per_pkg.append({"held-out package": pkg, "clips": len(cs), "music": sum(is_music[c.clip_id] for c in cs),
+                        "right": float(np.mean([verdict[c.clip_id] == is_music[c.clip_id] for c in cs]))})  # fmt: skip
+    return rows + per_pkg
+
+
+# --------------------------------------------------------------------------- output
 
 
 def markdown(title: str, rows: list[dict[str, Any]]) -> str:
@@ -215,119 +383,21 @@ def _fmt(v: object) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-# --------------------------------------------------------------------------- calibration
-
-
-def calibrate(root: Path, gm: dict[str, dict], rec: dict[str, dict], gm_truth: list[dict], rec_truth: list[dict]) -> None:
-    """Fit the music-likeness model on the dev split; print the tag-threshold sweep on the GM dev split."""
-    from m2ugen_data.analysis import music_likeness
-    from m2ugen_data.atomic import write_bytes_atomic
-
-    xs, ys, split = [], [], []
-    for truth, rows, music in ((gm_truth, gm, None), (rec_truth, rec, "is_music")):
-        for t in truth:
-            r = rows[t["clip_id"]]
-            if r["status"] != "ok" or not r.get("music_descriptors"):
-                continue
-            xs.append(r["music_descriptors"])
-            ys.append(1.0 if music is None else float(t[music]))
-            split.append(t["split"])
-    x, y, s = np.asarray(xs, dtype=np.float64), np.asarray(ys), np.asarray(split)
-    dev = s == "dev"
-    w, b, mean, scale = music_likeness.fit(x[dev], y[dev])
-    model = music_likeness.LikenessModel(w, b, mean, scale, 0.5, "tmp")
-    p = np.array([model.score(v) for v in x])
-    # the threshold: the highest that still keeps >= 97% of the dev music (a missed piece of music costs a
-    # MUCaps clip; a passed sound effect costs a wrong caption, which is worse, so push it up to that bound)
-    music_p = np.sort(p[dev & (y == 1)])
-    threshold = float(music_p[int(math.floor(0.03 * len(music_p)))]) if len(music_p) else 0.5
-    threshold = min(threshold, 0.5)
-    for name, sel in (("dev", dev), ("test", ~dev)):
-        kept = float(np.mean(p[sel & (y == 1)] >= threshold))
-        rejected = float(np.mean(p[sel & (y == 0)] < threshold))
-        print(f"music-likeness {name}: music kept {kept:.3f}, non-music rejected {rejected:.3f} "
-              f"({int((sel & (y == 1)).sum())} music, {int((sel & (y == 0)).sum())} non-music)")  # fmt: skip
-    spec = {
-        "version": f"likeness-fit-{dt.date.today().isoformat()}",
-        "descriptors": list(music_likeness.DESCRIPTORS),
-        "weights": w.tolist(),
-        "bias": b,
-        "mean": mean.tolist(),
-        "scale": scale.tolist(),
-        "threshold": threshold,
-        "fitted_on": {"split": "dev", "clips": int(dev.sum()), "music": int((dev & (y == 1)).sum()),
-                      "non_music": int((dev & (y == 0)).sum()), "sets": ["gm", "recordings"],
-                      "tool": "bench/bench_hearing.py --calibrate"},  # fmt: skip
-    }
-    write_bytes_atomic(music_likeness.MODEL_FILE, (json.dumps(spec, indent=1) + "\n").encode())
-    music_likeness.load_model.cache_clear()
-    print(f"wrote {music_likeness.MODEL_FILE} (threshold {threshold:.3f}, weights "
-          + ", ".join(f"{n}={v:+.2f}" for n, v in zip(music_likeness.DESCRIPTORS, w)) + ")")
-    tag_sweep(gm, gm_truth)
-
-
-def tag_sweep(gm: dict[str, dict], gm_truth: list[dict]) -> None:
-    """Instrument precision/recall per threshold (dev split, then test at the same thresholds)."""
-    from m2ugen_data.analysis import derived, tag_words
-
-    for split in SPLITS:
-        truth = [t for t in gm_truth if t["split"] == split and gm[t["clip_id"]].get("tags_mtt") is not None]
-        print(f"\ninstrument words vs rendered families, {split} split ({len(truth)} clips):")
-        for th in (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5):
-            rule = replace(tag_words.DEFAULT_RULE, instrument=th, instrument_overrides={})
-            est = [families_of(derived.tag_columns(derived.stored_tags(gm[t["clip_id"]]), rule)["instruments"],
-                               set(t["families"])) for t in truth]  # fmt: skip
-            ref = [set(t["families"]) & set(NAMEABLE) for t in truth]
-            s = metrics.instrument_scores(ref, est)
-            per = {f: f"{v['precision']:.2f}/{v['recall']:.2f}" for f, v in s["per_family"].items()}
-            print(f"  threshold {th:.2f}: P {s['precision']:.3f} R {s['recall']:.3f} F1 {s['f1']:.3f}  {per}")
-
-
-# --------------------------------------------------------------------------- speed
-
-
-def speed(root: Path, truth: list[dict], n: int) -> None:
-    """Seconds per clip by analyser in this process (one core), full analysis vs the madmom-only baseline."""
-    from m2ugen_data.analysis import analyze, fast_stft, rhythm
-    from m2ugen_data.audio_io import load_audio
+def speed(root: Path, clips: list[Clip], n: int) -> None:
+    """Seconds per clip by analyser in this process (one core), on ``n`` GM clips."""
+    from m2ugen_data.analysis import analyze
 
     analyze.init_worker()
-    models = analyze._MODELS
-    assert models is not None
-    clips = [(t["clip_id"], root / "gm" / t["path"]) for t in truth[:n]]
+    chosen = [c for c in clips if c.set == "gm"][:n]
     totals: Counter[str] = Counter()
-    base = []
-    for cid, path in clips:  # interleaved, so load on the machine hits both alike
-        _, timings = analyze.analyse_file(cid, path)
+    for c in chosen:
+        _, timings = analyze.analyse_file(c.clip_id, root / "gm" / c.truth["path"])
         totals.update(timings)
-        fast_stft.uninstall()  # the baseline is madmom as it ships (its per-frame STFT loop)
-        t0 = time.perf_counter()
-        y, _ = load_audio(path, sr=rhythm.SAMPLE_RATE)
-        rhythm.analyse_rhythm(y, models.rhythm)
-        base.append(time.perf_counter() - t0)
-        fast_stft.install()
-    print(f"\nseconds per 10 s clip, one process, {len(clips)} GM clips")
+    print(f"\nseconds per 10 s clip, one process, {len(chosen)} GM clips")
     print("| analyser | s/clip |\n|---|---|")
     for stage, secs in sorted(totals.items(), key=lambda kv: -kv[1]):
-        print(f"| {stage} | {secs / len(clips):.3f} |")
-    full = totals["total"] / len(clips)
-    print(f"| madmom-only baseline (decode + downbeat RNN + DBN, madmom's own STFT) | {np.mean(base):.3f} |")
-    print(f"\nfull analysis {1 / full:.2f} clips/s/core; madmom-only {1 / np.mean(base):.2f} clips/s/core")
-
-
-# --------------------------------------------------------------------------- main
-
-
-def ensure_sets(root: Path, build: bool) -> None:
-    from m2ugen_data.devset.gm import build_gm
-    from m2ugen_data.devset.recordings import build_recordings
-
-    for name, builder in (("gm", build_gm), ("recordings", build_recordings)):
-        if not (root / name / TRUTH_FILE).is_file():
-            if not build:
-                raise SystemExit(f"no {name} dev set under {root} (run without --no-build)")
-            print(f"building the {name} dev set in {root / name} ...", flush=True)
-            builder(root / name)
+        print(f"| {stage} | {secs / len(chosen):.3f} |")
+    print(f"\nfull analysis {len(chosen) / totals['total']:.2f} clips/s/core")
 
 
 def main() -> None:
@@ -335,37 +405,32 @@ def main() -> None:
     ap.add_argument("--devsets", type=Path, default=REPO / ".devsets", help="dev-set root (and cache)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-build", action="store_true", help="fail instead of building a missing set")
-    ap.add_argument("--calibrate", action="store_true", help="fit data/music_likeness.json on the dev split")
+    ap.add_argument("--quick", action="store_true", help=f"at most {QUICK_CAP} clips per source, no pair mining")
     ap.add_argument("--speed", type=int, default=0, metavar="N", help="time N clips per analyser and stop")
-    ap.add_argument("--json", type=Path, default=None, help="also write the scores here")
+    ap.add_argument("--json", type=Path, default=None, help="also write the tables here")
+    ap.add_argument("--tempo-against", default=None, metavar="REV",
+                    help="also the tempo decision of the package at git revision REV (e.g. the hand-set octave rule)")
     args = ap.parse_args()
-    root = args.devsets
-    ensure_sets(root, not args.no_build)
-    gm_table, rec_table = read_truth(root / "gm"), read_truth(root / "recordings")
-    gm_truth, rec_truth = gm_table.to_pylist(), rec_table.to_pylist()
+    clips = load_clips(args.devsets, args.workers, not args.no_build, QUICK_CAP if args.quick else None)
     if args.speed:
-        speed(root, gm_truth, args.speed)
+        speed(args.devsets, clips, args.speed)
         return
-    gm_raw = cached_rows(root, "gm", gm_truth, "pipeline", args.workers)
-    rec_raw = cached_rows(root, "recordings", rec_truth, "pipeline", args.workers)
-    if args.calibrate:
-        calibrate(root, gm_raw, rec_raw, gm_truth, rec_truth)
-    gm, rec = rederived(gm_raw), rederived(rec_raw)
-    rec_old = rederived(rec_raw, baseline_filter=True)
-    madmom = cached_rows(root, "gm", gm_truth, "madmom", args.workers)
-    report: dict[str, list[dict[str, Any]]] = {"gm": [], "recordings": []}
-    for split in SPLITS:
-        truth = [t for t in gm_truth if t["split"] == split]
-        report["gm"].append({"analyser": "madmom RNN+DBN (baseline)", "split": split} | score_rhythm(truth, madmom))
-        report["gm"].append(
-            {"analyser": "pipeline", "split": split} | score_gm_pipeline(truth, gm, gm_table, split)
-        )
-    for split in SPLITS:
-        truth = [t for t in rec_truth if t["split"] == split]
-        report["recordings"].append({"filter": "labels+speech+loudness (baseline)", "split": split} | score_filter(truth, rec_old))
-        report["recordings"].append({"filter": "pipeline (music score)", "split": split} | score_filter(truth, rec))
-    print(markdown("General-MIDI dev set: rhythm, chords, instruments, MUEdit pairs", report["gm"]))
-    print(markdown("Recordings dev set: music filter", report["recordings"]))
+    counts = Counter((c.set, c.source) for c in clips)
+    print(f"{len(clips)} clips: " + ", ".join(f"{s}/{src} {n}" for (s, src), n in sorted(counts.items())))
+    report: dict[str, list[dict]] = {}
+    report["tempo"], loso = tempo_report(clips)
+    report["tempo errors (leave-one-source-out)"] = errors_by_ratio(clips, loso)
+    if args.tempo_against:
+        tclips = [c for c in clips if c.has_tempo_truth]
+        old = tempo_at_revision(args.devsets, args.tempo_against, tclips)
+        report[f"tempo: the decision at {args.tempo_against} vs now"] = against_rows(clips, old, loso, args.tempo_against)
+    report["tempo_prob reliability"], report["tempo_prob >= c"] = reliability(clips, loso)
+    report["instruments"], report["instruments per word"], report["instrument words on real recordings"] = instrument_report(clips)
+    if not args.quick:
+        report["MUEdit sibling pairs (GM set)"] = pair_report(clips, loso)
+    report["music filter (recordings)"] = filter_report(clips)
+    for title, rows in report.items():
+        print(markdown(title, rows))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))
 

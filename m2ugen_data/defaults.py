@@ -3,7 +3,7 @@ their deployments (``flows/params.py``) and the library functions they call.
 
 A user must get the same dataset whichever door they use; when each door had its own literal they drifted
 (the synthetic corpus' sibling fraction, the caption batch, the shard writer's threads). Defaults owned by a
-library object stay with it and are read from there: pair mining (``analysis.pairs.PairRules``), the music
+library object stay with it and are read from there: pair mining (``pairs.rules.PairRules``), the music
 filter (``analysis.music_filter.MusicFilterConfig``), sampling (``dialogues.backend.GenerationParams``).
 Everything here is a plain constant, so the CLI can import it at start-up without loading the pipeline.
 ``tests/test_defaults.py`` checks every CLI option against the flow parameter of the same meaning.

@@ -148,6 +148,9 @@ FEATURES = Manifest(
         # long audio (over Thresholds.max_decode_s) is analysed in windows and the windows' measurements aggregated
         ("windows", pa.int32()),  # how many windows of Thresholds.window_s were analysed (null: the whole clip)
         ("window_starts_s", _f64s),  # where each analysed window starts in the file (empty: the whole clip)
+        # ---- schema 3: calibrated tempo (tempo_conf stays the beat tracker's clarity: strength x regularity)
+        ("tempo_prob", pa.float64()),  # calibrated probability that tempo_bpm is right within 4 % (tempo_octave)
+        ("tempo_alt_bpm", pa.float64()),  # the runner-up tempo candidate (e.g. the other octave)
         ("updated_at", _ts, False),
         # ---- schema 3: the audio fingerprint of the whole file (analysis.fingerprint; null: not computed yet)
         ("fp_version", pa.string()),

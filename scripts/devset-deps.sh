@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Install the Debian packages the real-music dev sets need (m2ugen-data devset build); idempotent.
 #   gm:         fluidsynth + fluid-soundfont-gm render General MIDI; mma plays the accompaniment grooves.
+#   scores:     more General-MIDI soundfonts (MuseScore General, TimGM6mb, csound's bank) and the MIDI and
+#               score sources of the scores set (OpenMSX, midge's and abcmidi's examples); its folk-tune
+#               collections and chorales come from the music21 wheel (pip, the dev extra).
 #   recordings: real music and non-music (game soundtracks and effects, telephone prompts, spoken words,
-#               crowds): about 300 MB of downloads. The list must match
-#               m2ugen_data.devset.render.APT_PACKAGES + m2ugen_data.devset.rec_sources.apt_packages()
-#               (tests/test_devset.py checks it).
+#               crowds): about 300 MB of downloads. The lists must match
+#               m2ugen_data.devset.render.APT_PACKAGES, soundfonts/score_sources.apt_packages() and
+#               rec_sources.apt_packages() (tests/test_devset.py checks it).
 # Root only. apt is shared with other jobs on this machine, so every apt call holds LOCK (flock).
-# Usage: scripts/devset-deps.sh [gm|recordings|all]   (default all)
+# Usage: scripts/devset-deps.sh [gm|scores|recordings|all]   (default all)
 set -euo pipefail
 
 GM_PACKAGES=(fluidsynth fluid-soundfont-gm mma)
+SCORES_PACKAGES=(
+  abcmidi csound-soundfont midge musescore-general-soundfont-small openttd-openmsx timgm6mb-soundfont
+)
 RECORDINGS_PACKAGES=(
   asterisk-core-sounds-en-wav asterisk-moh-opsound-wav circuslinux-data colobot-common-sounds
   drascula-music etw-data extremetuxracer-data ktuberling-data lincity-ng-data warzone2100-music
@@ -18,9 +24,10 @@ LOCK=${M2UGEN_APT_LOCK:-/tmp/m2ugen-apt.lock}
 
 case "${1:-all}" in
   gm) wanted=("${GM_PACKAGES[@]}") ;;
+  scores) wanted=("${GM_PACKAGES[@]}" "${SCORES_PACKAGES[@]}") ;;
   recordings) wanted=("${RECORDINGS_PACKAGES[@]}") ;;
-  all) wanted=("${GM_PACKAGES[@]}" "${RECORDINGS_PACKAGES[@]}") ;;
-  *) echo "usage: $0 [gm|recordings|all]" >&2; exit 2 ;;
+  all) wanted=("${GM_PACKAGES[@]}" "${SCORES_PACKAGES[@]}" "${RECORDINGS_PACKAGES[@]}") ;;
+  *) echo "usage: $0 [gm|scores|recordings|all]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -70,6 +70,7 @@ def fill_warehouse(wh: Warehouse, truth: list[dict], pool: str = "muedit", *, me
                 "duration_s": r["duration_s"],
                 "tempo_bpm": r["tempo_bpm"],
                 "tempo_conf": 1.0,
+                "tempo_prob": 1.0,  # the truth: right by construction
                 "beats": r["beats"],
                 "downbeats": r["downbeats"],
                 "meter": r["meter"],

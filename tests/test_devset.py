@@ -5,6 +5,7 @@ GM soundfont or mma is absent (`make setup` runs scripts/devset-deps.sh, which i
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from m2ugen_data.devset import metrics, recordings, render
+from m2ugen_data.devset import metrics, recordings, render, score_sources, soundfonts
 from m2ugen_data.devset.gm import build_gm, onset_errors_ms, render_piece
 from m2ugen_data.devset.gm_plan import plan_gm
 from m2ugen_data.devset.gm_programs import families
@@ -150,7 +151,7 @@ def test_missing_fluidsynth_or_soundfont_is_one_clear_error(monkeypatch: pytest.
         render.find_tools()
     monkeypatch.setattr(render.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.delenv(render.SOUNDFONT_ENV, raising=False)
-    monkeypatch.setattr(render, "SOUNDFONTS", (tmp_path / "missing.sf2",))
+    monkeypatch.setattr(render.soundfonts, "DEFAULT", dataclasses.replace(render.soundfonts.DEFAULT, path=tmp_path / "missing.sf2"))
     with pytest.raises(MissingDependencyError, match="fluid-soundfont-gm"):
         render.find_tools()
 
@@ -212,8 +213,9 @@ def test_recordings_missing_package_names_it(monkeypatch: pytest.MonkeyPatch, tm
 
 
 def test_catalogue_never_touches_reserved_packages() -> None:
-    for s in SOURCES:
-        assert s.package not in RESERVED and not s.package.startswith(RESERVED_PREFIXES), s.package
+    packages = [s.package for s in SOURCES] + [s.package for s in score_sources.SOURCES] + list(soundfonts.apt_packages())
+    for p in packages:
+        assert p not in RESERVED and not p.startswith(RESERVED_PREFIXES), p
 
 
 def test_deps_script_installs_exactly_the_catalogue_packages() -> None:
@@ -225,6 +227,7 @@ def test_deps_script_installs_exactly_the_catalogue_packages() -> None:
         return set(m.group(1).split())
 
     assert array("GM_PACKAGES") == set(render.APT_PACKAGES)
+    assert array("SCORES_PACKAGES") == (set(soundfonts.apt_packages()) | set(score_sources.apt_packages())) - set(render.APT_PACKAGES)
     assert array("RECORDINGS_PACKAGES") == set(apt_packages())
 
 

@@ -189,6 +189,7 @@ def test_long_music_in_windows_aggregates_to_the_majority_and_captions_the_whole
     """40 s: three copies of one synthetic clip, then another clip. The windowed row takes the majority's
     tempo and key, keeps every window's beats in file time, and the grounded caption reads it."""
     from m2ugen_data.facts.measured import facts_from_rows
+    from m2ugen_data.facts.rules import TEMPO_PROB_MIN
     from m2ugen_data.captions.grounded import grounded_caption
     from m2ugen_data.synth import load_truth
 
@@ -209,11 +210,14 @@ def test_long_music_in_windows_aggregates_to_the_majority_and_captions_the_whole
     assert row["windows"] == 4 and row["window_starts_s"] == [0.0, 10.0, 20.0, 30.0] and row["duration_s"] == 40.0
     assert abs(np.log(row["tempo_bpm"] / one["tempo_bpm"])) < np.log(1.04)
     assert row["key"] == one["key"] and row["meter"] == one["meter"]
-    assert row["tempo_conf"] <= one["tempo_conf"]  # the odd window out counts against the confidence
+    assert row["tempo_conf"] <= one["tempo_conf"]  # the odd window out counts against the confidence ...
+    assert row["tempo_prob"] <= 0.75 * one["tempo_prob"] + 1e-9  # ... and against the calibrated probability
     assert 30.0 < max(row["beats"]) < 40.0 and len(row["beat_chords"]) == len(row["beats"]) - 1
     assert len(row["tags_mtt"]) == 50 and row["music_score"] is not None
     caption = grounded_caption(facts_from_rows("longAAAAAAA_0", row, None, lambda mid: mid))
-    assert f"about {round(row['tempo_bpm'])} BPM in {row['meter']}/4 time" in caption, caption
+    stated = f"about {round(row['tempo_bpm'])} BPM in {row['meter']}/4 time" in caption
+    assert stated == (row["tempo_prob"] >= TEMPO_PROB_MIN), (row["tempo_prob"], caption)
+    assert "chords" in caption  # the whole is captioned from the aggregated measurements
 
 
 def test_cli_analyze_takes_the_length_cap(hour_of_silence, warehouse):

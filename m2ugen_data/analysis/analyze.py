@@ -76,10 +76,15 @@ from m2ugen_data.lifecycle import process_pool
 from m2ugen_data.schemas import FEATURES
 from m2ugen_data.warehouse import Warehouse, utc_now
 
-ANALYSER_VERSION = (
-    f"2:rnn-downbeat+dbn{rhythm.NUM_TEMPI}+{tempo_octave.VERSION}:cnn-key:{harmony.CHORD_VERSION}"
+# What the measurements depend on (the benches cache rows by it and re-derive the fitted parts) ...
+MEASURES_VERSION = (
+    f"3:rnn-downbeat+dbn{rhythm.NUM_TEMPI}+{tempo_octave.VERSION}:cnn-key:{harmony.CHORD_VERSION}"
     f":{taggers.TAGGER_VERSION}:{tag_words.RULE_VERSION}:silero-seq:mfcc24:{music_likeness.VERSION}"
 )
+# ... and what a features row depends on: the measurements plus the fitted tempo model, which chose the beat
+# grid (beats, chords per beat) and cannot be re-derived without the audio. (Tag words and the music score
+# are re-derived from stored probabilities: ``analyze filter``.)
+ANALYSER_VERSION = f"{MEASURES_VERSION}:{tempo_octave.load_model().version}"
 
 
 def _madmom_version() -> str:
@@ -135,6 +140,9 @@ class Models:
 
 
 _MODELS: Models | None = None  # one per process, set by init_worker
+# The clock the per-stage timings read. Wall time by default; benches on a shared machine set
+# time.process_time, so a stage's seconds are its own CPU time and not the neighbours' load.
+STAGE_CLOCK: Callable[[], float] = time.perf_counter
 
 
 def init_worker() -> None:
@@ -182,20 +190,23 @@ def analyse_file(
     thresholds: Thresholds | None = None,
     filter_config: MusicFilterConfig | None = None,
     expected_s: float | None = None,
+    scratch: dict | None = None,
 ) -> AnalysisResult:
     """One clip -> (features row, seconds per stage). Loads the models on first use in this process.
-    ``expected_s``: the length the clip should have (its download's); decoding less is ``corrupt``."""
+    ``expected_s``: the length the clip should have (its download's); decoding less is ``corrupt``.
+    ``scratch``: a dict that receives intermediate measurements (the tempo decision's inputs, the beat
+    tracker's own grid and activations) for benches that refit rules on them; clips analysed in windows leave it empty."""
     init_worker()
     timings: dict[str, float] = {}
     row = _empty_row(clip_id)
     path = Path(path)
     th = thresholds or Thresholds()
-    t0 = time.perf_counter()
+    t0 = STAGE_CLOCK()
     try:
         if not path.is_file():
             row.update(status="failed", reason="missing_file")
         else:
-            row.update(_analyse_audio(path, th, expected_s, timings))
+            row.update(_analyse_audio(path, th, expected_s, timings, scratch))
     except AudioTooLongError as e:
         row.update(status="rejected", reason=e.reason, duration_s=e.duration_s)
     except AudioDecodeError as e:
@@ -203,22 +214,24 @@ def analyse_file(
     except Exception as e:  # noqa: BLE001 - an analyser bug or garbage model output must not stop the run
         row.update(status="failed", reason=_reason("analysis_error", e, with_type=True))
     apply_filter(row, labels, filter_config or MusicFilterConfig())
-    timings["total"] = time.perf_counter() - t0
+    timings["total"] = STAGE_CLOCK() - t0
     return AnalysisResult(row, timings)
 
 
-def _analyse_audio(path: Path, th: Thresholds, expected_s: float | None, timings: dict[str, float]) -> dict:
+def _analyse_audio(
+    path: Path, th: Thresholds, expected_s: float | None, timings: dict[str, float], scratch: dict | None = None
+) -> dict:
     """Decode within the thresholds' length bounds and analyse: whole, or in windows when long."""
-    t0 = time.perf_counter()
+    t0 = STAGE_CLOCK()
     info = probe_audio(path)
     if th.max_duration_s is not None and (info.duration_s or 0.0) > th.max_duration_s:
         raise AudioTooLongError(f"{path}: {info.duration_s:.0f} s, over {th.max_duration_s:g} s", info.duration_s or 0.0)
     if info.duration_s is not None and info.duration_s > th.max_decode_s and th.windows > 0:
         return _analyse_windows(path, th, expected_s, timings)
     y44, _ = load_audio(path, sr=rhythm.SAMPLE_RATE, max_duration_s=th.max_decode_s, expected_s=expected_s)
-    timings["decode"] = time.perf_counter() - t0
-    out = _run_analysers(y44, th, timings)
-    t = time.perf_counter()
+    timings["decode"] = STAGE_CLOCK() - t0
+    out = _run_analysers(y44, th, timings, scratch)
+    t = STAGE_CLOCK()
     out.update(fingerprint.feature_columns(fingerprint.fingerprint_signal(y44, rhythm.SAMPLE_RATE)))
     _lap(timings, "fingerprint", t)
     return out
@@ -226,7 +239,7 @@ def _analyse_audio(path: Path, th: Thresholds, expected_s: float | None, timings
 
 def _analyse_windows(path: Path, th: Thresholds, expected_s: float | None, timings: dict[str, float]) -> dict:
     """Long audio: check the whole file decodes (block by block), then analyse windows and aggregate."""
-    t = time.perf_counter()
+    t = STAGE_CLOCK()
     measured = scan_audio(path)
     assert measured.duration_s is not None
     if expected_s is not None and measured.duration_s < expected_s - LENGTH_TOLERANCE_S:
@@ -238,22 +251,22 @@ def _analyse_windows(path: Path, th: Thresholds, expected_s: float | None, timin
                             max_duration_s=th.max_decode_s)
         t = _lap(timings, "decode", t)
         rows.append(_run_analysers(y44, th, timings))
-        t = time.perf_counter()
+        t = STAGE_CLOCK()
     assert _MODELS is not None
     out = long_audio.aggregate(rows, starts, measured.duration_s, _MODELS.likeness.score)
-    t = time.perf_counter()  # the fingerprint covers the whole file (read in chunks), not only the windows
+    t = STAGE_CLOCK()  # the fingerprint covers the whole file (read in chunks), not only the windows
     out.update(fingerprint.feature_columns(fingerprint.fingerprint_file(path, measured.duration_s)))
     _lap(timings, "fingerprint", t)
     return out
 
 
-def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float]) -> dict:
+def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float], scratch: dict | None = None) -> dict:
     sr = rhythm.SAMPLE_RATE
     out: dict = {"duration_s": y44.size / sr}
     if not np.isfinite(y44).all():  # a broken decoder or file: no analyser may see it, nothing is guessed
         out.update(status="rejected", reason="non_finite_samples")
         return out
-    t = time.perf_counter()
+    t = STAGE_CLOCK()
     levels = loudness.measure_levels(y44, sr)
     out.update(
         loudness_lufs=levels.loudness_lufs,
@@ -275,23 +288,31 @@ def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float]) -
     y16 = soxr.resample(y44, sr, speech.SAMPLE_RATE)
     tags = taggers.tag_audio(y16, _MODELS.tags)
     t = _lap(timings, "tags", t)
-    decision = tempo_octave.correct_tempo(act, rh, tags=_mtt_dict(tags))
-    t = _lap(timings, "tempo_octave", t)
-    chords = harmony.beat_chords(harmony.chord_segments(y44, _MODELS.chords), decision.beats)
+    segments = harmony.chord_segments(y44, _MODELS.chords)
     t = _lap(timings, "chords", t)
-    key = tonal.analyse_key(y44, _MODELS.key)
-    t = _lap(timings, "key_cnn", t)
     y22 = soxr.resample(y44, sr, spectral.SAMPLE_RATE)
     sp = spectral.analyse_spectral(y22)
     chroma = tonal.chroma_summary(y22, spectral.SAMPLE_RATE)
     t = _lap(timings, "spectral", t)
+    inputs = tempo_octave.octave_inputs(
+        act, rh, sp.onset_rate, tempo_octave.chord_change_rate_per_s(segments, out["duration_s"]), _mtt_dict(tags)
+    )
+    decision = tempo_octave.decide(inputs, rh, act=act)
+    chords = harmony.beat_chords(segments, decision.beats)
+    t = _lap(timings, "tempo_octave", t)
+    if scratch is not None:  # what benches refit on: the decision's inputs and the beat tracker's own grid
+        scratch.update(octave_inputs=None if inputs is None else inputs.to_json(), rhythm_raw=rh, act=act, chord_segments=segments)
+    key = tonal.analyse_key(y44, _MODELS.key)
+    t = _lap(timings, "key_cnn", t)
     speech_ratio = speech.speech_ratio(y16, _MODELS.vad)
     _lap(timings, "speech", t)
     out.update(
         status="ok",
         reason=None,
         tempo_bpm=decision.tempo_bpm,
-        tempo_conf=decision.conf if decision.tempo_bpm is not None else rh.tempo_conf,
+        tempo_conf=rh.tempo_conf,
+        tempo_prob=decision.prob if decision.tempo_bpm is not None else None,
+        tempo_alt_bpm=decision.alt_bpm,
         tempo_raw_bpm=rh.tempo_bpm,
         tempo_method=decision.method,
         beats=[float(b) for b in decision.beats],
@@ -309,7 +330,7 @@ def _run_analysers(y44: np.ndarray, th: Thresholds, timings: dict[str, float]) -
         harmony=harmony.harmony_descriptor(chords).tolist(),
         model_versions=_model_versions(_MODELS),
     )
-    out.update(derived.tag_columns(tags))
+    out.update(derived.tag_columns(tags, timbre=sp.timbre))
     x = music_likeness.descriptors(out, sp.flatness_log10, tag_words.music_tag_max(tags, derived.TAG_NAMES))
     out.update(music_score=_MODELS.likeness.score(x), music_descriptors=x.astype(np.float32).tolist())
     return out
@@ -320,7 +341,7 @@ def _model_versions(models: Models) -> str:
     return json.dumps(
         {
             "rhythm": f"madmom {_madmom_version()} downbeats_blstm + DBN({rhythm.NUM_TEMPI} tempi)",
-            "tempo_octave": tempo_octave.VERSION,
+            "tempo_octave": f"{tempo_octave.VERSION} ({tempo_octave.load_model().version})",
             "key": "madmom key_cnn",
             "chords": harmony.CHORD_VERSION,
             "tags": taggers.TAGGER_VERSION,
@@ -333,7 +354,7 @@ def _model_versions(models: Models) -> str:
 
 
 def _mtt_dict(tags: dict[str, np.ndarray] | None) -> dict[str, float] | None:
-    """MTT tag name -> probability (the tempo-octave rule can read 'fast'/'slow')."""
+    """MTT tag name -> probability (the tempo decision reads 'fast'/'slow')."""
     if tags is None:
         return None
     return {name: float(p) for name, p in zip(taggers.MTT_TAGS, tags["mtt"])}
@@ -354,7 +375,7 @@ def _rejection(duration_s: float, levels: loudness.Levels, th: Thresholds) -> st
 
 
 def _lap(timings: dict[str, float], name: str, t: float) -> float:
-    now = time.perf_counter()
+    now = STAGE_CLOCK()
     timings[name] = timings.get(name, 0.0) + now - t
     return now
 

@@ -7,8 +7,9 @@ The rule (every word's tags and thresholds) is data, serialised into each featur
 (``tag_thresholds``), so a row says exactly how its sets were derived and a new rule re-derives the sets
 from the stored probabilities without touching audio (``derive_sets`` on old rows).
 
-Why these thresholds: the instrument and voice thresholds are calibrated on the dev split of the
-General-MIDI dev set (``bench/bench_hearing.py`` prints precision/recall per threshold); MusiCNN's
+Why these thresholds: the instrument and voice thresholds were calibrated on the dev split of the
+General-MIDI dev set; the instrument words a calibrated head covers (``instrument_head``) now come from
+the head, these thresholds speak for the rest (and for rows without a head). MusiCNN's
 probabilities are low in absolute terms (a clearly audible piano often scores 0.3-0.5), so a threshold of
 0.5 would say almost nothing. Genre and mood have no truth in a GM render: their thresholds are set high
 (a word is said only when the network is fairly sure) and only the top few are kept.
@@ -98,7 +99,7 @@ MALE_TAGS: tuple[tuple[str, str], ...] = (
 class TagRule:
     """Thresholds that turn probabilities into words; serialised into every features row."""
 
-    # Calibrated on the GM dev split (bench/bench_hearing.py --calibrate prints the sweep): at 0.2 with these
+    # Calibrated on the GM dev split of a one-soundfont set: at 0.2 with these
     # overrides instrument precision/recall is 0.64/0.40 on dev and 0.51/0.31 on the held-out test split.
     # MTT's "drums" tag stays low on GM kits (0.93 precision already at 0.1); "violin" fires on any bowed
     # or sustained lead (0.24 precision at 0.1, 0.5 at 0.35).

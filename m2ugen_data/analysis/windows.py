@@ -59,7 +59,7 @@ def aggregate(
         out.update(status="rejected", reason=min(reasons, key=lambda k: (-reasons[k], k)))
         return out
     oks = [r for _, r in ok]
-    tempo, tempo_conf, rep = _tempo_vote(oks)
+    tempo, tempo_conf, rep, group = _tempo_vote(oks)
     meter, _ = _vote([(r.get("meter"), r.get("tempo_conf")) for r in oks])
     key, key_support = _vote([(r.get("key"), r.get("key_conf")) for r in oks])
     beats, downbeats, chords = _timeline(ok)
@@ -70,6 +70,9 @@ def aggregate(
         reason=None,
         tempo_bpm=tempo,
         tempo_conf=tempo_conf,
+        # the agreeing windows' calibrated probabilities per analysed window: disagreement lowers it too
+        tempo_prob=sum(float(r.get("tempo_prob") or 0.0) for r in group) / len(oks) if tempo is not None else None,
+        tempo_alt_bpm=rep.get("tempo_alt_bpm"),
         tempo_raw_bpm=rep.get("tempo_raw_bpm"),
         tempo_method=rep.get("tempo_method"),
         beats=beats,
@@ -89,7 +92,7 @@ def aggregate(
         music_descriptors=_list(descriptors),
         music_score=score(descriptors) if descriptors is not None else None,
     )
-    out.update(derived.tag_columns(tags if all(v is not None for v in tags.values()) else None))
+    out.update(derived.tag_columns(tags if all(v is not None for v in tags.values()) else None, timbre=out["timbre"]))
     return out
 
 
@@ -105,11 +108,14 @@ def _levels(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _tempo_vote(rows: Sequence[Mapping[str, Any]]) -> tuple[float | None, float | None, Mapping[str, Any]]:
-    """(tempo, confidence, the most confident agreeing window) by a confidence-weighted vote."""
+def _tempo_vote(
+    rows: Sequence[Mapping[str, Any]],
+) -> tuple[float | None, float | None, Mapping[str, Any], list[Mapping[str, Any]]]:
+    """(tempo, confidence, the most confident agreeing window, the agreeing windows) by a confidence-weighted
+    vote."""
     voters = [r for r in rows if r.get("tempo_bpm")]
     if not voters:
-        return None, _nanmean(rows, "tempo_conf"), rows[0]
+        return None, _nanmean(rows, "tempo_conf"), rows[0], []
     w = [max(float(r.get("tempo_conf") or 0.0), 1e-6) for r in voters]
     logs = [math.log(float(r["tempo_bpm"])) for r in voters]
     support = [sum(wj for lj, wj in zip(logs, w) if abs(lj - li) <= TEMPO_AGREEMENT) for li in logs]
@@ -118,7 +124,7 @@ def _tempo_vote(rows: Sequence[Mapping[str, Any]]) -> tuple[float | None, float 
     tempo = math.exp(sum(w[i] * logs[i] for i in group) / sum(w[i] for i in group))
     conf = sum(float(voters[i].get("tempo_conf") or 0.0) for i in group) / len(rows)
     rep = voters[max(group, key=lambda i: (w[i], -i))]
-    return tempo, conf, rep
+    return tempo, conf, rep, [voters[i] for i in group]
 
 
 def _vote(pairs: Sequence[tuple[Any, float | None]]) -> tuple[Any, float]:

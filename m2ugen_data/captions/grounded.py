@@ -31,7 +31,7 @@ from m2ugen_data.facts.measured import (
 )
 from m2ugen_data.facts.rules import KINDS
 
-VERSION = "grounded-v3"  # bump when phrasing changes: it is part of the prompt hash, so caches redo
+VERSION = "grounded-v4"  # bump when phrasing changes: it is part of the prompt hash, so caches redo
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,11 @@ def claims(f: MusicFacts) -> Claims:
     if f.vocals:
         c["vocals"] = Claim("features.vocals", f.vocals)
     if f.tempo_bpm is not None:
-        c["tempo"] = Claim("features.tempo_bpm", f.tempo_bpm, f.tempo_conf)
+        c["tempo"] = Claim("features.tempo_bpm", f.tempo_bpm, f.tempo_prob)
         if f.meter:
             c["meter"] = Claim("features.meter", f.meter)
+    elif f.pace_word:  # the octave is unsure: a word true at both plausible tempi, never a number
+        c["pace"] = Claim("features.tempo_bpm", f.pace_word, f.tempo_prob)
     if f.key:
         c["key"] = Claim("features.key", f.key, f.key_conf)
     if f.chords:
@@ -140,6 +142,9 @@ def _opening(c: Claims) -> list[str]:
 
 
 def _rhythm(c: Claims) -> list[str]:
+    if "pace" in c:
+        word = c["pace"].value
+        return [f"The pace feels {word}.", f"It moves at {article(word)} pace.", f"The tempo is {word}."]
     if "tempo" not in c:
         return []
     bpm, tw = round(c["tempo"].value), tempo_word(c["tempo"].value)

@@ -10,6 +10,7 @@ previous build's truth and whose file exists is not rendered again, so reruns ta
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import time
@@ -23,13 +24,14 @@ import numpy as np
 
 from m2ugen_data.audio_io import write_flac
 from m2ugen_data.audioset.ontology import load_ontology
-from m2ugen_data.devset import midi
+from m2ugen_data.devset import midi, soundfonts
 from m2ugen_data.devset.gm_plan import CLIP_S, PiecePlan, plan_gm
 from m2ugen_data.devset.gm_programs import DRUM_LABEL, kit_name, program_label, program_name
 from m2ugen_data.devset.harmony import ChordSlot, chord_slots, compose_melody, mma_chart_lines
 from m2ugen_data.devset.orchestration import Variant, plan_variants
 from m2ugen_data.devset.render import (
     SAMPLE_RATE,
+    SOUNDFONT_ENV,
     RenderError,
     Tools,
     content_key,
@@ -49,7 +51,8 @@ from m2ugen_data.devset.truth import (
 )
 from m2ugen_data.synth.render import normalise_loudness
 
-RENDER_VERSION = "gm-1"  # bump when rendering or cutting changes what a render key produces
+RENDER_VERSION = "gm-2"  # bump when rendering or cutting changes what a render key produces
+SOURCE = "mma"  # the truth's source column: MMA's groove library plays every piece of this set
 MUSIC_LABEL = "Music"
 LOUDNESS_LUFS = (-20.0, -16.0)  # per clip, uniform: a 4 LU spread keeps siblings within the miner's rule
 ALIGN_TOLERANCE_MS = 20.0  # a truth beat and its rendered drum onset may differ by this much
@@ -59,11 +62,14 @@ def build_gm(out_dir: Path, n: int = 200, seed: int = 0, workers: int | None = N
     """Render ``n`` clips into ``out_dir`` (audio/, truth.parquet, README.md) and summarise the build."""
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    tools = find_tools()
-    latency = render_latency_s(tools)
     plans = plan_gm(n, seed)
+    piece_tools = tools_per_piece(plans, seed)
     previous = previous_keys(out_dir)
-    jobs = [(p, seed, tools, latency, out_dir, {c: previous[c] for c in p.clip_ids if c in previous}) for p in plans]
+    jobs = [
+        (p, seed, piece_tools[p.index], render_latency_s(piece_tools[p.index]), out_dir,
+         {c: previous[c] for c in p.clip_ids if c in previous})
+        for p in plans
+    ]  # fmt: skip
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     rows: list[dict[str, Any]] = []
     rendered = 0
@@ -76,13 +82,24 @@ def build_gm(out_dir: Path, n: int = 200, seed: int = 0, workers: int | None = N
         for piece_rows, fresh in results:
             rows += piece_rows
             rendered += fresh
-    alignment = verify_alignment(plans, seed, tools, latency)
+    alignment = verify_alignment(plans, seed, piece_tools)
     write_truth(out_dir, rows, GM_TRUTH)
     removed = remove_stale_audio(out_dir, [r["clip_id"] for r in rows])
-    summary = _summary(rows, seed, tools, latency, rendered, removed, time.perf_counter() - t0)
+    summary = _summary(rows, seed, piece_tools[0], rendered, removed, time.perf_counter() - t0)
     summary["alignment_check"] = alignment
     write_readme(out_dir, gm_readme(summary))
     return summary
+
+
+def tools_per_piece(plans: list[PiecePlan], seed: int) -> dict[int, Tools]:
+    """Piece index -> the tools rendering it: each piece (all its siblings) through one soundfont picked by
+    a stable hash among those installed, so instrument and tempo figures cannot learn one soundfont's
+    timbres. ``$M2UGEN_SOUNDFONT`` pins every piece to that file."""
+    tools = find_tools()
+    fonts = () if os.environ.get(SOUNDFONT_ENV) else soundfonts.available()
+    if not fonts:
+        return {p.index: tools for p in plans}
+    return {p.index: dataclasses.replace(tools, soundfont=soundfonts.pick(fonts, "gm", seed, p.group_id).path) for p in plans}
 
 
 def _render_job(job: tuple) -> tuple[list[dict[str, Any]], int]:
@@ -142,7 +159,8 @@ def render_piece(
         if previous.get(clip_id) != key or not (out_dir / rel).is_file():
             write_flac(out_dir / rel, cut_excerpt(render_midi(tools, data), plan.offset_s + latency, lufs), SAMPLE_RATE)
             fresh += 1
-        rows.append(truth_row(plan, seed, vmid, us_per_beat, slots, variant, kind, clip_id, rel, key))
+        font = soundfonts.name_of(tools.soundfont)
+        rows.append(truth_row(plan, seed, vmid, us_per_beat, slots, variant, kind, clip_id, rel, key, font))
     return rows, fresh
 
 
@@ -172,13 +190,14 @@ def onset_errors_ms(plan: PiecePlan, seed: int, tools: Tools, latency: float) ->
     return np.array(errors) * 1000.0
 
 
-def verify_alignment(plans: list[PiecePlan], seed: int, tools: Tools, latency: float) -> dict[str, float]:
+def verify_alignment(plans: list[PiecePlan], seed: int, piece_tools: dict[int, Tools]) -> dict[str, float]:
     """Run ``onset_errors_ms`` on the first drummed piece; fail the build if beats and onsets disagree
     (a renderer whose latency changed, a groove that shifts its notes)."""
     plan = next((p for p in plans if p.groove.drums and not p.drop_drums), None)
     if plan is None:
         return {}
-    err = onset_errors_ms(plan, seed, tools, latency)
+    tools = piece_tools[plan.index]
+    err = onset_errors_ms(plan, seed, tools, render_latency_s(tools))
     if err.size < 4:
         raise RenderError(f"too few drum onsets on beats to check the timing of {plan.group_id} ({err.size})")
     within = float(np.mean(np.abs(err) <= ALIGN_TOLERANCE_MS))
@@ -240,6 +259,7 @@ def truth_row(
     clip_id: str,
     rel: str,
     render_key: str,
+    soundfont: str,
 ) -> dict[str, Any]:
     onto = load_ontology()
     heard = midi.sounding_channels(vmid, plan.offset_s, plan.offset_s + CLIP_S, us_per_beat)
@@ -278,11 +298,13 @@ def truth_row(
         "offset_s": plan.offset_s,
         "render_key": render_key,
         "seed": seed,
+        "source": SOURCE,
+        "soundfont": soundfont,
     }
 
 
 def _summary(
-    rows: list[dict[str, Any]], seed: int, tools: Tools, latency: float, rendered: int, removed: int, wall_s: float
+    rows: list[dict[str, Any]], seed: int, tools: Tools, rendered: int, removed: int, wall_s: float
 ) -> dict[str, Any]:
     tempi = np.array([r["tempo_bpm"] for r in rows])
     groups = Counter(r["group_id"] for r in rows)
@@ -306,7 +328,7 @@ def _summary(
         "tempo_above_160": int((tempi > 160).sum()),
         "styles": len({r["style"] for r in rows}),
         "renderer": tools.identity,
-        "render_latency_s": latency,
+        "soundfonts": dict(sorted(Counter(r["soundfont"] for r in rows).items())),
         "build_seconds": round(wall_s, 1),
     }
 
@@ -326,10 +348,11 @@ Built by `m2ugen-data devset build --kind gm --n {s["clips"]} --seed {s["seed"]}
 - **Harmony**: keys and progressions are drawn from common functional patterns; the chart's chord slots
   are the chord truth (`chords`: start, end, mir_eval label such as `Bb:min7`), covering the whole clip.
 - **Melody**: composed here (chord tones on beats, scale steps between, D4-A5), on its own channel.
-- **Rendering**: `fluidsynth` with the FluidR3 GM soundfont (reverb and chorus on), one synthesis thread.
-  Renderer: `{s["renderer"]}`.
-- **Excerpt**: cut at `offset_s` (somewhere in bar 2) plus the measured renderer latency
-  ({s["render_latency_s"] * 1000:.1f} ms: MIDI time to first sample of a side-stick click), so `beats` and
+- **Rendering**: `fluidsynth` (reverb and chorus on, one synthesis thread) through one General-MIDI
+  soundfont per piece, picked by a stable hash among those installed (`soundfont`: {s["soundfonts"]};
+  `m2ugen_data/devset/soundfonts.py`). Renderer: `{s["renderer"]}`.
+- **Excerpt**: cut at `offset_s` (somewhere in bar 2) plus the soundfont's measured renderer latency
+  (MIDI time to first sample of a side-stick click), so `beats` and
   `downbeats` (seconds in the clip, from the exact MIDI tempo) are where the rendered onsets are; each clip is
   loudness-normalised to a random -20..-16 LUFS. Checked at build time on a drums-only render of one
   piece (onsets detected with librosa vs truth beats on which the drums play): {s.get("alignment_check")}.

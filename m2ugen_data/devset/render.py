@@ -24,12 +24,15 @@ import mido
 import numpy as np
 import soundfile as sf
 
+from m2ugen_data.devset import soundfonts
 from m2ugen_data.errors import M2UGenError, MissingDependencyError
 
 SAMPLE_RATE = 44100
 SOUNDFONT_ENV = "M2UGEN_SOUNDFONT"
-SOUNDFONTS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),)
 APT_PACKAGES = ("fluidsynth", "fluid-soundfont-gm", "mma")
+# A render takes seconds of CPU, but a niced build on a busy shared machine can wait minutes for it; the
+# limit only catches a renderer that hangs.
+RENDER_TIMEOUT_S = 3600
 _HINT = f"install them with 'apt-get install {' '.join(APT_PACKAGES)}' (or run scripts/devset-deps.sh as root)"
 
 
@@ -54,11 +57,12 @@ class Tools:
 
 
 def find_tools() -> Tools:
-    """The binaries and soundfont, or one error that names every apt package still missing."""
+    """The binaries and the default soundfont (FluidR3, or $M2UGEN_SOUNDFONT), or one error that names every
+    apt package still missing. Sets that render with several soundfonts swap ``Tools.soundfont`` per clip."""
     fluid = shutil.which("fluidsynth")
     mma = shutil.which("mma")
     env = os.environ.get(SOUNDFONT_ENV)
-    candidates = [Path(env)] if env else list(SOUNDFONTS)
+    candidates = [Path(env)] if env else [soundfonts.DEFAULT.path]
     soundfont = next((p for p in candidates if p.is_file()), None)
     missing = []
     if fluid is None:
@@ -122,12 +126,14 @@ def render_midi(tools: Tools, data: bytes, sample_rate: int = SAMPLE_RATE, effec
             tools.fluidsynth, "-n", "-i", "-q",
             "-r", str(sample_rate),
             "-o", "synth.cpu-cores=1",
+            # decode a compressed (sf3) bank's samples as notes need them, not all at start (same audio)
+            "-o", "synth.dynamic-sample-loading=1",
             "-o", f"synth.reverb.active={fx}", "-o", f"synth.chorus.active={fx}",
             "-O", "float", "-T", "wav",
             "-F", str(out),
             str(tools.soundfont), str(src),
         ]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=RENDER_TIMEOUT_S)
         if proc.returncode != 0 or not out.is_file():
             raise RenderError(f"fluidsynth failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
         y, sr = sf.read(out, dtype="float32", always_2d=True)

@@ -59,6 +59,36 @@ GM_TRUTH = pa.schema(
         pa.field("offset_s", pa.float64(), nullable=False),  # excerpt start in the rendered piece
         pa.field("render_key", pa.string(), nullable=False),  # cache key: MIDI + window + renderer
         pa.field("seed", pa.int64(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),  # "mma": where the music comes from (leave-one-source-out)
+        pa.field("soundfont", pa.string(), nullable=False),  # devset.soundfonts name the clip was rendered with
+    ]
+)
+
+SCORES_TRUTH = pa.schema(
+    [
+        pa.field("clip_id", pa.string(), nullable=False),
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),  # dev | test, by piece
+        pa.field("source", pa.string(), nullable=False),  # score_sources name: the unit of leave-one-source-out
+        pa.field("soundfont", pa.string(), nullable=False),  # devset.soundfonts name
+        pa.field("item", pa.string(), nullable=False),  # the piece within its source: file path [#tune]
+        pa.field("duration_s", pa.float64(), nullable=False),
+        pa.field("sample_rate", pa.int32(), nullable=False),
+        pa.field("tempo_bpm", pa.float64(), nullable=False),  # beats (of the metre's beat unit) per minute
+        pa.field("tempo_origin", pa.string(), nullable=False),  # file | score | drawn
+        pa.field("meter", pa.int32(), nullable=False),  # beats per bar
+        pa.field("time_signature", pa.string(), nullable=False),  # "6/8"
+        pa.field("beats", _f64s, nullable=False),
+        pa.field("downbeats", _f64s, nullable=False),
+        pa.field("programs", pa.list_(pa.int32()), nullable=False),
+        pa.field("instrument_names", _strs, nullable=False),
+        pa.field("families", _strs, nullable=False),
+        pa.field("labels", _strs, nullable=False),
+        pa.field("parts", _strs, nullable=False),
+        pa.field("has_drums", pa.bool_(), nullable=False),
+        pa.field("offset_s", pa.float64(), nullable=False),
+        pa.field("render_key", pa.string(), nullable=False),
+        pa.field("seed", pa.int64(), nullable=False),
     ]
 )
 

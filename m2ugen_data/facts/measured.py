@@ -21,13 +21,13 @@ from m2ugen_data.facts.rules import (
     KINDS,
     MAX_STYLE_WORDS,
     SPEECH_RATIO_MIN,
-    TEMPO_CONF_MIN,
     confident,
     confident_chords,
     labels_allowed,
     measured_vocals,
     measured_words,
     summarise_chords,
+    tempo_statement,
 )
 
 LabelNamer = Callable[[str], str]
@@ -93,8 +93,9 @@ class MusicFacts:
     """
 
     clip_id: str
-    tempo_bpm: float | None = None
+    tempo_bpm: float | None = None  # only a confident tempo (facts.rules.TEMPO_PROB_MIN): a number may be said
     meter: int | None = None
+    pace_word: str | None = None  # without a number: a tempo word true at both plausible tempi, or None
     key: str | None = None  # "A minor"
     loudness_lufs: float | None = None
     onset_rate: float | None = None
@@ -109,6 +110,7 @@ class MusicFacts:
     labelled_genres: tuple[str, ...] = ()
     labelled_moods: tuple[str, ...] = ()
     tempo_conf: float | None = None  # the numbers the confidence rules tested, kept for the evidence
+    tempo_prob: float | None = None
     key_conf: float | None = None
     chord_coverage: float | None = None
 
@@ -308,13 +310,15 @@ def facts_from_rows(
 ) -> MusicFacts:
     """Combine a ``features`` row and a ``segments`` row (either may be missing) into what may be said.
 
-    Tempo and meter (one beat tracker) need a confident tempo, the key a confident key, chords a mostly
-    chorded clip; the segment's labels pass the label rule (``rules.labels_allowed``) against the measured
+    Tempo follows ``rules.tempo_statement``: the number and meter only with a calibrated tempo probability
+    of at least TEMPO_PROB_MIN, else at most a word true at both plausible tempi; the key needs a confident
+    key, chords a mostly chorded clip; the segment's labels pass the label rule (``rules.labels_allowed``) against the measured
     sets. At most MAX_STYLE_WORDS genres and moods are kept, measured words first.
     """
     f, s = features or {}, segment or {}
-    tempo, tempo_conf = _finite(f.get("tempo_bpm")), _finite(f.get("tempo_conf"))
-    tempo_ok = confident(tempo, tempo_conf, TEMPO_CONF_MIN)
+    tempo, tempo_conf, tempo_prob = _finite(f.get("tempo_bpm")), _finite(f.get("tempo_conf")), _finite(f.get("tempo_prob"))
+    said = tempo_statement(tempo, tempo_conf, tempo_prob, _finite(f.get("tempo_alt_bpm")), tempo_word)
+    tempo_ok = said.bpm is not None
     key, key_conf = f.get("key") or None, _finite(f.get("key_conf"))
     key_ok = confident(key, key_conf, KEY_CONF_MIN)
     summary = summarise_chords(f.get("beat_chords"), key)
@@ -324,8 +328,9 @@ def facts_from_rows(
     meter = f.get("meter")
     return MusicFacts(
         clip_id=clip_id,
-        tempo_bpm=tempo if tempo_ok else None,
+        tempo_bpm=said.bpm,
         meter=int(meter) if meter and tempo_ok else None,
+        pace_word=None if tempo_ok else said.word,
         key=key if key_ok else None,
         loudness_lufs=_finite(f.get("loudness_lufs")),
         onset_rate=_finite(f.get("onset_rate")),
@@ -339,7 +344,8 @@ def facts_from_rows(
         labelled_instruments=sets["instruments"][1],
         labelled_genres=sets["genres"][1],
         labelled_moods=sets["moods"][1],
-        tempo_conf=tempo_conf if tempo_ok else None,
+        tempo_conf=tempo_conf if said.word else None,
+        tempo_prob=tempo_prob if said.word else None,
         key_conf=key_conf if key_ok else None,
         chord_coverage=summary.coverage if chords and summary else None,
     )

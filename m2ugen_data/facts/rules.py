@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -31,8 +31,16 @@ from typing import Any
 from m2ugen_data.analysis.tag_words import GENRE_TAGS, INSTRUMENT_TAGS, MOOD_TAGS
 
 # Beat tracker confidence (activation strength x interval regularity). 0.3 is where pair mining already draws
-# the line (analysis.pairs.PairRules.min_tempo_conf): a jittery or beatless clip scores below it.
+# the line (pairs.rules.PairRules.min_tempo_conf): a jittery or beatless clip scores below it. Below it
+# nothing about tempo is said.
 TEMPO_CONF_MIN = 0.3
+# Calibrated probability that the measured tempo is right within 4 % (features.tempo_prob, from
+# analysis.tempo_octave). A BPM number (and the metre, read on the same grid) is said only at or above it;
+# leave-one-source-out over the dev sets, clips at or above it were right at least this often
+# (docs/BENCHMARKS.md, "tempo_prob >= c"). Below it a text may say a tempo word only when the word is true at
+# the measured tempo and at its runner-up (usually the other octave), else nothing about tempo. Rows without
+# a tempo_prob (analysed before it existed) never state a number.
+TEMPO_PROB_MIN = 0.85
 # Key CNN softmax probability (chance is 1/24). On 40 synthetic clips (seed 11) every key at >= 0.5 but one
 # was right (35 kept, 97 % correct); the wrong ones scored 0.37-0.44.
 KEY_CONF_MIN = 0.5
@@ -93,6 +101,34 @@ VOICE_LABELS = frozenset({"choir", "vocal", "a capella", "beatboxing", "chant", 
 def confident(value: object, conf: float | None, minimum: float) -> bool:
     """A measurement may be said only with a recorded confidence of at least ``minimum`` (None is not enough)."""
     return value is not None and conf is not None and conf >= minimum
+
+
+@dataclass(frozen=True)
+class TempoStatement:
+    """What a text may say about tempo: a number (with its word), or only a word, or nothing."""
+
+    bpm: float | None  # set only when the tempo is confident (TEMPO_PROB_MIN)
+    word: str | None  # a tempo word true at every tempo still plausible (see tempo_statement)
+
+
+def tempo_statement(
+    bpm: float | None,
+    beat_conf: float | None,
+    prob: float | None,
+    alt_bpm: float | None,
+    word_of: Callable[[float], str],
+) -> TempoStatement:
+    """The module's tempo rule: nothing without a clear beat; the number when ``prob`` (calibrated) clears
+    TEMPO_PROB_MIN; otherwise the word ``word_of`` gives only if it is the same at the measured tempo and at
+    the runner-up candidate ``alt_bpm`` (a word that holds at both octaves), else nothing."""
+    if not confident(bpm, beat_conf, TEMPO_CONF_MIN):
+        return TempoStatement(None, None)
+    assert bpm is not None
+    if confident(bpm, prob, TEMPO_PROB_MIN):
+        return TempoStatement(bpm, word_of(bpm))
+    if alt_bpm is None or word_of(bpm) != word_of(alt_bpm):
+        return TempoStatement(None, None)
+    return TempoStatement(None, word_of(bpm))
 
 
 # ---- chords

@@ -21,7 +21,7 @@ class PairRules:
     # also pair clips at half or double tempo: the beats still coincide, and on the GM dev set 5 of 88 sibling
     # pairs were split across a tempo octave by the tracker (dev recall at k 0.88 -> 0.92 with it)
     allow_double: bool = True
-    # both clips' beat confidence at least this. The octave rule lowers the confidence of ambiguous grids; at
+    # both clips' beat confidence (tempo_conf: the tracker's clarity, not tempo_prob) at least this; at
     # 0.3 a third of the GM dev clips (tempo Acc1 0.82 among them) could not be paired, at 0.1 all but 1%.
     min_tempo_conf: float = 0.1
     max_loudness_diff: float = 6.0  # LU
