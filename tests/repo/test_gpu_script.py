@@ -12,8 +12,9 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 TITLES = ("7B M2UGen stage-3 train step, bf16", "7B M2UGen stage-3 train step, FSDP2 1 rank",
           "m2ugen-infer text->music latency, tiny", "MU-LLaMA-style captioning, batched",
           "dialogues: vLLM vs transformers", "7B inference memory: bf16 / int8 / offload")

@@ -11,8 +11,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 LINT = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(config_filename=sys.argv[1]))"
 CONTRACTS = ("flows over m2ugen_data over m2ugen_model", "Prefect only behind flows",
              "test doubles only in tests and benchmarks", "no import cycles")

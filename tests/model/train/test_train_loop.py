@@ -18,7 +18,7 @@ from m2ugen_model.train.errors import TrainError
 from m2ugen_model.train.loop import Dist, train
 from train_fixtures import write_mucaps, write_muedit
 
-TESTS = Path(__file__).parent
+from paths import SUPPORT
 FEATS, TARGET = (3, 32), (8, 16)  # the tiny preset's audio feature and MusicGen-target shapes
 torch.set_num_threads(1)  # a shared 2-core box: threads only contend
 
@@ -99,7 +99,7 @@ def test_stage_chain_carries_earlier_stages_weights(weights: str, wh: Path, tmp_
 def test_torchrun_two_ranks_stay_in_sync(weights: str, wh: Path, tmp_path: Path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(TESTS / "train_dist_worker.py"), str(wh / "shards" / "muedit"), weights, str(tmp_path)]
+           str(SUPPORT / "train_dist_worker.py"), str(wh / "shards" / "muedit"), weights, str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (load_file(str(tmp_path / f"params_rank{r}.safetensors")) for r in range(2))

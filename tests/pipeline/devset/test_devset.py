@@ -23,8 +23,8 @@ from m2ugen_data.devset.rec_sources import RESERVED, RESERVED_PREFIXES, SOURCES,
 from m2ugen_data.devset.truth import split_of
 from m2ugen_data.errors import MissingDependencyError
 from m2ugen_data.ids import validate_clip_id
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _tools_or_skip() -> render.Tools:

@@ -28,9 +28,10 @@ from flows.params import TaskRunnerChoice
 from flows.runners import choice_env
 from m2ugen_data.shards import verify_shards
 from m2ugen_data.warehouse import Warehouse, open_warehouse
+from paths import SUPPORT
 
 pytestmark = pytest.mark.slow
-SCRIPT = Path(__file__).with_name("dask_flow.py")
+SCRIPT = SUPPORT / "dask_flow.py"
 
 
 def _shard_bytes(wh: Warehouse) -> list[tuple[str, str, str]]:

@@ -5,10 +5,7 @@ run is incremental and equals a full one, and a clip too short to fingerprint is
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq

@@ -7,12 +7,12 @@ they live in the bench (table in docs/BENCHMARKS.md); here each stage's loss mus
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from paths import REPO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(REPO / "bench"))
 import bench_learns  # noqa: E402
 
 

@@ -21,8 +21,9 @@ from scipy.special import expit
 from m2ugen_data.analysis import taggers
 from m2ugen_data.analysis.tf_checkpoint import crc32c
 from m2ugen_data.errors import M2UGenError
+from paths import DATA
 
-REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
+REFERENCE = DATA / "musicnn_reference.npz"
 SR = taggers.SAMPLE_RATE
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 ONE_PATCH_SAMPLES = taggers.ONE_PATCH_SAMPLES

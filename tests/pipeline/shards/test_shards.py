@@ -29,8 +29,8 @@ from m2ugen_data.shards import (
 )
 from m2ugen_data.shards.sample_schema import SampleSchemaError
 from m2ugen_data.warehouse import open_warehouse
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
