@@ -152,3 +152,24 @@ def flow_api(prefect_api):
 
     with temporary_settings({PREFECT_API_URL: prefect_api["url"], PREFECT_LOGGING_TO_API_ENABLED: False}):
         yield prefect_api
+
+
+@pytest.fixture(scope="session")
+def thread_built(prefect_api, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``build-muedit`` and ``build-mucaps`` run once per session with the thread runner on ``dask_flow``'s small
+    corpora: ``{dataset: {"wh", "corpus", "summary"}}``. The Dask tests compare against it and the flow tests
+    that only read a built warehouse inspect it, so the session builds each once. Never write to it."""
+    from dask_flow import SOURCES, run_flow
+    from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
+
+    from flows.params import TaskRunnerChoice
+    from m2ugen_data.warehouse import open_warehouse
+
+    base = tmp_path_factory.mktemp("thread_built")
+    out = {}
+    with temporary_settings({PREFECT_API_URL: prefect_api["url"], PREFECT_LOGGING_TO_API_ENABLED: False}):
+        for dataset in SOURCES:
+            root, corpus = base / f"wh_{dataset}", base / f"corpus_{dataset}"
+            summary = run_flow(dataset, root, corpus, TaskRunnerChoice(kind="thread", max_workers=2))
+            out[dataset] = {"wh": open_warehouse(root), "corpus": corpus, "summary": summary}
+    return out

@@ -95,16 +95,11 @@ def dask_choice(cluster) -> TaskRunnerChoice:
 
 
 @pytest.fixture(scope="module")
-def reference(flow_api, tmp_path_factory) -> dict:
-    """Thread-runner runs of MUEdit and MUCaps, each in its own warehouse (they also render the corpora)."""
-    base = tmp_path_factory.mktemp("dask_ref")
-    out = {}
-    for dataset in SOURCES:
-        root, corpus = base / f"wh_{dataset}", base / f"corpus_{dataset}"
-        summary = run_flow(dataset, root, corpus, TaskRunnerChoice(kind="thread", max_workers=2))
-        assert summary["counts"]["shard_samples"] >= 2, f"the {dataset} corpus must give samples"
-        out[dataset] = {"wh": open_warehouse(root), "corpus": corpus, "summary": summary}
-    return out
+def reference(thread_built, flow_api) -> dict:
+    """The session's thread-runner runs of MUEdit and MUCaps (``thread_built``), each in its own warehouse."""
+    for dataset, built in thread_built.items():
+        assert built["summary"]["counts"]["shard_samples"] >= 2, f"the {dataset} corpus must give samples"
+    return thread_built
 
 
 @pytest.mark.parametrize("dataset", ["muedit", "mucaps"])

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+
+import pytest
 from paths import REPO
 
 ROOT = REPO
@@ -41,6 +43,7 @@ def _python_without_m2ugen(tmp: Path) -> Path:
     return wrapper
 
 
+@pytest.mark.slow
 def test_cpu_safe_run_prints_one_table(tmp_path):
     checkout = _bare_checkout(tmp_path / "checkout")
     python = _python_without_m2ugen(tmp_path)

@@ -43,6 +43,7 @@ def test_controls_replace_every_audio(tmp_path):
     assert sorted(w["audio"] for w in swapped) == sorted(str((tmp_path / f"a{i}.wav").resolve()) for i in range(5))
 
 
+@pytest.mark.slow
 def test_report_shows_each_metrics_drop(tmp_path):
     """Before: the eval could not tell a listening model from a fluent one that ignores the audio."""
     refs = _jsonl(tmp_path / "refs.jsonl", [{"id": f"r{i}", "reference": t} for i, t in enumerate(REFS)])

@@ -96,6 +96,7 @@ def test_stage_chain_carries_earlier_stages_weights(weights: str, wh: Path, tmp_
     assert all(torch.allclose(params[k].detach(), v, atol=1e-5) for k, v in inherited.items())
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_stay_in_sync(weights: str, wh: Path, tmp_path: Path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

@@ -225,6 +225,7 @@ def test_refilter_rewrites_only_changed_verdicts(warehouse, tmp_path: Path) -> N
     assert refilter(warehouse, relaxed)["changed"] == 0
 
 
+@pytest.mark.slow
 def test_parallel_workers_warm_up_safely_on_a_cold_numba_cache(tmp_path):
     """A fresh install has no numba cache: pool workers warming up at once used to segfault (CI found it)."""
     import os

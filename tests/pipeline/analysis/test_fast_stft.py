@@ -35,6 +35,7 @@ def test_frames_and_stft_equal_madmoms_loop(original_stft, frame_size: int, orig
         assert np.allclose(ours, theirs, rtol=1e-5, atol=1e-4 * np.abs(theirs).max())
 
 
+@pytest.mark.slow
 def test_analysers_give_the_same_results_on_real_audio(original_stft, tmp_path) -> None:
     from m2ugen_data.analysis import harmony, rhythm, tonal
     from m2ugen_data.audio_io import load_audio

@@ -175,6 +175,7 @@ def test_over_the_cap_is_rejected_too_long_without_decoding(hour_of_silence, dec
     assert decoder_reads == []
 
 
+@pytest.mark.slow
 def test_long_audio_is_analysed_in_windows_and_no_read_exceeds_the_cap(hour_of_silence, decoder_reads):
     th = Thresholds()
     row, _ = analyse_file("longAAAAAAA_0", hour_of_silence, thresholds=th)

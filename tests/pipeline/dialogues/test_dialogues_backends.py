@@ -152,6 +152,7 @@ def served_tiny_lm(tiny_lm):
             proc.wait()
 
 
+@pytest.mark.slow
 def test_openai_backend_against_transformers_serve(served_tiny_lm, tiny_lm, warehouse):
     backend = OpenAIBackend(
         str(tiny_lm), base_url=served_tiny_lm, concurrency=4, params=GenerationParams(max_new_tokens=6)

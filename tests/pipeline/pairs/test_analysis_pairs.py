@@ -483,6 +483,7 @@ def _segments(truth: dict) -> list[dict]:
     ]
 
 
+@pytest.mark.slow
 def test_mine_warehouse_writes_one_replaceable_batch(warehouse) -> None:
     features, labels, truth = make_features(200, seed=8)
     warehouse.write_batch("features", _features_rows(features), "f1")

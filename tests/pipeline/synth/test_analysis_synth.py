@@ -21,6 +21,7 @@ from m2ugen_data.pairs.rules import PairRules
 from m2ugen_data.analysis.tonal import key_class
 from m2ugen_data.warehouse import Warehouse, open_warehouse, utc_now
 
+pytestmark = pytest.mark.slow  # analyses the whole synthetic corpus once (~15 s)
 NOT_INSTRUMENTS = {"/m/04rlf", "/m/09x0r", "/m/06by7"}  # Music, Speech, Rock music
 
 

@@ -120,6 +120,7 @@ def read_only(tiny_root: Path, tmp_path: Path) -> Iterator[Path]:
             p.chmod(0o755 if p.is_dir() else 0o644)
 
 
+@pytest.mark.slow
 def test_a_read_only_warehouse_still_answers_sql_and_verifies_shards(read_only: Path) -> None:
     res = _cli(read_only, "sql", "select count(*) as n from clips_latest", "--format", "csv", read_only=True)
     if os.geteuid() == 0 and res.returncode != 0 and "mount" in res.stderr:
