@@ -79,7 +79,7 @@ def check_openai_server(base_url: str, model: str, timeout_s: float = 3.0) -> Ch
         served = [m.get("id") for m in resp.json().get("data", [])] if resp.status_code == 200 else None
     except (httpx.HTTPError, ValueError, AttributeError) as e:
         return Check("dialogue server", url, [Finding("dialogue server", url, f"no OpenAI-compatible server answers ({type(e).__name__})",
-                                                      "start it (README: serving the dialogue LLM) or fix --base-url")])
+                                                      "start it (docs/OPERATIONS.md: serving the dialogue LLM) or fix --base-url")])
     if served is None:
         return Check("dialogue server", url, [Finding("dialogue server", url, f"GET /models answered HTTP {resp.status_code}",
                                                       "check --base-url and the server's API key")])

@@ -35,7 +35,7 @@ def causal_lm(what: str, *, in_transformers: bool, trust_remote_code: bool = Fal
             return [Finding(what, str(path), "config.json names no architecture", "pass a chat LLM's directory")]
         if not any(a.endswith(CAUSAL_SUFFIXES) for a in archs):
             return [Finding(what, str(path), f"{archs[0]} is not a causal language model",
-                            "pass a chat LLM's directory (README: dialogue presets)")]
+                            "pass a chat LLM's directory (docs/OPERATIONS.md: dialogue presets)")]
         if not in_transformers:
             return []
         version, known = _transformers_causal_types()

@@ -6,7 +6,7 @@ The floors are the APIs the code uses: torch >= 2.6 (``weights_only`` loading wi
 the model classes, which is also why MERT goes through HubertModel); diffusers >= 0.30 for AudioLDM2
 (decoders.py adapts its GPT-2 loop to transformers 5); accelerate for CPU offloading; bitsandbytes for int8
 LLaMA weights; sentencepiece to read a SentencePiece ``tokenizer.model``/``spiece.model`` that has no
-``tokenizer.json`` beside it. README ("GPU hosts") lists which model needs which.
+``tokenizer.json`` beside it. docs/OPERATIONS.md ("GPU hosts") lists which model needs which.
 """
 
 from __future__ import annotations
