@@ -194,32 +194,3 @@ def test_two_concurrent_analyze_runs_divide_the_clips(tmp_path: Path, synth_corp
     claimed = [json.loads(p.read_text()) for p in (wh.root / "claims" / "analyze").glob("*.json")]
     assert len({c["pid"] for c in claimed}) == 2, "one run analysed everything"
     assert {c["state"] for c in claimed} == {"done"}
-
-
-def test_two_concurrent_dialogue_writers_divide_the_samples(warehouse: Warehouse) -> None:
-    """The text stages claim through ``claimed_batches``: two writers at once ask the backend once per sample."""
-    import threading
-
-    from m2ugen_data.dialogues.template import TemplateBackend
-    from m2ugen_data.dialogues.writer import write_dialogues
-    from test_dialogues import _edit_samples
-
-    asked: list[str] = []
-
-    class Slow(TemplateBackend):
-        def complete(self, requests):
-            asked.extend(r.sample.sample_id for r in requests if r.side == "human")
-            time.sleep(0.05)  # long enough for the other writer to come for the same work
-            return super().complete(requests)
-
-    samples = _edit_samples(24)
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(write_dialogues(warehouse, samples, Slow(), batch_size=2)))
-               for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(asked) == sorted(s.sample_id for s in samples)  # each sample generated once
-    assert sorted(r.claimed_elsewhere > 0 for r in results) == [True, True]  # and both writers worked
-    assert warehouse.read("dialogues").num_rows == 24
