@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from shard_warehouse import make_tiny_warehouse
 from test_shards_incremental import _sample
 
-from m2ugen_data.shards import ShardWriter, build_dataset_shards, iter_shard_keys, shard_paths, verify_shards
-from m2ugen_data.shards.build import INDEX_NAME, _row, shard_dir, write_dataset_shards
-from m2ugen_data.warehouse import utc_now
+from m2ugen_data.shards import (
+    ShardWriter,
+    build_dataset_shards,
+    iter_dataset_samples,
+    iter_shard_keys,
+    shard_paths,
+    verify_shards,
+)
+from m2ugen_data.shards.build import INDEX_NAME, _row, sample_fingerprint, shard_dir, write_dataset_shards
+from m2ugen_data.warehouse import open_warehouse, utc_now
 
 
 def _digests(paths: list[Path]) -> dict[str, str]:
@@ -90,3 +99,28 @@ def test_a_damaged_index_is_named_and_rebuilt_and_no_key_lands_in_two_shards(war
     caplog.clear()
     assert _build(warehouse, tiny).written == [] and not caplog.records
 
+
+
+def test_a_copied_warehouse_stays_incremental(warehouse, tmp_path) -> None:
+    """Fingerprints name media relative to the warehouse, so a copy (times preserved, as ``cp -a`` does) rewrites
+    no shard: each is hashed once, as its file is another file now, and found intact."""
+    tiny = make_tiny_warehouse(warehouse)
+    first = _build(warehouse, tiny)
+    copy = open_warehouse(tmp_path / "elsewhere")
+    shutil.copytree(warehouse.root, copy.root, dirs_exist_ok=True)
+    again = build_dataset_shards(copy, "mucaps", max_samples=2, label_name=tiny.label_name)
+    assert again.written == [] and [r["sha256"] for r in again.shards] == [r["sha256"] for r in first.shards]
+    assert verify_shards(copy, "mucaps").ok
+
+
+def test_an_index_of_absolute_fingerprints_is_still_read(warehouse) -> None:
+    """Indexes written before fingerprints were relative hold absolute media paths: they still match."""
+    tiny = make_tiny_warehouse(warehouse)
+    _build(warehouse, tiny)
+    index = shard_dir(warehouse, "mucaps") / INDEX_NAME
+    table = pq.read_table(index)
+    legacy = {s.key: sample_fingerprint(s) for s in iter_dataset_samples(warehouse, "mucaps", label_name=tiny.label_name)}
+    column = pa.array([legacy[k] for k in table.column("key").to_pylist()], pa.string())
+    pq.write_table(table.set_column(2, "fingerprint", column), index)
+    assert _build(warehouse, tiny).written == []
+    assert pq.read_table(index).column("fingerprint").to_pylist() != column.to_pylist()  # rewritten relative
