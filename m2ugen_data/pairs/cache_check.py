@@ -4,15 +4,12 @@ bug, an edited file) is refused instead of sending a kernel out of bounds (SIGSE
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from m2ugen_data.analysis.harmony import N_CHORD_IDS
 from m2ugen_data.pairs.band import N_ORDERS
-
-if TYPE_CHECKING:
-    from m2ugen_data.pairs.cache import PairCache
 
 
 class DamagedCache(ValueError):
@@ -44,8 +41,8 @@ def _csr(values: np.ndarray, offsets: np.ndarray, prefix: str, rows: int, vocabu
     _within(values, f"{prefix}_values.npy", 0, vocabulary)
 
 
-def check_cache(cache: PairCache) -> None:
-    """Raise ``DamagedCache`` unless every array of ``cache`` has the dtype, shape and value range a mine writes."""
+def check_cache(cache: Any) -> None:
+    """``cache`` is a ``PairCache`` (not imported: ``cache.py`` imports this module). Raise ``DamagedCache`` unless every array of ``cache`` has the dtype, shape and value range a mine writes."""
     ids, n = len(cache.clip_ids), cache.eligible.num_rows
     _array(cache.versions, "versions.npy", "uint64", (ids,))
     _array(cache.elig_rows, "elig_rows.npy", "int64", (n,))
