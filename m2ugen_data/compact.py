@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from m2ugen_data.atomic import atomic_path
 from m2ugen_data.claims import Lease
 from m2ugen_data.errors import WarehouseError
-from m2ugen_data.filesets import COMPACT_PREFIX, RECORDS_DIR, FileId, scan, write_record
+from m2ugen_data.filesets import COMPACT_PREFIX, RECORDS_DIR, FileId, FileSet, scan, write_record
 from m2ugen_data.schemas import MANIFESTS, SCHEMA_VERSION, get_manifest
 from m2ugen_data.warehouse import Warehouse, _source, _to_schema, check_parquet_files, duck_connect, utc_now
 
@@ -95,6 +95,10 @@ def compact(
         result.purged = _purge(directory, grace_s)
         fileset = scan(directory)
         result.files_before = len(fileset.live)
+        if any(c.damaged for c in fileset.compactions):
+            _rebuild(wh, manifest.name, fileset, target_rows, result)
+            result.files_after = len(scan(directory).live)
+            return result
         inputs = _inputs(directory, fileset.live, target_rows)
         if len(inputs) < max(2, min_files):
             result.files_after, result.note = result.files_before, "nothing to merge"
@@ -119,9 +123,28 @@ def compact_all(wh: Warehouse, names: Iterable[str] | None = None, **kwargs: flo
 
 
 def compact_if_needed(wh: Warehouse, threshold_files: int = DEFAULT_THRESHOLD_FILES) -> list[CompactResult]:
-    """Compact each manifest holding at least ``threshold_files`` live files (what flows call last)."""
-    due = [n for n in compactable() if len(wh.manifest_files(n)) >= threshold_files]
+    """Compact each manifest holding at least ``threshold_files`` live files or a damaged compaction record
+    (what flows call last)."""
+    due = []
+    for name in compactable():
+        fileset = scan(wh.manifest_dir(name))
+        if len(fileset.live) >= threshold_files or any(c.damaged for c in fileset.compactions):
+            due.append(name)
     return compact_all(wh, due) if due else []
+
+
+def _rebuild(wh: Warehouse, name: str, fileset: FileSet, target_rows: int, result: CompactResult) -> None:
+    """After a damaged record (``filesets``): merge every live file, the damaged compaction's parts and any
+    batch it merged alike (exact duplicates dropped, as in every compaction), so the new record hides them
+    all; then the damaged record can go. With one live file there is nothing to merge: only the record goes."""
+    inputs = [(p, FileId.of(p)) for p in fileset.live]
+    if len(inputs) >= 2:
+        check_parquet_files([p for p, _ in inputs], get_manifest(name))
+        _merge(wh, name, inputs, target_rows, result)
+    for c in fileset.compactions:
+        if c.damaged:
+            c.record.unlink(missing_ok=True)
+    result.note = "rebuilt after a damaged compaction record"
 
 
 def _inputs(directory: Path, live: list[Path], target_rows: int) -> list[tuple[Path, FileId]]:
@@ -231,12 +254,12 @@ def _purge(directory: Path, grace_s: float) -> int:
     now = time.time()
     n = 0
     for c in scan(directory).compactions:
-        if not c.complete or now - max(p.stat().st_mtime for p in c.present) < grace_s:
+        if c.damaged or not c.complete or now - max(p.stat().st_mtime for p in c.present) < grace_s:
             continue
         for p in c.lingering:
             p.unlink(missing_ok=True)
             n += 1
-    for c in scan(directory).compactions:
-        if c.complete and not c.lingering and now - max(p.stat().st_mtime for p in c.present) >= grace_s:
+    for c in scan(directory).compactions:  # a damaged record goes only when a rebuild has replaced its parts
+        if c.complete and not c.damaged and not c.lingering and now - max(p.stat().st_mtime for p in c.present) >= grace_s:
             c.record.unlink(missing_ok=True)
     return n

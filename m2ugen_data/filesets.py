@@ -10,17 +10,30 @@ readers until they are deleted, after which the record is deleted too and its pa
 Parts of a compaction not (yet) complete are hidden. Every reader that lists files through ``scan`` sees
 each row exactly once, whenever it looks; the record lives in its own file, not in the parts' footers, so
 readers pay for it only while it matters.
+
+A record is derived state that readers trust to hide rows, so it carries a sha256 of its body and is checked
+for shape when read. A damaged one (unreadable, a field missing or of the wrong type, a value that no longer
+matches its checksum) is reported in one warning line per process, and its compaction is read as *damaged*:
+its parts (``compact-<id>-*``) are live and it hides nothing, so no row is lost, though rows of batches it
+merged may be read twice until the next compaction rebuilds (``compact._rebuild``: it merges those parts with
+every live file, exact duplicates dropped, and deletes the record). Records without a checksum (written
+before it existed) are accepted when their shape is right.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 COMPACT_PREFIX = "compact-"
 RECORDS_DIR = ".compactions"
+_FILE_ID_TYPES = {"name": str, "ino": int, "size": int, "mtime_ns": int}
+_warned: set[Path] = set()  # damaged records already reported by this process
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,7 @@ class Compaction:
     supersedes: list[FileId]
     present: list[Path] = field(default_factory=list)  # its part files on disk now
     lingering: list[Path] = field(default_factory=list)  # replaced files still on disk (same identity)
+    damaged: bool = False  # the record could not be trusted: parts are whatever compact-<id>-* is on disk
 
     @property
     def complete(self) -> bool:
@@ -69,11 +83,37 @@ def record_path(directory: Path, compaction_id: str) -> Path:
     return directory / RECORDS_DIR / f"{compaction_id}.json"
 
 
+def _digest(body: dict[str, object]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def write_record(directory: Path, compaction_id: str, parts: list[str], supersedes: list[FileId]) -> Path:
     from m2ugen_data.atomic import write_bytes_atomic
 
-    body = {"id": compaction_id, "parts": parts, "supersedes": [f.to_json() for f in supersedes]}
+    body: dict[str, object] = {"id": compaction_id, "parts": parts, "supersedes": [f.to_json() for f in supersedes]}
+    body["sha256"] = _digest(body)
     return write_bytes_atomic(record_path(directory, compaction_id), json.dumps(body).encode())
+
+
+def _parse(path: Path, data: bytes) -> Compaction:
+    """The compaction ``data`` records; ``ValueError`` saying what is wrong unless it is whole and well-formed."""
+    body = json.loads(data)
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    cid, parts, supersedes = body.get("id"), body.get("parts"), body.get("supersedes")
+    if cid != path.stem:
+        raise ValueError("its id is not its file's name")
+    if not isinstance(parts, list) or not all(isinstance(p, str) and p.startswith(f"{COMPACT_PREFIX}{cid}-") for p in parts):
+        raise ValueError("'parts' is not a list of this compaction's part names")
+    if not isinstance(supersedes, list) or not all(
+        isinstance(f, dict) and f.keys() == _FILE_ID_TYPES.keys()
+        and all(type(f[k]) is t for k, t in _FILE_ID_TYPES.items()) for f in supersedes
+    ):  # fmt: skip
+        raise ValueError("'supersedes' is not a list of file identities")
+    recorded = body.pop("sha256", None)
+    if recorded is not None and recorded != _digest(body):
+        raise ValueError("content differs from its sha256")
+    return Compaction(cid, path, parts, [FileId(**f) for f in supersedes])
 
 
 def _records(directory: Path) -> list[Compaction]:
@@ -84,12 +124,29 @@ def _records(directory: Path) -> list[Compaction]:
     for entry in sorted(os.scandir(rdir), key=lambda e: e.name):
         if not entry.name.endswith(".json") or entry.name.startswith("."):
             continue
+        path = Path(entry.path)
         try:
-            body = json.loads(Path(entry.path).read_bytes())
+            data = path.read_bytes()
         except FileNotFoundError:
             continue  # deleted by a purge while we looked: its parts are ordinary files now
-        out.append(Compaction(body["id"], Path(entry.path), body["parts"], [FileId(**f) for f in body["supersedes"]]))
+        except OSError as e:
+            out.append(_damaged(path, f"unreadable ({e.strerror or e})"))
+            continue
+        try:
+            out.append(_parse(path, data))
+        except (ValueError, UnicodeDecodeError) as e:
+            out.append(_damaged(path, str(e).splitlines()[0]))
     return out
+
+
+def _damaged(path: Path, why: str) -> Compaction:
+    if path not in _warned:
+        _warned.add(path)
+        log.warning(
+            "compaction record %s: %s; reading its parts and hiding nothing until the next compaction rebuilds it",
+            path, why,
+        )  # fmt: skip
+    return Compaction(path.stem, path, [], [], damaged=True)
 
 
 def scan(directory: Path) -> FileSet:
@@ -116,6 +173,8 @@ def scan(directory: Path) -> FileSet:
     hidden: set[str] = set()
     incomplete: list[Path] = []
     for c in compactions:
+        if c.damaged:
+            c.parts = [n for n in names if n.startswith(f"{COMPACT_PREFIX}{c.id}-")]
         c.present = [directory / p for p in c.parts if p in present]
         if not c.complete:
             incomplete.extend(c.present)

@@ -25,6 +25,7 @@ the runs a search sees) it equals a full run (``--full``), which is tested.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections import Counter
@@ -39,10 +40,13 @@ import pyarrow.feather as feather
 
 from m2ugen_data.analysis import fingerprint as fp_mod
 from m2ugen_data.atomic import atomic_path
+from m2ugen_data.checksums import damage, write_checksums
 from m2ugen_data.dedup.candidates import candidate_pairs
 from m2ugen_data.dedup.links import FULL_COVERAGE, MATCH_STRENGTH, Link, coverage
 from m2ugen_data.dedup.match import DupRules, compare
 from m2ugen_data.warehouse import Warehouse, utc_now
+
+log = logging.getLogger(__name__)
 
 BATCH_ID = "duplicates"
 CACHE_VERSION = "3"
@@ -231,21 +235,49 @@ def _cache_dir(wh: Warehouse) -> Path:
 
 
 def _load_cache(wh: Warehouse, rules: DupRules) -> _Cache | None:
+    """The previous run's search state, or None (a full search): none yet, other rules, or damaged (a file
+    that fails its checksum or its shape: named in one warning line, and the full search rebuilds it)."""
     d = _cache_dir(wh)
+    if not d.exists():
+        return None
     try:
+        found = damage(d)
+        if found is not None:
+            raise _Damaged(*found)
         meta = json.loads((d / "meta.json").read_text())
         if meta.get("cache_version") != CACHE_VERSION or meta.get("rules_version") != rules.version or \
                 meta.get("fp_version") != fp_mod.VERSION:
             return None
-        clips = feather.read_table(d / "clips.arrow")
-        tok = feather.read_table(d / "tokens.arrow")
-        links = feather.read_table(d / "links.arrow").to_pylist()
-    except (OSError, ValueError, KeyError, pa.ArrowException):
+        clips = _table(d, "clips.arrow", pa.schema([("clip_id", pa.string()), ("version", pa.uint64())]))
+        tok = _table(d, "tokens.arrow", pa.schema([("token", pa.uint64()), ("clip", pa.int64())]))
+        links = _table(d, "links.arrow", _LINK_SCHEMA).to_pylist()
+        index = tok.column("clip").to_numpy()
+        if index.size and (index.min() < 0 or index.max() >= clips.num_rows):
+            raise _Damaged("tokens.arrow", "clip positions outside the cached clips")
+    except _Damaged as e:
+        log.warning("dedup cache file %s: %s; searching every clip to rebuild the cache", d / e.args[0], e.args[1])
+        return None
+    except (OSError, ValueError, AttributeError):  # meta.json of another shape
+        log.warning("dedup cache file %s: unreadable; searching every clip to rebuild the cache", d / "meta.json")
         return None
     return _Cache(
         rules.version, clips.column("clip_id").to_pylist(), clips.column("version").to_pylist(),
-        tok.column("token").to_numpy(), tok.column("clip").to_numpy(), [Link(**lk) for lk in links],
+        tok.column("token").to_numpy(), index, [Link(**lk) for lk in links],
     )
+
+
+class _Damaged(Exception):
+    """(file name, what is wrong) of a cache file that cannot be used."""
+
+
+def _table(d: Path, name: str, schema: pa.Schema) -> pa.Table:
+    try:
+        table = feather.read_table(d / name)
+    except (OSError, ValueError, pa.ArrowException) as e:
+        raise _Damaged(name, f"unreadable ({str(e).splitlines()[0]})") from None
+    if not table.schema.equals(schema):
+        raise _Damaged(name, "not the columns a run writes")
+    return table
 
 
 def _save_cache(wh: Warehouse, cache: _Cache) -> None:
@@ -262,6 +294,7 @@ def _save_cache(wh: Warehouse, cache: _Cache) -> None:
                                                schema=_LINK_SCHEMA), tmp / "links.arrow")
     (tmp / "meta.json").write_text(json.dumps({"cache_version": CACHE_VERSION, "rules_version": cache.rules_version,
                                                "fp_version": fp_mod.VERSION}))
+    write_checksums(tmp)
     old = d.with_name(f".{d.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if d.exists():

@@ -1,12 +1,15 @@
 """The incremental miner's state between runs (``PairCache``): the previous run's clips and their content
 hashes, its eligible clips with their sort keys, sort positions and kernel arrays, every valid scored edge in
 best-first order and the PAIRS rows it chose; saved as raw .npy arrays and uncompressed Arrow IPC tables in a
-directory replaced as a whole. How a re-mine uses it: ``incremental.py``."""
+directory replaced as a whole, with every file's checksum (``checksums.py``) so a damaged cache is found on
+load (checksums, then ``cache_check``'s shapes and ranges), reported and rebuilt by a full mine, never used.
+How a re-mine uses it: ``incremental.py``."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -19,8 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.feather as feather
 
 from m2ugen_data.atomic import fsync_dir
+from m2ugen_data.checksums import damage, write_checksums
 from m2ugen_data.ids import ytids_of
 from m2ugen_data.pairs.band import N_ORDERS
+from m2ugen_data.pairs.cache_check import DamagedCache, check_cache
 from m2ugen_data.pairs.clips import ARRAY_FIELDS, ClipArrays
 from m2ugen_data.pairs.merge import index_in
 from m2ugen_data.pairs.rules import FEATURE_COLUMNS, MINER_VERSION, PairRules
@@ -28,6 +33,7 @@ from m2ugen_data.pairs.select import OUTPUT_COLUMNS, ScoredEdges
 from m2ugen_data.warehouse import duck_connect
 
 
+log = logging.getLogger(__name__)
 CACHE_FORMAT = 2
 # the eligible clips' columns kept: the join's sort keys and what the output reads
 CANDIDATE_COLUMNS = ("clip_id", "block", "lt", "ibi", "phase", "hc", *OUTPUT_COLUMNS[1:])
@@ -81,6 +87,7 @@ class PairCache:
             for name, table in tables.items():
                 feather.write_feather(table, tmp / f"{name}.arrow", compression="uncompressed")
             (tmp / "meta.json").write_text(self.fingerprint)
+            write_checksums(tmp)
             for f in tmp.iterdir():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
@@ -95,24 +102,60 @@ class PairCache:
 
     @classmethod
     def load(cls, directory: Path) -> PairCache | None:
-        """The cache in ``directory``, or None when there is none or it cannot be read (a full mine follows)."""
+        """The cache in ``directory``, or None when there is none (the first run) or it is damaged: a file
+        missing, not matching its checksum, unreadable or not shaped as a mine writes it (``check_cache``).
+        A damaged cache is reported in one warning line naming the file; the full mine that follows
+        rebuilds it."""
         directory = Path(directory)
-        try:
-            fingerprint = (directory / "meta.json").read_text()
-            a = {f.name[: -len(".npy")]: np.load(f, allow_pickle=False) for f in directory.glob("*.npy")}
-            t = {f.name[: -len(".arrow")]: feather.read_table(f) for f in directory.glob("*.arrow")}
-            eligible = t["eligible"]
-            edges = ScoredEdges(*(a[f"edges_{k}"] for k in _EDGE_FIELDS))
-            fields = {k: a[f"clips_{k}"] for k in ARRAY_FIELDS}
-            clips = ClipArrays.from_fields(fields, eligible, t["labels_names"].column(0), t["words_names"].column(0))
-            return cls(
-                fingerprint=fingerprint, clip_ids=t["clip_ids"].column(0).combine_chunks(), versions=a["versions"],
-                eligible=eligible, elig_rows=a["elig_rows"], clips=clips, videos=t["videos"].column(0).combine_chunks(),
-                positions=a["positions"], edges=edges, pairs=t["pairs"],
-                rejected=t["rejected"],
-            )  # fmt: skip
-        except (OSError, ValueError, KeyError, pa.ArrowException):
+        if not directory.exists():
             return None
+        try:
+            found = damage(directory)
+            if found is not None:
+                raise DamagedCache(*found)
+            cache = cls._read(directory)
+            check_cache(cache)
+        except DamagedCache as e:
+            log.warning("pair cache file %s: %s; mining in full to rebuild the cache", directory / e.file, e.why)
+            return None
+        except (TypeError, IndexError, KeyError, ValueError) as e:  # arrays of a shape no check foresaw
+            log.warning("pair cache %s: arrays do not fit together (%s); mining in full to rebuild it", directory, e)
+            return None
+        return cache
+
+    @classmethod
+    def _read(cls, directory: Path) -> PairCache:
+        def array(name: str) -> np.ndarray:
+            try:
+                return np.load(directory / f"{name}.npy", allow_pickle=False)
+            except (OSError, ValueError, EOFError) as e:
+                raise DamagedCache(f"{name}.npy", f"unreadable ({e})") from e
+
+        def table(name: str) -> pa.Table:
+            try:
+                return feather.read_table(directory / f"{name}.arrow")
+            except (OSError, ValueError, pa.ArrowException) as e:
+                raise DamagedCache(f"{name}.arrow", f"unreadable ({e})") from e
+
+        def column(name: str) -> pa.Array:
+            t = table(name)
+            if t.num_columns != 1:
+                raise DamagedCache(f"{name}.arrow", f"{t.num_columns} columns, expected 1")
+            return t.column(0).combine_chunks()
+
+        eligible = table("eligible")
+        missing = [c for c in CANDIDATE_COLUMNS if c not in eligible.column_names]
+        if missing:
+            raise DamagedCache("eligible.arrow", f"no column {missing[0]!r}")
+        fields = {k: array(f"clips_{k}") for k in ARRAY_FIELDS}
+        return cls(
+            fingerprint=(directory / "meta.json").read_text(errors="replace"), clip_ids=column("clip_ids"), versions=array("versions"),
+            eligible=eligible, elig_rows=array("elig_rows"),
+            clips=ClipArrays.from_fields(fields, eligible, column("labels_names"), column("words_names")),
+            videos=column("videos"), positions=array("positions"),
+            edges=ScoredEdges(*(array(f"edges_{k}") for k in _EDGE_FIELDS)), pairs=table("pairs"),
+            rejected=table("rejected"),
+        )  # fmt: skip
 
 
 def clip_versions(features: pa.Table, labels: pa.Table) -> tuple[pa.Array, np.ndarray]:

@@ -30,7 +30,7 @@ row and AudioSet labels), so a re-analysed clip is a removed clip plus a new one
   (the commonest one), every cached distance is stale and the run is a full mine.
 - Output rows of pairs chosen before are reused; only newly chosen pairs are measured.
 
-A missing, unreadable or incompatible cache (other miner version or rules; ``k`` may change freely, it only
+A missing, damaged (``PairCache.load`` warns) or incompatible cache (other miner version or rules; ``k`` may change freely, it only
 affects the selection) means a full mine. In the result, clip rejections, pairs, the valid-edge count, the
 degree-cap count and the degree histogram are the whole set's; candidates and pair-rule rejections are over
 the edges this run examined.

@@ -10,7 +10,8 @@ rows. The rule for a sample whose fingerprint changed (re-captioned, re-download
 is rewritten in place (same name, same keys, the new content); a shard that lost samples is rewritten
 without them, and removed when empty. A new sample is never put into an old shard, so readers that cached
 old shards by sha256 re-read only what the manifest's ``run_id`` says this run wrote. No index (shards from
-before it existed) or an index that disagrees with the files on disk means a full build.
+before it existed) means a full build; an unusable index (``index.py``: checked before any shard is written)
+is reported and rebuilt by a full build, and a shard whose file is missing or damaged is rewritten alone.
 
 Order of operations keeps readers consistent: (1) new shards are written under temporary names and renamed
 into place, (2) the ``shards`` manifest batch named after the dataset is replaced in one atomic write, (3) only
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import re
 import uuid
@@ -33,17 +33,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from m2ugen_data.atomic import atomic_path
 from m2ugen_data.errors import WarehouseError
 from m2ugen_data import defaults
 from m2ugen_data.shards.assemble import iter_dataset_samples
+from m2ugen_data.shards.index import INDEX_NAME, ShardIndex, damaged_shards, load_index, save_index, shard_number
 from m2ugen_data.shards.tar_writer import (
     SHARD_INDEX_DIGITS,
     Sample,
@@ -56,7 +53,6 @@ from m2ugen_data.warehouse import Warehouse, utc_now
 
 DEFAULT_MAX_SAMPLES = defaults.SHARD_MAX_SAMPLES
 DEFAULT_MAX_BYTES = defaults.SHARD_MAX_BYTES
-INDEX_NAME = "index.parquet"  # per dataset: which sample is in which shard (module docstring)
 
 
 def shard_dir(wh: Warehouse, dataset: str) -> Path:
@@ -117,13 +113,13 @@ def write_dataset_shards(
     with _dataset_lock(directory):
         _remove_leftover_temps(directory, dataset)
         limits = {"max_samples": max_samples, "max_bytes": max_bytes, "workers": workers}
-        index = _load_index(wh, directory) if incremental else None
-        if index is None:
+        index = load_index(directory, dataset)  # checked (and an unusable one removed) before any tar is written
+        if index is None or not incremental:
             source = samples() if callable(samples) else samples
             fingerprints: dict[str, str] = {}
 
             def remember(sample: Sample) -> None:
-                fingerprints[sample.key] = sample_fingerprint(sample)
+                fingerprints[sample.key] = sample_fingerprint(sample, wh.root)
                 if on_sample is not None:
                     on_sample(sample)
 
@@ -133,7 +129,7 @@ def write_dataset_shards(
             entries = _entries(infos, fingerprints)
         else:
             rows, entries = _write_changes(wh, directory, dataset, samples, index, limits, on_sample, run_id)
-        _save_index(directory, entries, rows)
+        save_index(wh, directory, entries, rows)
         wh.write_batch("shards", rows, batch_id=f"shards-{dataset}")
         keep = {PurePosixPath(r["path"]).name for r in rows}
         for stale in shard_files(directory, dataset):
@@ -147,10 +143,12 @@ def new_run_id() -> str:
     return f"{utc_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
-def sample_fingerprint(sample: Sample) -> str:
+def sample_fingerprint(sample: Sample, root: Path | None = None) -> str:
     """What identifies a sample's content without reading its media: per member (sorted by name) the sha256
     of in-memory bytes, or a file's path, size and modification time (warehouse media are replaced by
-    atomic renames, so new content means a new mtime)."""
+    atomic renames, so new content means a new mtime). A path under ``root`` (the warehouse) counts relative
+    to it, so a copied or moved warehouse keeps its fingerprints; without ``root``, the absolute path: the
+    fingerprints of indexes written before they were relative (``_unchanged``)."""
     h = hashlib.sha256()
     for name in sorted(sample.members):
         value = sample.members[name]
@@ -162,8 +160,16 @@ def sample_fingerprint(sample: Sample) -> str:
                 st = os.stat(value)
             except OSError as e:
                 raise ShardError(f"{value}: member {name!r} of sample {sample.key!r}: {e.strerror}") from e
-            h.update(f"f{value}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+            where = Path(value)
+            if root is not None and where.is_relative_to(root):
+                where = PurePosixPath(where.relative_to(root).as_posix())
+            h.update(f"f{where}\0{st.st_size}\0{st.st_mtime_ns}".encode())
     return h.hexdigest()[:32]
+
+
+def _unchanged(sample: Sample, recorded: str, fingerprint: str) -> bool:
+    """Whether ``sample`` is the one ``recorded`` fingerprints, in today's form or the older absolute one."""
+    return recorded == fingerprint or recorded == sample_fingerprint(sample)
 
 
 def _write_run(
@@ -192,85 +198,45 @@ def _row(wh: Warehouse, dataset: str, info: ShardInfo, created: Any, run_id: str
     }
 
 
-def _shard_number(path: str | Path) -> int:
-    return int(PurePosixPath(str(path)).stem.rsplit("-", 1)[1])
-
-
 def _entries(infos: list[ShardInfo], fingerprints: dict[str, str]) -> dict[str, tuple[int, str]]:
     """key -> (shard number, fingerprint) of the samples of ``infos``, which hold them in the order they
     were given (``fingerprints``' insertion order), each shard a contiguous run."""
     keys = iter(fingerprints)
     out: dict[str, tuple[int, str]] = {}
     for info in infos:
-        number = _shard_number(info.path)
+        number = shard_number(info.path)
         for _ in range(info.samples):
             key = next(keys)
             out[key] = (number, fingerprints[key])
     return out
 
 
-@dataclass
-class _Index:
-    entries: dict[str, tuple[int, str]]  # key -> (shard number, fingerprint)
-    rows: list[dict[str, Any]]  # the manifest rows of the shards, as last written
-
-
-def _load_index(wh: Warehouse, directory: Path) -> _Index | None:
-    """The dataset's sample index, or None (full build) when absent, unreadable, or not what is on disk."""
-    try:
-        table = pq.read_table(directory / INDEX_NAME)
-        rows = json.loads(table.schema.metadata[b"m2ugen.shards"])
-    except (OSError, KeyError, ValueError, TypeError, pa.ArrowException):
-        return None
-    for row in rows:
-        path = wh.root / row["path"]
-        if not path.is_file() or path.stat().st_size != row["bytes"]:
-            return None
-        row["created_at"] = datetime.fromisoformat(row["created_at"])
-    keys, shards, fps = (table.column(c).to_pylist() for c in ("key", "shard", "fingerprint"))
-    return _Index(dict(zip(keys, zip(shards, fps))), rows)
-
-
-def _save_index(directory: Path, entries: dict[str, tuple[int, str]], rows: list[dict[str, Any]]) -> None:
-    """Written before the manifest: a run killed after this converges on the next run (see the docstring)."""
-    meta = [{**r, "created_at": r["created_at"].isoformat()} for r in rows]
-    table = pa.table(
-        {
-            "key": pa.array(list(entries), pa.string()),
-            "shard": pa.array([v[0] for v in entries.values()], pa.int64()),
-            "fingerprint": pa.array([v[1] for v in entries.values()], pa.string()),
-        }
-    ).replace_schema_metadata({b"m2ugen.shards": json.dumps(meta).encode()})
-    with atomic_path(directory / INDEX_NAME) as tmp:
-        pq.write_table(table, tmp)
-
-
 def _write_changes(
     wh: Warehouse, directory: Path, dataset: str, samples: Iterable[Sample] | Callable[[], Iterable[Sample]],
-    index: _Index, limits: dict[str, Any], on_sample: Callable[[Sample], None] | None, run_id: str,
+    index: ShardIndex, limits: dict[str, Any], on_sample: Callable[[Sample], None] | None, run_id: str,
 ) -> tuple[list[dict[str, Any]], dict[str, tuple[int, str]]]:  # fmt: skip
     """The incremental build: (manifest rows, index entries) after appending new samples and rewriting the
     shards whose samples changed or went away."""
     replay = samples if callable(samples) else (lambda held=list(samples): held)
     fresh: list[Sample] = []
     fingerprints: dict[str, str] = {}
-    dirty: set[int] = set()
+    dirty = damaged_shards(wh, index)
     for sample in replay():
-        fp = sample_fingerprint(sample)
+        fp = sample_fingerprint(sample, wh.root)
         if sample.key in fingerprints:
             raise ShardError(f"duplicate sample key {sample.key!r} in dataset {dataset}")
         fingerprints[sample.key] = fp
         old = index.entries.get(sample.key)
         if old is None:
             fresh.append(sample)
-        elif old[1] != fp:
+        elif not _unchanged(sample, old[1], fp):
             dirty.add(old[0])
         if on_sample is not None:
             on_sample(sample)
     dirty |= {shard for key, (shard, _) in index.entries.items() if key not in fingerprints}
     created = utc_now()
-    entries = {k: v for k, v in index.entries.items() if k in fingerprints and v[0] not in dirty}
-    rows = {_shard_number(r["path"]): r for r in index.rows if _shard_number(r["path"]) not in dirty}
+    entries = {k: (v[0], fingerprints[k]) for k, v in index.entries.items() if k in fingerprints and v[0] not in dirty}
+    rows = {shard_number(r["path"]): r for r in index.rows if shard_number(r["path"]) not in dirty}
     if dirty:  # a second look at the samples, keeping only those of the shards to rewrite
         by_shard: dict[int, list[Sample]] = {n: [] for n in dirty}
         for sample in replay():
@@ -282,10 +248,10 @@ def _write_changes(
             for info in _write_run(directory, dataset, members, number, whole, None):
                 rows[number] = _row(wh, dataset, info, created, run_id)
                 entries.update({s.key: (number, fingerprints[s.key]) for s in members})
-    start = max([_shard_number(r["path"]) for r in index.rows] + [-1]) + 1
+    start = max([shard_number(r["path"]) for r in index.rows] + [-1]) + 1
     infos = _write_run(directory, dataset, fresh, start, limits, None)
     for info in infos:
-        rows[_shard_number(info.path)] = _row(wh, dataset, info, created, run_id)
+        rows[shard_number(info.path)] = _row(wh, dataset, info, created, run_id)
     entries.update(_entries(infos, {s.key: fingerprints[s.key] for s in fresh}))
     return [rows[n] for n in sorted(rows)], entries
 

@@ -10,12 +10,12 @@ non-regular members, which is safe, and extracts nothing).
 
 from __future__ import annotations
 
-import hashlib
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from m2ugen_data.checksums import file_sha256
 from m2ugen_data.clean.gate import clip_ids_of_key, load_gate
 from m2ugen_data.clean.split import DATASETS, EVAL_SUFFIX
 from m2ugen_data.errors import M2UGenError
@@ -104,14 +104,6 @@ def iter_shard_keys(path: str | Path) -> Iterator[str]:
         raise ShardFormatError(f"{path}: {e.strerror or e}") from e
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def shard_paths(wh: Warehouse, dataset: str) -> list[Path]:
     """Absolute shard paths the manifest lists for ``dataset``, in order (hand these to ``wds.WebDataset``)."""
     validate_dataset(dataset)
@@ -137,7 +129,7 @@ class ShardCheck:
 
 def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardCheck:
     """Compare every manifest row with its file (size, sha256; with ``deep`` also sample count and keys,
-    parsing every member), report shard files the manifest does not list, and check the samples against the
+    parsing every member), report keys held by two shards and shard files the manifest does not list, and check the samples against the
     warehouse's state (``clean.gate.shard_problems``: held-out videos, evaluation sets, duplicates)."""
     validate_dataset(dataset)
     con = wh.connect()
@@ -177,6 +169,7 @@ def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardChe
             check.problems.append(f"{row['path']}: {len(keys)} samples, manifest says {row['samples']}")
         elif keys and (keys[0], keys[-1]) != (row["first_key"], row["last_key"]):
             check.problems.append(f"{row['path']}: first/last key differ from the manifest")
+    check.problems.extend(duplicate_keys(keys_of))
     directory = shard_dir(wh, dataset)
     if directory.is_dir():
         for path in shard_files(directory, dataset):
@@ -184,6 +177,18 @@ def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardChe
                 check.problems.append(f"{path.relative_to(wh.root).as_posix()}: on disk but not in the manifest")
     check.problems.extend(state_problems(wh, dataset, keys_of))
     return check
+
+
+def duplicate_keys(keys: dict[str, list[str]]) -> list[str]:
+    """One line per shard holding keys that an earlier shard (in ``keys``' order) holds too: a reader would
+    train on those samples twice."""
+    first: dict[str, str] = {}
+    again: dict[tuple[str, str], list[str]] = {}
+    for shard, ks in keys.items():
+        for k in ks:
+            if first.setdefault(k, shard) != shard:
+                again.setdefault((shard, first[k]), []).append(k)
+    return [f"{shard}: {len(ks)} sample key(s) also in {other}, e.g. {ks[0]}" for (shard, other), ks in again.items()]
 
 
 _WHY = {
