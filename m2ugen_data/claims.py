@@ -157,22 +157,29 @@ def _replace_own(path: Path, token: str, rec: dict[str, Any]) -> bool:
     return True
 
 
-def _take_over(path: Path, seen_token: str | None, rec: dict[str, Any]) -> bool:
-    """Replace a claim we judged free, unless someone changed it meanwhile: move it aside (only one mover
-    wins), check it is the one we judged, then create ours. A live claim moved by mistake is put back."""
+def discard_claim(path: Path, seen_token: str | None) -> bool:
+    """Remove the claim at ``path`` unless someone changed it since it was judged (its token then was
+    ``seen_token``; None for a malformed one): move it aside (only one mover wins), check it is the one
+    judged, delete it. A claim moved by mistake is put back. True when the path is free now."""
     grave = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.old")
     try:
         os.rename(path, grave)
     except FileNotFoundError:
-        return _create(path, rec)
+        return True
     try:
         if _token(grave) != seen_token:
             with contextlib.suppress(OSError):
                 os.link(grave, path)  # put the live claim back (fails only if another run already re-claimed)
             return False
-        return _create(path, rec)
+        return True
     finally:
-        grave.unlink(missing_ok=True)
+        with contextlib.suppress(IsADirectoryError):  # a directory in place of a claim: left, hidden
+            grave.unlink(missing_ok=True)
+
+
+def _take_over(path: Path, seen_token: str | None, rec: dict[str, Any]) -> bool:
+    """Replace a claim we judged free, unless someone changed it meanwhile."""
+    return discard_claim(path, seen_token) and _create(path, rec)
 
 
 def _take_seen(path: Path, seen: _Seen, rec: dict[str, Any]) -> bool:

@@ -12,7 +12,7 @@ import typer
 
 from m2ugen_data import defaults as D
 from m2ugen_data.analysis.music_filter import MusicFilterConfig
-from m2ugen_data.cli.common import console, get_warehouse, print_arrow, print_summary, progress
+from m2ugen_data.cli.common import claimed_elsewhere, console, get_warehouse, print_arrow, print_summary, progress
 
 app = typer.Typer(
     help="Measure tempo, beats, meter, key, chords, instruments/genre/mood/voice tags, loudness, speech, timbre "
@@ -104,7 +104,7 @@ def _print_analysis_summary(summary) -> None:
     rows: dict[str, object] = {
         "clips requested": summary.requested,
         "skipped (already analysed)": summary.skipped,
-        "skipped (claimed by another run)": summary.claimed_elsewhere,
+        "skipped (claimed by another run)": claimed_elsewhere(summary.claimed_elsewhere, summary.claimed_by),
     }
     if summary.outdated:
         rows["re-analysed (older analyser version)"] = summary.outdated

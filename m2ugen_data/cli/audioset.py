@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from m2ugen_data import defaults as D
-from m2ugen_data.cli.common import console, get_warehouse, print_arrow, print_summary, progress
+from m2ugen_data.cli.common import claimed_elsewhere, console, get_warehouse, print_arrow, print_summary, progress
 from m2ugen_data.errors import M2UGenError
 
 app = typer.Typer(help="AudioSet: select music segments into pools, download them, or import the synthetic corpus.",
@@ -155,7 +155,7 @@ def download(
         "planned this run": summary.planned, "ok": summary.ok,
         **{f"failed: {k}": v for k, v in sorted(summary.failed.items())},
         "skipped: already done": summary.skipped_done, "skipped: permanent failure": summary.skipped_permanent,
-        "skipped: claimed by another run": summary.claimed_elsewhere,
+        "skipped: claimed by another run": claimed_elsewhere(summary.claimed_elsewhere, summary.claimed_by),
         "attempts": summary.attempts, "clips/s": summary.clips_per_s,
         "elapsed s": round(summary.elapsed_s, 1), "manifest batches": len(summary.batches),
     })

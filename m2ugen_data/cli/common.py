@@ -53,6 +53,12 @@ def print_summary(title: str, rows: Mapping[str, object]) -> None:
     console.print(t)
 
 
+def claimed_elsewhere(n: int, holders: str) -> str:
+    """The summary's skip line for work left to other runs: how much, and who holds it (so a person can
+    tell a live run from a dead node's claims, which ``m2ugen-data claims release`` frees)."""
+    return f"{n}: {holders}" if n and holders else str(n)
+
+
 class OutputFormat(str, Enum):
     table = "table"
     csv = "csv"

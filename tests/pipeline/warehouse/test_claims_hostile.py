@@ -10,25 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from planted_claims import KEY, TEN_YEARS, plant
 
-from m2ugen_data.claims import WorkClaims, bucket_of
+from m2ugen_data.claims import WorkClaims
 from m2ugen_data.compact import compact
 from m2ugen_data.warehouse import Warehouse, utc_now
-
-KEY = "clip0000001_0"
-TEN_YEARS = 10 * 365 * 86400.0
-
-
-def plant(wh: Warehouse, stage: str, key: str = KEY, body: object = None, **fields: object) -> Path:
-    """A claim file another run left: well formed (another host's live claim) unless ``body`` replaces it."""
-    directory = wh.root / "claims" / stage
-    directory.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    rec = {"host": "node-b", "pid": 4242, "pid_start": None, "token": "f" * 32, "stage": stage, "state": "active",
-           "updated_at": now - 60, "expires_at": now + 540, "keys": [key], **fields}
-    path = directory / f"{bucket_of(key)}.0.json"
-    path.write_text(json.dumps(rec if body is None else body))
-    return path
 
 
 def warnings_about(caplog: pytest.LogCaptureFixture, path: Path) -> list[str]:
