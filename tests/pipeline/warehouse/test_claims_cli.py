@@ -5,29 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 import pytest
+from cli_main import run_main
 from planted_claims import KEY, TEN_YEARS, plant
 from rows import with_nulls
 
 from m2ugen_data.claims import HOST, WorkClaims, bucket_of
-from m2ugen_data.cli.root import main
 from m2ugen_data.warehouse import Warehouse, utc_now
 
 
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, wh: Warehouse, *args: str) -> tuple[int, str, str]:
-    """Run ``m2ugen-data`` as a user does (errors become one line and exit code 2): (exit code, stdout, stderr)."""
-    monkeypatch.setenv("COLUMNS", "400")
-    monkeypatch.setattr(sys, "argv", ["m2ugen-data", "--warehouse", str(wh.root), *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_main(monkeypatch, capsys, wh.root, *args)
 
 
 def keys_in_own_buckets(n: int) -> list[str]:
