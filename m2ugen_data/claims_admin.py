@@ -15,7 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from m2ugen_data.claim_records import ClaimRecord, MalformedClaim, claim_state, read_claim
+from m2ugen_data.claim_records import (
+    ClaimRecord,
+    MalformedClaim,
+    claim_state,
+    read_claim,
+)
 from m2ugen_data.claims import CLAIMS_DIR, HOST, discard_claim, owner_dead
 from m2ugen_data.errors import M2UGenError
 

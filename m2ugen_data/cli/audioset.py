@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from m2ugen_data import defaults as D
@@ -72,7 +73,7 @@ def select(
         raise M2UGenError(f"invalid selection policy: {e.errors()[0]['msg']}") from None
     reports = select_segments(wh, segments or DEFAULT_SEGMENTS, ontology=onto, policy=policy, limit=limit,
                               exclusion=exclusion)
-    t = Table(title=f"segments -> {wh.root}")
+    t = Table(title=escape(f"segments -> {wh.root}"))
     t.add_column("")
     for r in reports:
         t.add_column(r.source, justify="right")
@@ -91,9 +92,9 @@ def select(
         console.print("[yellow]no evaluation list excluded (--no-default-eval and no --exclude-eval)[/]")
     for r in reports:
         for rej in r.rejects[:10]:
-            console.print(f"[yellow]rejected[/] {r.source} {rej}", highlight=False, markup=True)
+            console.print(f"[yellow]rejected[/] {escape(f'{r.source} {rej}')}", highlight=False)
         if len(r.rejects) > 10:
-            console.print(f"[yellow]... and {len(r.rejects) - 10} more rejected rows in {r.source}[/] "
+            console.print(f"[yellow]... and {len(r.rejects) - 10} more rejected rows in {escape(r.source)}[/] "
                           "(every one is in the segment_rejects manifest)")
 
 
@@ -178,9 +179,9 @@ def import_synthetic_cmd(
     except ValidationError as e:
         raise M2UGenError(f"invalid pool {pool!r}: {e.errors()[0]['msg']}") from None
     console.print(f"synthetic corpus {corpus}: {report.selection.selected} segments in pool {pool}, "
-                  f"{report.ok} clips imported, {len(report.failed)} failed")
+                  f"{report.ok} clips imported, {len(report.failed)} failed", markup=False)
     for clip_id, err in list(report.failed.items())[:10]:
-        console.print(f"[yellow]failed[/] {clip_id}: {err}", highlight=False)
+        console.print(f"[yellow]failed[/] {escape(f'{clip_id}: {err}')}", highlight=False)
 
 
 @app.command()

@@ -9,11 +9,17 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from m2ugen_data.cli.common import OutputFormat, console, err_console, get_warehouse, print_arrow
+from m2ugen_data.cli.common import (
+    OutputFormat,
+    console,
+    err_console,
+    get_warehouse,
+    print_arrow,
+)
 
 app = typer.Typer(help="Work claims and leases of concurrent runs: list them, release a dead node's.", no_args_is_help=True)
 
-Stage = Annotated[Optional[str], typer.Option(help="Only claims of this stage (analyze, download, leases, ...).")]
+Stage = Annotated[str | None, typer.Option(help="Only claims of this stage (analyze, download, leases, ...).")]
 
 
 def _row(e, now: float) -> dict[str, object]:
@@ -51,9 +57,9 @@ def list_cmd(
 @app.command("release")
 def release_cmd(
     ctx: typer.Context,
-    buckets: Annotated[Optional[list[str]], typer.Argument(
+    buckets: Annotated[list[str] | None, typer.Argument(
         help="Buckets to release: a bucket (all its slots), bucket.slot, or a lease's name; prefix stage/ to pick one stage.")] = None,
-    host: Annotated[Optional[str], typer.Option(help="Release every claim and lease held by this host.")] = None,
+    host: Annotated[str | None, typer.Option(help="Release every claim and lease held by this host.")] = None,
     stale: Annotated[bool, typer.Option("--stale", help="Release every stale or malformed claim.")] = False,
     stage: Stage = None,
     force: Annotated[bool, typer.Option(

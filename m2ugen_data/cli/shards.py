@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import pyarrow as pa
 import typer
+from rich.markup import escape
 
 from m2ugen_data import defaults as D
 from m2ugen_data.cli.common import OutputFormat, console, get_warehouse, print_arrow, progress
@@ -77,7 +78,7 @@ def verify_cmd(
     """Compare the shard files with the ``shards`` manifest; exit 1 if anything differs."""
     check = verify_shards(get_warehouse(ctx), dataset, deep=not quick)
     for problem in check.problems:
-        console.print(f"[red]{problem}[/]", highlight=False)
+        console.print(f"[red]{escape(problem)}[/]", highlight=False)
     console.print(f"{dataset}: {check.shards} shards, {check.samples} samples, {len(check.problems)} problems")
     if not check.ok:
         raise typer.Exit(1)

@@ -198,7 +198,7 @@ def test_refuses_to_replace_a_directory_it_did_not_write(warehouse, tmp_path):
 def test_cli_report_command(warehouse, tmp_path):
     from m2ugen_data.cli import app
 
-    out = tmp_path / "card"
+    out = tmp_path / "card[v2]"  # printed as it is: not taken for rich markup
     result = CliRunner().invoke(app, ["--warehouse", str(warehouse.root), "report", "--out", str(out), "--samples", "1"])
     assert result.exit_code == 0, result.output
     assert (out / "index.html").is_file() and str(out / "index.html") in result.output.replace("\n", "")
