@@ -44,7 +44,7 @@ def select(
     require_instrument: Annotated[bool, typer.Option(help="Keep only segments with a musical instrument label.")] = False,
     pool_proportions: Annotated[str | None, typer.Option(
         help="e.g. 'mucaps=0.55,muedit=0.25,muimage=0.1,muvideo=0.1' (normalised to sum 1).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Keep at most N segments in all (for trial runs).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Keep at most N segments in all (for trial runs).")] = None,
     exclude_eval: Annotated[list[str] | None, typer.Option(
         "--exclude-eval", help="An evaluation list (CSV with ytid[,start_s,end_s]; NAME=PATH names it) whose "
         "segments training must not hold; repeatable, added to the bundled lists.")] = None,
@@ -102,19 +102,19 @@ def select(
 def download(
     ctx: typer.Context,
     pool: Annotated[list[str] | None, typer.Option("--pool", help="Only these pools (repeatable; default all).")] = None,
-    concurrency: Annotated[int, typer.Option(help="Parallel downloads.")] = D.DOWNLOAD_CONCURRENCY,
+    concurrency: Annotated[int, typer.Option(min=1, help="Parallel downloads.")] = D.DOWNLOAD_CONCURRENCY,
     url_template: Annotated[str, typer.Option(help="URL for an ID; must contain {ytid}.")] = D.URL_TEMPLATE,
     retry_failed: Annotated[bool, typer.Option(help="Also retry clips that failed permanently before.")] = False,
     cookies: Annotated[Path | None, typer.Option(help="Netscape cookies file for yt-dlp.")] = None,
     proxy: Annotated[str | None, typer.Option(help="Proxy URL for yt-dlp.")] = None,
     user_agent: Annotated[str | None, typer.Option(help="User-Agent header for yt-dlp.")] = None,
-    sample_rate: Annotated[int, typer.Option(help="FLAC sample rate.")] = 44100,
-    max_height: Annotated[int, typer.Option(help="Largest video height for the image/video pools.")] = 360,
-    limit: Annotated[int | None, typer.Option(help="Attempt at most N clips in this run.")] = None,
-    max_attempts: Annotated[int, typer.Option(help="Tries per clip for transient failures.")] = 3,
+    sample_rate: Annotated[int, typer.Option(min=1, help="FLAC sample rate.")] = 44100,
+    max_height: Annotated[int, typer.Option(min=1, help="Largest video height for the image/video pools.")] = 360,
+    limit: Annotated[int | None, typer.Option(min=1, help="Attempt at most N clips in this run.")] = None,
+    max_attempts: Annotated[int, typer.Option(min=1, help="Tries per clip for transient failures.")] = 3,
     rate_limit: Annotated[float, typer.Option(help="Requests per second per host (0: unlimited).")] = D.REQUESTS_PER_S,
     ffmpeg: Annotated[str | None, typer.Option(help="ffmpeg binary (default: imageio-ffmpeg's static build, else PATH).")] = None,
-    flush_every: Annotated[int, typer.Option(help="Write manifest rows every N clips.")] = 200,
+    flush_every: Annotated[int, typer.Option(min=1, help="Write manifest rows every N clips.")] = 200,
     span: Annotated[str, typer.Option(help="What to keep of each video: auto (as the paper: the whole audio for "
                                            "mucaps, the 10 s segment for the others), segment, window, full.")] = D.DOWNLOAD_SPAN,
     window: Annotated[float, typer.Option(help="--span window: seconds kept, centred on the segment.")] = D.SPAN_WINDOW_S,

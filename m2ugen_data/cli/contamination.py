@@ -16,7 +16,7 @@ from m2ugen_data.cli.common import console, get_warehouse, print_summary, progre
 def dedup_cmd(
     ctx: typer.Context,
     full: Annotated[bool, typer.Option("--full", help="Search every pair again instead of only new clips'.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Fingerprinting processes (default: the cores).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Fingerprinting processes (default: the cores).")] = None,
 ) -> None:
     """Group the warehouse's clips that are one recording (re-encoded, cut, shifted, re-levelled, stretched,
     re-mastered); each dataset keeps one member of a group. Clips analysed before fingerprints existed are
