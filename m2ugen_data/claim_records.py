@@ -137,13 +137,14 @@ def describe(rec: ClaimRecord, now: float | None = None) -> str:
     now = time.time() if now is None else now
     who = f"pid {rec.pid} on {rec.host}"
     if rec.state == "done":
-        return f"{who} (finished {_ago((rec.done_at or rec.updated_at) - now)})"
-    lease = f"lease ends in {span(rec.expires_at - now)}" if rec.expires_at >= now else f"lease ended {span(now - rec.expires_at)} ago"
-    return f"{who} (claimed {_ago(rec.since - now)}, {lease})"
+        return f"{who} (finished {relative(rec.done_at or rec.updated_at, now)})"
+    ends = "ends" if rec.expires_at >= now else "ended"
+    return f"{who} (claimed {relative(rec.since, now)}, lease {ends} {relative(rec.expires_at, now)})"
 
 
-def _ago(delta: float) -> str:
-    return f"in {span(delta)}" if delta > 0 else f"{span(-delta)} ago"
+def relative(t: float, now: float) -> str:
+    """A time stamp relative to now: "in 9 min", "2.0 h ago"."""
+    return f"in {span(t - now)}" if t > now else f"{span(now - t)} ago"
 
 
 def span(seconds: float) -> str:

@@ -17,8 +17,9 @@ A claim is *relevant* to a run when it is active and its lease has not expired (
 it was finished after this run read the warehouse (``planned_at``: the run's plan predates those results).
 Anything else (expired, released, finished before we planned, or on this host by a dead process) is taken
 over, and so is a claim no run could have written honestly (``claim_records.py``: stamped in the future, a
-lease far beyond its term, the wrong shape, not a regular file), with a warning. The duplicates that remain possible (a lease that expired while its owner still worked, three runs
-racing on one slot) are harmless: every write is idempotent and the ``latest`` views keep one row per key.
+lease far beyond its term, the wrong shape, not a regular file), with a warning. The duplicates that remain
+possible (a lease that expired while its owner still worked, three runs racing on one slot) are harmless:
+every write is idempotent and the ``latest`` views keep one row per key.
 """
 
 from __future__ import annotations
@@ -273,7 +274,9 @@ class WorkClaims:
             return want
         return set()
 
-    def _record(self, keys: list[str], state: str = "active", claimed_at: float | None = None, **extra: Any) -> dict[str, Any]:
+    def _record(
+        self, keys: list[str], state: str = "active", claimed_at: float | None = None, **extra: Any
+    ) -> dict[str, Any]:
         now = time.time()
         return {
             **_SELF, "token": self.token, "stage": self.stage, "state": state, "claimed_at": claimed_at or now,
@@ -314,7 +317,8 @@ class WorkClaims:
             for held in finished:
                 self._held.pop(held.path.name, None)
         for held in finished:
-            _replace_own(held.path, self.token, self._record(sorted(held.keys), "done", held.claimed_at, done_at=time.time()))
+            done = self._record(sorted(held.keys), "done", held.claimed_at, done_at=time.time())
+            _replace_own(held.path, self.token, done)
 
     def close(self) -> None:
         """Release every claim not finished (an interrupted run): other runs may take it at once."""

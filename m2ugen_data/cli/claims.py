@@ -17,19 +17,22 @@ from m2ugen_data.cli.common import (
     print_arrow,
 )
 
+if TYPE_CHECKING:
+    from m2ugen_data.claims_admin import ClaimEntry
+
 app = typer.Typer(help="Work claims and leases of concurrent runs: list them, release a dead node's.", no_args_is_help=True)
 
 Stage = Annotated[str | None, typer.Option(help="Only claims of this stage (analyze, download, leases, ...).")]
 
 
-def _row(e, now: float) -> dict[str, object]:
-    from m2ugen_data.claim_records import span
+def _row(e: ClaimEntry, now: float) -> dict[str, object]:
+    from m2ugen_data.claim_records import relative, span
 
     r = e.record
-    expires = "" if r is None else f"in {span(r.expires_at - now)}" if r.expires_at >= now else f"{span(now - r.expires_at)} ago"
     return {
         "stage": e.stage, "bucket": e.bucket, "holder": r.token[:12] if r else None, "host": r.host if r else None,
-        "pid": r.pid if r else None, "age": span(now - r.since) if r else None, "expires": expires,
+        "pid": r.pid if r else None, "age": span(now - r.since) if r else None,
+        "expires": relative(r.expires_at, now) if r else None,
         "state": e.state, "keys": len(r.keys) if r else None, "note": e.why,
     }
 
