@@ -4,18 +4,12 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from m2ugen_data.cli.common import (
-    OutputFormat,
-    console,
-    err_console,
-    get_warehouse,
-    print_arrow,
-)
+from m2ugen_data.cli.common import OutputFormat, console, err_console, get_warehouse, print_arrow
 
 if TYPE_CHECKING:
     from m2ugen_data.claims_admin import ClaimEntry
