@@ -16,8 +16,10 @@ holds. The directory never grows past buckets x slots files: slots are reused, n
 A claim is *relevant* to a run when it is active and its lease has not expired (its owner is at it), or when
 it was finished after this run read the warehouse (``planned_at``: the run's plan predates those results).
 Anything else (expired, released, finished before we planned, or on this host by a dead process) is taken
-over. The duplicates that remain possible (a lease that expired while its owner still worked, three runs
-racing on one slot) are harmless: every write is idempotent and the ``latest`` views keep one row per key.
+over, and so is a claim no run could have written honestly (``claim_records.py``: stamped in the future, a
+lease far beyond its term, the wrong shape, not a regular file), with a warning. The duplicates that remain
+possible (a lease that expired while its owner still worked, three runs racing on one slot) are harmless:
+every write is idempotent and the ``latest`` views keep one row per key.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import logging
 import os
 import re
 import socket
@@ -37,12 +40,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from m2ugen_data.claim_records import (
+    DEFAULT_LEASE_S,
+    ClaimRecord,
+    MalformedClaim,
+    claim_state,
+    describe,
+    read_claim,
+    unbelievable,
+)
 from m2ugen_data.errors import WarehouseError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 CLAIMS_DIR = "claims"
-DEFAULT_LEASE_S = 600.0  # renewed every third of it while held; a dead owner on another host frees it after this
 BUCKET_DIGITS = 3  # 16**3 = 4096 buckets: ~500 clips each at AudioSet scale, one per clip on a small warehouse
 MAX_SLOTS = 64
 _STAGE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,80}$")
@@ -64,30 +76,54 @@ def _proc_start(pid: int) -> str | None:
 _SELF = {"host": HOST, "pid": os.getpid(), "pid_start": _proc_start(os.getpid())}
 
 
-def _owner_dead(rec: dict[str, Any]) -> bool:
+def owner_dead(rec: ClaimRecord) -> bool:
     """True only when we can tell: the owner ran on this host and that process is gone."""
-    if rec.get("host") != HOST:
+    if rec.host != HOST:
         return False
-    pid = int(rec.get("pid", 0))
+    pid = rec.pid
     if pid <= 0:
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except PermissionError:
+    except (PermissionError, OverflowError):  # OverflowError: a pid no process can have
         pass
-    start = rec.get("pid_start")
+    start = rec.pid_start
     return start is not None and _proc_start(pid) not in (None, start)
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def _token(path: Path) -> str | None:
+    """The token of the claim at ``path``; None when there is none or it is malformed."""
     try:
-        return json.loads(path.read_bytes())
-    except FileNotFoundError:
+        rec = read_claim(path)
+    except MalformedClaim:
         return None
-    except (OSError, ValueError):
-        return {"state": "released", "token": None}  # unreadable: treat as free (it will be taken over)
+    return rec.token if rec is not None else None
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What a run found at a claim's path, judged: ``record`` None when malformed."""
+
+    record: ClaimRecord | None
+    free: bool
+    warning: str = ""  # to log if the run takes it over
+
+
+def _look(path: Path, planned_at: float) -> _Seen | None:
+    """Judge the claim at ``path`` for a run that planned at ``planned_at``; None when there is none."""
+    try:
+        rec = read_claim(path)
+    except MalformedClaim as e:
+        return _Seen(None, True, f"{path}: malformed claim ({e}); replaced by this run's claim")
+    if rec is None:
+        return None
+    now = time.time()
+    state, _ = claim_state(rec, now, owner_dead(rec))
+    free = (rec.done_at or 0.0) < planned_at if state == "done" else state != "live"  # done: our plan saw it?
+    odd = unbelievable(rec, now)
+    return _Seen(rec, free, f"{path}: stale claim of {describe(rec, now)}: {odd}; taken over" if odd else "")
 
 
 def _write_temp(path: Path, rec: dict[str, Any]) -> Path:
@@ -112,8 +148,7 @@ def _create(path: Path, rec: dict[str, Any]) -> bool:
 
 def _replace_own(path: Path, token: str, rec: dict[str, Any]) -> bool:
     """Rewrite our own claim (renew, finish, release); False if it is no longer ours."""
-    cur = _read(path)
-    if cur is None or cur.get("token") != token:
+    if _token(path) != token:
         return False
     tmp = _write_temp(path, rec)
     try:
@@ -123,32 +158,38 @@ def _replace_own(path: Path, token: str, rec: dict[str, Any]) -> bool:
     return True
 
 
-def _take_over(path: Path, seen_token: str | None, rec: dict[str, Any]) -> bool:
-    """Replace a claim we judged free, unless someone changed it meanwhile: move it aside (only one mover
-    wins), check it is the one we judged, then create ours. A live claim moved by mistake is put back."""
+def discard_claim(path: Path, seen_token: str | None) -> bool:
+    """Remove the claim at ``path`` unless someone changed it since it was judged (its token then was
+    ``seen_token``; None for a malformed one): move it aside (only one mover wins), check it is the one
+    judged, delete it. A claim moved by mistake is put back. True when the path is free now."""
     grave = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.old")
     try:
         os.rename(path, grave)
     except FileNotFoundError:
-        return _create(path, rec)
+        return True
     try:
-        moved = _read(grave)
-        if moved is not None and moved.get("token") != seen_token:
+        if _token(grave) != seen_token:
             with contextlib.suppress(OSError):
                 os.link(grave, path)  # put the live claim back (fails only if another run already re-claimed)
             return False
-        return _create(path, rec)
-    finally:
-        grave.unlink(missing_ok=True)
-
-
-def _is_free(rec: dict[str, Any], now: float, planned_at: float) -> bool:
-    state = rec.get("state")
-    if state == "released":
         return True
-    if state == "done":
-        return float(rec.get("done_at", 0.0)) < planned_at  # our plan already saw its results
-    return float(rec.get("expires_at", 0.0)) < now or _owner_dead(rec)
+    finally:
+        with contextlib.suppress(IsADirectoryError):  # a directory in place of a claim: left, hidden
+            grave.unlink(missing_ok=True)
+
+
+def _take_over(path: Path, seen_token: str | None, rec: dict[str, Any]) -> bool:
+    """Replace a claim we judged free, unless someone changed it meanwhile."""
+    return discard_claim(path, seen_token) and _create(path, rec)
+
+
+def _take_seen(path: Path, seen: _Seen, rec: dict[str, Any]) -> bool:
+    """Take over a claim judged free, saying so when it was one no honest run could have written."""
+    if not _take_over(path, seen.record.token if seen.record else None, rec):
+        return False
+    if seen.warning:
+        log.warning(seen.warning)
+    return True
 
 
 @dataclass
@@ -156,6 +197,7 @@ class _Held:
     path: Path
     keys: set[str]
     outstanding: set[str]
+    claimed_at: float
 
 
 @dataclass
@@ -170,6 +212,7 @@ class WorkClaims:
     planned_at: float = field(default_factory=time.time)
     skipped: int = 0  # items left to other runs (held, or done by them since we planned)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    holders: dict[str, ClaimRecord] = field(default_factory=dict)  # the runs (by token) we left items to
     _held: dict[str, _Held] = field(default_factory=dict)  # by path name
     _by_key: dict[str, _Held] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -214,29 +257,41 @@ class WorkClaims:
                 continue
             rec = self._record(sorted(want))
             if _create(path, rec):
-                return self._hold(path, want)
-            cur = _read(path)
-            if cur is None:
+                return self._hold(path, want, rec)
+            seen = _look(path, self.planned_at)
+            if seen is None:
                 continue  # vanished: try the same slot again
-            if _is_free(cur, time.time(), self.planned_at):
-                if _take_over(path, cur.get("token"), rec):
-                    return self._hold(path, want)
+            if seen.free:
+                if _take_seen(path, seen, rec):
+                    return self._hold(path, want, rec)
                 continue  # lost the race for it: look again
-            want -= set(cur.get("keys", ()))
+            assert seen.record is not None  # a malformed claim is always free
+            if want & set(seen.record.keys):
+                self.holders[seen.record.token] = seen.record
+            want -= set(seen.record.keys)
             slot += 1
         if want:  # every slot busy with other keys: work unclaimed rather than skip it (duplicates are safe)
             return want
         return set()
 
-    def _record(self, keys: list[str], state: str = "active", **extra: Any) -> dict[str, Any]:
+    def _record(
+        self, keys: list[str], state: str = "active", claimed_at: float | None = None, **extra: Any
+    ) -> dict[str, Any]:
         now = time.time()
         return {
-            **_SELF, "token": self.token, "stage": self.stage, "state": state,
-            "updated_at": now, "expires_at": now + self.lease_s, "keys": keys, **extra,
+            **_SELF, "token": self.token, "stage": self.stage, "state": state, "claimed_at": claimed_at or now,
+            "updated_at": now, "expires_at": now + self.lease_s, "lease_s": self.lease_s, "keys": keys, **extra,
         }
 
-    def _hold(self, path: Path, keys: set[str]) -> set[str]:
-        held = _Held(path, set(keys), set(keys))
+    def holders_note(self) -> str:
+        """Who holds the items this run left to others, for the skip line of a summary ("" if nobody)."""
+        now = time.time()
+        shown = [describe(r, now) for r in list(self.holders.values())[:3]]
+        more = len(self.holders) - len(shown)
+        return "; ".join(shown) + (f"; and {more} other run(s)" if more > 0 else "")
+
+    def _hold(self, path: Path, keys: set[str], rec: dict[str, Any]) -> set[str]:
+        held = _Held(path, set(keys), set(keys), rec["claimed_at"])
         with self._lock:
             self._held[path.name] = held
             for k in keys:
@@ -262,7 +317,8 @@ class WorkClaims:
             for held in finished:
                 self._held.pop(held.path.name, None)
         for held in finished:
-            _replace_own(held.path, self.token, self._record(sorted(held.keys), "done", done_at=time.time()))
+            done = self._record(sorted(held.keys), "done", held.claimed_at, done_at=time.time())
+            _replace_own(held.path, self.token, done)
 
     def close(self) -> None:
         """Release every claim not finished (an interrupted run): other runs may take it at once."""
@@ -271,7 +327,7 @@ class WorkClaims:
             held, self._held, self._by_key = list(self._held.values()), {}, {}
         for h in held:
             with contextlib.suppress(OSError):
-                _replace_own(h.path, self.token, self._record(sorted(h.keys), "released"))
+                _replace_own(h.path, self.token, self._record(sorted(h.keys), "released", h.claimed_at))
 
     def __enter__(self) -> WorkClaims:
         return self
@@ -291,7 +347,7 @@ class WorkClaims:
                 held = list(self._held.values())
             for h in held:
                 with contextlib.suppress(OSError):
-                    _replace_own(h.path, self.token, self._record(sorted(h.keys)))
+                    _replace_own(h.path, self.token, self._record(sorted(h.keys), claimed_at=h.claimed_at))
 
 
 def stage_name(*parts: str) -> str:
@@ -318,15 +374,15 @@ def claimed_batches(claims: WorkClaims, items: Iterable[T], key: Callable[[T], s
 class Lease:
     """An exclusive, expiring lock on one name under ``claims/`` (one compaction per manifest at a time).
 
-    Same files and rules as work claims: taken over when expired, released, or its owner died on this
-    host; renewed by a heartbeat while held."""
+    Same files and rules as work claims: taken over when expired, released, its owner died on this host, or
+    it cannot be believed (``claim_records.py``); renewed by a heartbeat while held."""
 
     root: Path
     name: str
     lease_s: float = DEFAULT_LEASE_S
     _claims: WorkClaims | None = None
 
-    def acquire(self) -> dict[str, Any] | None:
+    def acquire(self) -> ClaimRecord | None:
         """Take the lease; returns None on success, else the current holder's record."""
         claims = WorkClaims(Path(self.root), "leases", self.lease_s, planned_at=float("inf"))
         path = claims.directory / f"{self.name}.json"
@@ -334,14 +390,15 @@ class Lease:
             rec = claims._record([self.name])
             if _create(path, rec):
                 break
-            cur = _read(path)
-            if cur is None:
+            seen = _look(path, float("inf"))
+            if seen is None:
                 continue
-            if not _is_free(cur, time.time(), float("inf")):
-                return cur
-            if _take_over(path, cur.get("token"), rec):
+            if not seen.free:
+                assert seen.record is not None
+                return seen.record
+            if _take_seen(path, seen, rec):
                 break
-        claims._hold(path, {self.name})
+        claims._hold(path, {self.name}, rec)
         self._claims = claims
         return None
 

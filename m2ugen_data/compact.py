@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from m2ugen_data.atomic import atomic_path
+from m2ugen_data.claim_records import describe
 from m2ugen_data.claims import Lease
 from m2ugen_data.errors import WarehouseError
 from m2ugen_data.filesets import COMPACT_PREFIX, RECORDS_DIR, FileId, FileSet, scan, write_record
@@ -88,7 +89,7 @@ def compact(
     lease = Lease(wh.root, f"compact-{manifest.name}")
     holder = lease.acquire()
     if holder is not None:
-        result.note = f"another compaction holds it (host {holder.get('host')}, pid {holder.get('pid')})"
+        result.note = f"another compaction holds it: {describe(holder)} (`m2ugen-data claims list` to see it)"
         return result
     try:
         result.cleaned = _clean_interrupted(directory)

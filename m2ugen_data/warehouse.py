@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
 import socket
 import tempfile
 import uuid
@@ -32,7 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from m2ugen_data.atomic import atomic_path, remove_dead_temps
+from m2ugen_data.atomic import atomic_path, glob_escape, remove_dead_temps
 from m2ugen_data.errors import SchemaError, WarehouseError
 from m2ugen_data.filesets import scan
 from m2ugen_data.ids import media_relpath, validate_batch_id
@@ -143,19 +144,30 @@ class Warehouse:
 
         Views hold absolute globs (so batches written later show up) minus the files a compaction merged
         when this ran: after moving the warehouse, or to hide batches merged since, run ``m2ugen-data catalog``
-        again (``compact`` does).
+        again (``compact`` does). A root with a backslash cannot be a DuckDB glob: its views list the files
+        live now instead (run ``catalog`` again to see later batches).
+
+        Built under the temp directory and copied into place atomically: DuckDB cannot open a database whose
+        path holds '?' or a backslash, and a client reading the old catalog meanwhile is never disturbed.
         """
         path = self.root / CATALOG_FILE
         if not os.access(self.root, os.W_OK):
             raise WarehouseError(f"cannot write catalog {path}: the warehouse is read-only")
-        try:
-            con = duck_connect(str(path))
-        except duckdb.Error as e:
-            raise WarehouseError(f"cannot open catalog {path}: {e}") from e
-        try:
-            _create_views(con, self, snapshot=False)
-        finally:
-            con.close()
+        with tempfile.TemporaryDirectory(prefix="m2ugen-catalog-") as tmp:
+            built = Path(tmp) / CATALOG_FILE
+            try:
+                con = duck_connect(str(built))
+            except duckdb.Error as e:
+                raise WarehouseError(f"cannot build catalog in {tmp}: {str(e).splitlines()[0]}") from e
+            try:
+                _create_views(con, self, snapshot="\\" in str(self.root))
+            finally:
+                con.close()
+            try:
+                with atomic_path(path) as out:
+                    shutil.copyfile(built, out)
+            except OSError as e:
+                raise WarehouseError(f"cannot write catalog {path}: {e.strerror or e}") from e
         return path
 
 
@@ -290,19 +302,31 @@ def explain_duckdb_error(err: Exception, files: Iterable[Path] | None = None) ->
     )
 
 
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _duck_path(path: Path) -> str:
+    """A path for ``read_parquet`` as a SQL literal. DuckDB reads every path as a glob, so a warehouse under
+    ``data[v2]`` or ``runs*`` would match other directories' files, or none: its glob characters are
+    escaped. A backslash cannot be escaped (DuckDB takes it for a separator): such a path goes as it is,
+    which DuckDB opens literally when that file exists."""
+    s = str(path)
+    return _sql_str(s if "\\" in s else glob_escape(s))
+
+
 def _source(files: Sequence[Path]) -> str:
     """``read_parquet`` over exactly these files: the reader's snapshot of the live set."""
-    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    listed = ", ".join(_duck_path(f) for f in files)
     return f"read_parquet([{listed}], union_by_name=true, filename=true)"
 
 
 def _glob_source(directory: Path, hidden: Sequence[Path]) -> tuple[str, str]:
     """``read_parquet`` over a glob (batches written later show up) and a filter hiding merged files."""
-    glob = str(directory / "*.parquet").replace("'", "''")
+    src = f"read_parquet({_sql_str(glob_escape(str(directory)) + '/*.parquet')}, union_by_name=true, filename=true)"
     if not hidden:
-        return f"read_parquet('{glob}', union_by_name=true, filename=true)", ""
-    names = ", ".join("'" + str(f).replace("'", "''") + "'" for f in hidden)
-    return f"read_parquet('{glob}', union_by_name=true, filename=true)", f"WHERE filename NOT IN ({names})"
+        return src, ""
+    return src, f"WHERE filename NOT IN ({', '.join(_sql_str(str(f)) for f in hidden)})"
 
 
 def _select_sql(manifest: Manifest, src: str, latest: bool, where: str = "") -> str:

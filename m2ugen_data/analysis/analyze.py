@@ -406,6 +406,7 @@ class AnalysisSummary:
     batches: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     claimed_elsewhere: int = 0  # to do, but claimed by another live run (claims.py)
+    claimed_by: str = ""  # who holds them (WorkClaims.holders_note)
     # clips whose newest features row is from another analyser version (e.g. schema 1, before tags and
     # chords): analysed again, since their rows lack what captions, the filter and pair mining now use
     outdated: int = 0
@@ -472,7 +473,7 @@ def analyze_clips(
                 pending = []
         if pending:
             summary.batches.append(_write(warehouse, pending, claims))
-    summary.claimed_elsewhere = claims.skipped
+    summary.claimed_elsewhere, summary.claimed_by = claims.skipped, claims.holders_note()
     if progress and claims.skipped:
         progress(claims.skipped)
     summary.wall_s = time.perf_counter() - t0

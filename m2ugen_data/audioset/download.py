@@ -111,6 +111,7 @@ class DownloadSummary:
     elapsed_s: float = 0.0
     batches: list[str] = field(default_factory=list)
     claimed_elsewhere: int = 0  # planned, but another live run had claimed them (claims.py)
+    claimed_by: str = ""  # who holds them (WorkClaims.holders_note)
 
     @property
     def clips_per_s(self) -> float:
@@ -182,7 +183,7 @@ def download_clips(
         writer.flush()
         claims.finish()  # every clip taken has its row in the manifest now
         summary.batches = writer.batches
-        summary.claimed_elsewhere = claims.skipped
+        summary.claimed_elsewhere, summary.claimed_by = claims.skipped, claims.holders_note()
     summary.elapsed_s = time.monotonic() - t0
     return summary
 

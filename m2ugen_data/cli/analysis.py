@@ -12,7 +12,7 @@ import typer
 
 from m2ugen_data import defaults as D
 from m2ugen_data.analysis.music_filter import MusicFilterConfig
-from m2ugen_data.cli.common import console, get_warehouse, print_arrow, print_summary, progress
+from m2ugen_data.cli.common import claimed_elsewhere, console, get_warehouse, print_arrow, print_summary, progress
 
 app = typer.Typer(
     help="Measure tempo, beats, meter, key, chords, instruments/genre/mood/voice tags, loudness, speech, timbre "
@@ -50,9 +50,9 @@ MinMusicScore = Annotated[
 def analyze(
     ctx: typer.Context,
     pool: Annotated[str | None, typer.Option(help="Only clips of this pool (mucaps, muedit, ...).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Analyse at most this many clips.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Clips per features batch file.")] = 64,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores; 1: in this process).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Analyse at most this many clips.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips per features batch file.")] = 64,
     force: Annotated[bool, typer.Option(help="Re-analyse clips already analysed by this analyser version.")] = False,
     max_speech: MaxSpeech = _FILTER.max_speech_ratio,
     min_lufs: MinLufs = _FILTER.min_loudness_lufs,
@@ -66,7 +66,7 @@ def analyze(
         float, typer.Option(help="Inputs up to this many seconds are analysed whole; longer ones in windows.")
     ] = D.MAX_DECODE_S,
     windows: Annotated[
-        int, typer.Option(help="Long inputs: standard-length windows analysed and aggregated (0: reject as too_long).")
+        int, typer.Option(min=0, help="Long inputs: standard-length windows analysed and aggregated (0: reject as too_long).")
     ] = D.LONG_AUDIO_WINDOWS,
 ) -> None:
     """Analyse downloaded clips (clips manifest, status ok) into the features manifest."""
@@ -104,7 +104,7 @@ def _print_analysis_summary(summary) -> None:
     rows: dict[str, object] = {
         "clips requested": summary.requested,
         "skipped (already analysed)": summary.skipped,
-        "skipped (claimed by another run)": summary.claimed_elsewhere,
+        "skipped (claimed by another run)": claimed_elsewhere(summary.claimed_elsewhere, summary.claimed_by),
     }
     if summary.outdated:
         rows["re-analysed (older analyser version)"] = summary.outdated

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from m2ugen_data import defaults as D
-from m2ugen_data.cli.common import console, get_warehouse, print_arrow, print_summary, progress
+from m2ugen_data.cli.common import claimed_elsewhere, console, get_warehouse, print_arrow, print_summary, progress
 from m2ugen_data.errors import M2UGenError
 
 app = typer.Typer(help="AudioSet: select music segments into pools, download them, or import the synthetic corpus.",
@@ -43,7 +44,7 @@ def select(
     require_instrument: Annotated[bool, typer.Option(help="Keep only segments with a musical instrument label.")] = False,
     pool_proportions: Annotated[str | None, typer.Option(
         help="e.g. 'mucaps=0.55,muedit=0.25,muimage=0.1,muvideo=0.1' (normalised to sum 1).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Keep at most N segments in all (for trial runs).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Keep at most N segments in all (for trial runs).")] = None,
     exclude_eval: Annotated[list[str] | None, typer.Option(
         "--exclude-eval", help="An evaluation list (CSV with ytid[,start_s,end_s]; NAME=PATH names it) whose "
         "segments training must not hold; repeatable, added to the bundled lists.")] = None,
@@ -72,7 +73,7 @@ def select(
         raise M2UGenError(f"invalid selection policy: {e.errors()[0]['msg']}") from None
     reports = select_segments(wh, segments or DEFAULT_SEGMENTS, ontology=onto, policy=policy, limit=limit,
                               exclusion=exclusion)
-    t = Table(title=f"segments -> {wh.root}")
+    t = Table(title=escape(f"segments -> {wh.root}"))
     t.add_column("")
     for r in reports:
         t.add_column(r.source, justify="right")
@@ -91,9 +92,9 @@ def select(
         console.print("[yellow]no evaluation list excluded (--no-default-eval and no --exclude-eval)[/]")
     for r in reports:
         for rej in r.rejects[:10]:
-            console.print(f"[yellow]rejected[/] {r.source} {rej}", highlight=False, markup=True)
+            console.print(f"[yellow]rejected[/] {escape(f'{r.source} {rej}')}", highlight=False)
         if len(r.rejects) > 10:
-            console.print(f"[yellow]... and {len(r.rejects) - 10} more rejected rows in {r.source}[/] "
+            console.print(f"[yellow]... and {len(r.rejects) - 10} more rejected rows in {escape(r.source)}[/] "
                           "(every one is in the segment_rejects manifest)")
 
 
@@ -101,19 +102,19 @@ def select(
 def download(
     ctx: typer.Context,
     pool: Annotated[list[str] | None, typer.Option("--pool", help="Only these pools (repeatable; default all).")] = None,
-    concurrency: Annotated[int, typer.Option(help="Parallel downloads.")] = D.DOWNLOAD_CONCURRENCY,
+    concurrency: Annotated[int, typer.Option(min=1, help="Parallel downloads.")] = D.DOWNLOAD_CONCURRENCY,
     url_template: Annotated[str, typer.Option(help="URL for an ID; must contain {ytid}.")] = D.URL_TEMPLATE,
     retry_failed: Annotated[bool, typer.Option(help="Also retry clips that failed permanently before.")] = False,
     cookies: Annotated[Path | None, typer.Option(help="Netscape cookies file for yt-dlp.")] = None,
     proxy: Annotated[str | None, typer.Option(help="Proxy URL for yt-dlp.")] = None,
     user_agent: Annotated[str | None, typer.Option(help="User-Agent header for yt-dlp.")] = None,
-    sample_rate: Annotated[int, typer.Option(help="FLAC sample rate.")] = 44100,
-    max_height: Annotated[int, typer.Option(help="Largest video height for the image/video pools.")] = 360,
-    limit: Annotated[int | None, typer.Option(help="Attempt at most N clips in this run.")] = None,
-    max_attempts: Annotated[int, typer.Option(help="Tries per clip for transient failures.")] = 3,
+    sample_rate: Annotated[int, typer.Option(min=1, help="FLAC sample rate.")] = 44100,
+    max_height: Annotated[int, typer.Option(min=1, help="Largest video height for the image/video pools.")] = 360,
+    limit: Annotated[int | None, typer.Option(min=1, help="Attempt at most N clips in this run.")] = None,
+    max_attempts: Annotated[int, typer.Option(min=1, help="Tries per clip for transient failures.")] = 3,
     rate_limit: Annotated[float, typer.Option(help="Requests per second per host (0: unlimited).")] = D.REQUESTS_PER_S,
     ffmpeg: Annotated[str | None, typer.Option(help="ffmpeg binary (default: imageio-ffmpeg's static build, else PATH).")] = None,
-    flush_every: Annotated[int, typer.Option(help="Write manifest rows every N clips.")] = 200,
+    flush_every: Annotated[int, typer.Option(min=1, help="Write manifest rows every N clips.")] = 200,
     span: Annotated[str, typer.Option(help="What to keep of each video: auto (as the paper: the whole audio for "
                                            "mucaps, the 10 s segment for the others), segment, window, full.")] = D.DOWNLOAD_SPAN,
     window: Annotated[float, typer.Option(help="--span window: seconds kept, centred on the segment.")] = D.SPAN_WINDOW_S,
@@ -155,7 +156,7 @@ def download(
         "planned this run": summary.planned, "ok": summary.ok,
         **{f"failed: {k}": v for k, v in sorted(summary.failed.items())},
         "skipped: already done": summary.skipped_done, "skipped: permanent failure": summary.skipped_permanent,
-        "skipped: claimed by another run": summary.claimed_elsewhere,
+        "skipped: claimed by another run": claimed_elsewhere(summary.claimed_elsewhere, summary.claimed_by),
         "attempts": summary.attempts, "clips/s": summary.clips_per_s,
         "elapsed s": round(summary.elapsed_s, 1), "manifest batches": len(summary.batches),
     })
@@ -178,9 +179,9 @@ def import_synthetic_cmd(
     except ValidationError as e:
         raise M2UGenError(f"invalid pool {pool!r}: {e.errors()[0]['msg']}") from None
     console.print(f"synthetic corpus {corpus}: {report.selection.selected} segments in pool {pool}, "
-                  f"{report.ok} clips imported, {len(report.failed)} failed")
+                  f"{report.ok} clips imported, {len(report.failed)} failed", markup=False)
     for clip_id, err in list(report.failed.items())[:10]:
-        console.print(f"[yellow]failed[/] {clip_id}: {err}", highlight=False)
+        console.print(f"[yellow]failed[/] {escape(f'{clip_id}: {err}')}", highlight=False)
 
 
 @app.command()

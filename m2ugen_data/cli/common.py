@@ -14,6 +14,7 @@ from enum import Enum
 import pyarrow as pa
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -44,13 +45,20 @@ def progress(*fields: str, transient: bool = False) -> Progress:
 
 
 def print_summary(title: str, rows: Mapping[str, object]) -> None:
-    """The one end-of-command summary: a two-column table of what happened (counts, seconds, rates)."""
-    t = Table(title=title)
+    """The one end-of-command summary: a two-column table of what happened (counts, seconds, rates).
+    Text is printed as it is, never read as rich markup (a path like ``data[v2]`` would lose ``[v2]``)."""
+    t = Table(title=escape(title))
     t.add_column("what")
     t.add_column("value", justify="right")
     for name, value in (rows or {"nothing to do": 0}).items():
-        t.add_row(name, f"{value:.2f}" if isinstance(value, float) else str(value))
+        t.add_row(escape(name), escape(f"{value:.2f}" if isinstance(value, float) else str(value)))
     console.print(t)
+
+
+def claimed_elsewhere(n: int, holders: str) -> str:
+    """The summary's skip line for work left to other runs: how much, and who holds it (so a person can
+    tell a live run from a dead node's claims, which ``m2ugen-data claims release`` frees)."""
+    return f"{n}: {holders}" if n and holders else str(n)
 
 
 class OutputFormat(str, Enum):
@@ -60,7 +68,7 @@ class OutputFormat(str, Enum):
 
 
 def print_arrow(table: pa.Table, fmt: OutputFormat = OutputFormat.table, title: str | None = None) -> None:
-    """Print an Arrow table as a rich table, CSV or JSON lines."""
+    """Print an Arrow table as a rich table, CSV or JSON lines (title and cells as they are, never as markup)."""
     if fmt is OutputFormat.csv:
         import pyarrow.csv as pacsv
 
@@ -71,11 +79,11 @@ def print_arrow(table: pa.Table, fmt: OutputFormat = OutputFormat.table, title: 
         for row in rows:
             sys.stdout.write(json.dumps(row, default=str) + "\n")
         return
-    t = Table(title=title)
+    t = Table(title=escape(title) if title else None)
     for name in table.column_names:
-        t.add_column(name)
+        t.add_column(escape(name))
     for row in rows:
-        t.add_row(*(_cell(v) for v in row.values()))
+        t.add_row(*(escape(_cell(v)) for v in row.values()))
     console.print(t)
 
 

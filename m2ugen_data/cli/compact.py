@@ -15,7 +15,7 @@ def compact_cmd(
     manifest: Annotated[
         Optional[list[str]], typer.Option("--manifest", "-m", help="Manifest to compact (repeatable; default: all).")
     ] = None,
-    target_rows: Annotated[int, typer.Option(help="Rows per merged file.")] = DEFAULT_TARGET_ROWS,
+    target_rows: Annotated[int, typer.Option(min=1, help="Rows per merged file.")] = DEFAULT_TARGET_ROWS,
     grace_s: Annotated[
         float, typer.Option(help="Keep replaced batches this long for readers that listed them (0: delete now).")
     ] = DEFAULT_GRACE_S,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from m2ugen_data.cli.common import console, get_warehouse, print_summary, progress
@@ -15,7 +16,7 @@ from m2ugen_data.cli.common import console, get_warehouse, print_summary, progre
 def dedup_cmd(
     ctx: typer.Context,
     full: Annotated[bool, typer.Option("--full", help="Search every pair again instead of only new clips'.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Fingerprinting processes (default: the cores).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Fingerprinting processes (default: the cores).")] = None,
 ) -> None:
     """Group the warehouse's clips that are one recording (re-encoded, cut, shifted, re-levelled, stretched,
     re-mastered); each dataset keeps one member of a group. Clips analysed before fingerprints existed are
@@ -74,10 +75,10 @@ def decontaminate_cmd(
     console.print(t)
     for r in reports:
         for item, why in r.unreadable[:5]:
-            console.print(f"[yellow]{r.benchmark}: not checked by sound: {item} ({why})[/]", highlight=False)
+            console.print(f"[yellow]{escape(f'{r.benchmark}: not checked by sound: {item} ({why})')}[/]", highlight=False)
         if len(r.unreadable) > 5:
             console.print(f"[yellow]{r.benchmark}: ... and {len(r.unreadable) - 5} more (see --report)[/]")
     if report is not None:
         data = [{**r.__dict__, "samples_removed": dict(r.samples_removed)} for r in reports]
         write_bytes_atomic(report, json.dumps(data, indent=1).encode())
-        console.print(f"report: {report}")
+        console.print(f"report: {report}", markup=False)

@@ -19,7 +19,7 @@ from m2ugen_data.convert.common import Conversion, Rejects, write_converted
 app = typer.Typer(help="Convert MusicQA, Alpaca and COCO captions into trainer shards.", no_args_is_help=True)
 
 NameOpt = Annotated[Optional[str], typer.Option("--name", help="shard dataset name (default: the source's)")]
-PerShard = Annotated[int, typer.Option("--max-samples", help="samples per shard")]
+PerShard = Annotated[int, typer.Option("--max-samples", min=1, help="samples per shard")]
 
 
 def _summary(conv: Conversion) -> None:
@@ -73,7 +73,7 @@ def coco(
     ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="captions_train2014.json (or any COCO captions file)")],
     images_dir: Annotated[Path, typer.Option(help="the images folder (train2014/)")],
-    captions_per_image: Annotated[Optional[int], typer.Option(help="keep the first N captions per image (default all)")] = None,
+    captions_per_image: Annotated[Optional[int], typer.Option(min=1, help="keep the first N captions per image (default all)")] = None,
     name: NameOpt = None,
     max_samples: PerShard = 1000,
 ) -> None:

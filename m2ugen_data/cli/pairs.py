@@ -22,7 +22,7 @@ def mine(
     ctx: typer.Context,
     pool: Annotated[str | None, typer.Option(help="Only clips of this pool (default: all analysed clips).")] = None,
     tolerance: Annotated[float, typer.Option(help="Largest relative tempo difference.")] = _RULES.tolerance,
-    k: Annotated[int, typer.Option("--k", help="Pairs per clip at most (both directions count).")] = _RULES.k,
+    k: Annotated[int, typer.Option("--k", min=1, help="Pairs per clip at most (both directions count).")] = _RULES.k,
     key_rule: Annotated[str, typer.Option(help="Key relation required: same | relative | any.")] = _RULES.key_rule,
     allow_double: Annotated[
         bool, typer.Option("--allow-double/--no-allow-double", help="Also pair clips at half or double tempo.")
@@ -43,8 +43,8 @@ def mine(
     ] = _RULES.max_label_jaccard,
     min_timbre_dist: Annotated[float, typer.Option(help="...or timbre distance is above this.")] = _RULES.min_timbre_dist,
     any_clip: Annotated[bool, typer.Option(help="Do not require the MUCaps music filter verdict.")] = False,
-    window: Annotated[int, typer.Option(help="Neighbours per clip per sort order in the band join.")] = _RULES.window,
-    threads: Annotated[int | None, typer.Option(help="DuckDB threads (default: all cores).")] = None,
+    window: Annotated[int, typer.Option(min=1, help="Neighbours per clip per sort order in the band join.")] = _RULES.window,
+    threads: Annotated[int | None, typer.Option(min=1, help="DuckDB threads (default: all cores).")] = None,
     memory_limit: Annotated[str | None, typer.Option(help="DuckDB memory limit, e.g. 4GB.")] = None,
     full: Annotated[
         bool, typer.Option("--full", help="Mine every clip again instead of only new or re-analysed ones.")

@@ -24,6 +24,7 @@ def report(
     wh = get_warehouse(ctx)
     with console.status("writing the dataset card"):
         index = write_report(wh, out, samples=samples)
-    console.print(f"dataset card: {index}", highlight=False, soft_wrap=True)
+    console.print(f"dataset card: {index}", highlight=False, soft_wrap=True, markup=False)
     for page in sorted(index.parent.glob("*/index.html")):
-        console.print(f"  {page.parent.name}: {page}  (README: {page.parent / 'README.md'})", highlight=False, soft_wrap=True)
+        console.print(f"  {page.parent.name}: {page}  (README: {page.parent / 'README.md'})", highlight=False, soft_wrap=True,
+                      markup=False)

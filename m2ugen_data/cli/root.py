@@ -18,6 +18,7 @@ from m2ugen_data.cli import (
     analysis,
     audioset,
     check,
+    claims,
     compact,
     contamination,
     convert,
@@ -69,6 +70,7 @@ app.command("export")(shards.export_cmd)  # the reference trainer's JSON layout
 app.add_typer(devset.app, name="devset")  # real-music dev sets with truth
 app.command("serve")(serve.serve)  # Prefect deployments
 app.command("compact")(compact.compact_cmd)  # merge small manifest batches
+app.add_typer(claims.app, name="claims")  # list, release (work claims and leases of concurrent runs)
 app.command("report")(report.report)  # the dataset card
 app.add_typer(convert.app, name="convert")  # MusicQA, Alpaca, COCO -> shards
 app.command("eval-splits")(eval_splits.eval_splits_cmd)  # held-out MUCaps/MUEdit/MUImage/MUVideo

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import pyarrow as pa
 import typer
+from rich.markup import escape
 
 from m2ugen_data import defaults as D
 from m2ugen_data.cli.common import OutputFormat, console, get_warehouse, print_arrow, progress
@@ -21,11 +22,11 @@ app = typer.Typer(help="Write, verify and list the WebDataset shards.", no_args_
 def write_cmd(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset to shard: mucaps, muedit, ...")],
-    max_samples: Annotated[Optional[int], typer.Option(help="Samples per shard (at most).")] = D.SHARD_MAX_SAMPLES,
+    max_samples: Annotated[Optional[int], typer.Option(min=1, help="Samples per shard (at most).")] = D.SHARD_MAX_SAMPLES,
     max_bytes: Annotated[
-        Optional[int], typer.Option(help="Bytes per shard (at most, unless one sample is larger).")
+        Optional[int], typer.Option(min=1, help="Bytes per shard (at most, unless one sample is larger).")
     ] = D.SHARD_MAX_BYTES,
-    workers: Annotated[int, typer.Option(help="Shards written in parallel (threads).")] = D.SHARD_WORKERS,
+    workers: Annotated[int, typer.Option(min=1, help="Shards written in parallel (threads).")] = D.SHARD_WORKERS,
     caption_backend: Annotated[
         Optional[list[str]],
         typer.Option(help="MUCaps: caption backends in order of preference (default: newest caption of any)."),
@@ -77,7 +78,7 @@ def verify_cmd(
     """Compare the shard files with the ``shards`` manifest; exit 1 if anything differs."""
     check = verify_shards(get_warehouse(ctx), dataset, deep=not quick)
     for problem in check.problems:
-        console.print(f"[red]{problem}[/]", highlight=False)
+        console.print(f"[red]{escape(problem)}[/]", highlight=False)
     console.print(f"{dataset}: {check.shards} shards, {check.samples} samples, {len(check.problems)} problems")
     if not check.ok:
         raise typer.Exit(1)

@@ -13,7 +13,7 @@ from m2ugen_data.cli.common import console, get_warehouse
 
 def synth(
     ctx: typer.Context,
-    n: Annotated[int, typer.Option("--n", help="Number of clips to render.")] = D.SYNTH_CLIPS,
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of clips to render.")] = D.SYNTH_CLIPS,
     seed: Annotated[int, typer.Option("--seed")] = D.SYNTH_SEED,
     out: Annotated[Optional[Path], typer.Option("--out", help="Corpus directory (default <warehouse>/synth).")] = None,
     sibling_fraction: Annotated[float, typer.Option(help="Fraction of clips rendered as sibling groups.")] = D.SYNTH_SIBLING_FRACTION,

@@ -1,16 +1,19 @@
-"""HTML pages and the Hugging Face README, from Jinja templates (HTML autoescaped: captions are data)."""
+"""HTML pages and the Hugging Face README, from Jinja templates (HTML escaped in both: captions are data, and
+hubs render a README's Markdown with its inline HTML)."""
 
 from __future__ import annotations
 
 import functools
 import shutil
 import subprocess
+from html import escape as escape_html
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import yaml
+from markupsafe import Markup
 
 from m2ugen_data.report.figures import FigureFile
 from m2ugen_data.report.queries import DatasetStats
@@ -24,11 +27,19 @@ def _counted(rows: list[tuple[str, int]], code: bool = False, sep: str = ", ") -
     return sep.join(f"`{v}` ({n})" if code else f"{v} ({n})" for v, n in rows) or "none"
 
 
+def _markdown_text(value: object) -> object:
+    """A README value as Markdown text: its HTML escaped (``&``, ``<``, ``>``; quotes stay readable), unless
+    it is ``Markup`` (the YAML front matter)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return escape_html(value, quote=False)
+    return value
+
+
 @functools.cache
 def _env(html: bool) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=_TEMPLATES, autoescape=html, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-        keep_trailing_newline=True,
+        loader=_TEMPLATES, autoescape=html, finalize=None if html else _markdown_text,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
     env.filters["counted"] = _counted
     return env
@@ -118,7 +129,7 @@ def dataset_page(stats: DatasetStats, figures: list[FigureFile], samples: list[d
 def dataset_readme(stats: DatasetStats, figures: list[FigureFile], samples: list[dict[str, Any]], context: dict[str, Any]) -> str:
     return _env(False).get_template("README.md.j2").render(
         spec=stats.spec, stats=stats, prov=stats.provenance, figures=figures, samples=samples,
-        headline=headline(stats), front_matter=front_matter(stats), **context,
+        headline=headline(stats), front_matter=Markup(front_matter(stats)), **context,
     )
 
 

@@ -228,7 +228,7 @@ def test_cli_analyze_takes_the_length_cap(hour_of_silence, warehouse):
     from m2ugen_data.cli import app
 
     _ok_clip(warehouse, "longBBBBBBB_0", hour_of_silence, 3600.0)
-    out = CliRunner().invoke(app, ["--warehouse", str(warehouse.root), "analyze", "--workers", "0", "--max-duration", "1800"])
+    out = CliRunner().invoke(app, ["--warehouse", str(warehouse.root), "analyze", "--workers", "1", "--max-duration", "1800"])
     assert out.exit_code == 0, out.output
     (row,) = warehouse.read("features").to_pylist()
     assert (row["status"], row["reason"]) == ("rejected", "too_long")

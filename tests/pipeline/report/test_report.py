@@ -198,7 +198,7 @@ def test_refuses_to_replace_a_directory_it_did_not_write(warehouse, tmp_path):
 def test_cli_report_command(warehouse, tmp_path):
     from m2ugen_data.cli import app
 
-    out = tmp_path / "card"
+    out = tmp_path / "card[v2]"  # printed as it is: not taken for rich markup
     result = CliRunner().invoke(app, ["--warehouse", str(warehouse.root), "report", "--out", str(out), "--samples", "1"])
     assert result.exit_code == 0, result.output
     assert (out / "index.html").is_file() and str(out / "index.html") in result.output.replace("\n", "")
@@ -373,3 +373,10 @@ def test_histogram_of_values_equal_up_to_float_noise_is_drawn(tmp_path):
     fig, (ax,) = figures._new(4, 3)
     figures._hist(ax, [1.0, 1.0 + 2e-16, 1.0], "tempo ratio")
     assert sum(p.get_height() for p in ax.patches) == 3
+
+
+def test_readme_carries_captions_as_text_never_as_html(card):
+    """Hubs render a README's Markdown with its inline HTML: a caption's markup must arrive escaped."""
+    text = (card["index"].parent / "mucaps" / "README.md").read_text()
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert yaml.safe_load(text.split("---\n")[1])["pretty_name"] == "MUCaps"  # the front matter stays YAML
