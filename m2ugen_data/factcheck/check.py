@@ -27,7 +27,7 @@ from m2ugen_data.factcheck.vocabulary import TEMPO_RANGES, family
 
 SUPPORTED, CONTRADICTED, UNVERIFIABLE = "supported", "contradicted", "unverifiable"
 VERDICTS = (SUPPORTED, CONTRADICTED, UNVERIFIABLE)
-VERSION = "factcheck-v1"  # bump when a rule or threshold changes what a verdict means
+VERSION = "factcheck-v2"  # bump when a rule or threshold changes what a verdict means
 
 # The measured octave (x2, /2, x2/3, x3/2) is trusted when the calibrated tempo probability (tempo_prob)
 # reaches the level at which a text may state the number (facts.rules.TEMPO_PROB_MIN: held out, 86 % of those

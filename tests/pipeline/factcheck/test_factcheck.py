@@ -130,8 +130,8 @@ def test_edit_requests_are_checked_against_the_pair():
     sample = DialogueSample("muedit", "s__t", "s", "t", "a", "b", tgt.facts, diff, target_heard=tgt, source_heard=src)
     ok = check_turn(sample, "human", "Replace the guitar with a piano, make it faster and transpose it to A minor.")
     assert ok.reasons == [] and ok.consistency == 1.0
-    bad = check_turn(sample, "human", "Add a flute, slow it down and transpose it to D major.")
-    assert bad.reasons == ["contradicted:add flute", "contradicted:slower", "contradicted:transpose to D major"]
+    bad = check_turn(sample, "human", "Add a violin, slow it down and transpose it to D major.")
+    assert bad.reasons == ["contradicted:add violin", "contradicted:slower", "contradicted:transpose to D major"]
     assert {v.claim.label: v.verdict for v in check_turn(sample, "human", "Remove the violin.").verdicts} == {
         "remove violin": CONTRADICTED}  # the source confidently has none
 
@@ -228,7 +228,7 @@ def test_caption_writer_stores_verdicts_and_rejects_hallucinations(warehouse):
     assert bad["reasons"] == ["contradicted:female voice"]
     report = json.loads(bad["factcheck"])
     assert report["rejected_text"].startswith("A female vocalist") and report["text"]["contradicted"] == 1
-    assert report["version"] == "factcheck-v1"
+    assert report["version"] == "factcheck-v2"
     assert {c["claim"]: c["verdict"] for c in report["text"]["claims"]}["female voice"] == CONTRADICTED
     assert foreign["reasons"] == ["not_english"] and foreign["text"] is None
 
