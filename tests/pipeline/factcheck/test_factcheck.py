@@ -39,6 +39,7 @@ def labels(text: str, **kw) -> list[str]:
         ("The tempo is slow.", ["tempo slow"]),
         ("A fast guitar riff over a medium tempo groove.", ["guitar", "tempo moderate"]),
         ("An uptempo pop song at 128 BPM.", ["tempo fast", "pop", "128 bpm"]),
+        ("After the intro it settles into a slower tempo.", ["tempo slow"]),  # MusicCaps aspects say "slower tempo"
         ("An upbeat song.", ["upbeat"]),  # the cheerful sense: a mood, not a tempo
         ("It moves at an upbeat tempo in 3/4 time.", ["tempo upbeat", "meter 3/4"]),
         ("It is in Bb major; the main chords are Bb, F and C minor chords.", ["key Bb major"]),
