@@ -174,8 +174,11 @@ def calibrate_absence(truth: list[dict], rows: dict[str, dict]) -> str:
     earlier rule) contradicted present instruments on the other split; this one asks only that no present
     instrument seen so far, with room to spare, falls under it."""
     from m2ugen_data.analysis.instrument_head import WORD_FAMILIES
-
-    from m2ugen_data.factcheck.check import ABSENT_MARGIN, ABSENT_MAX, ABSENT_MIN_PRESENT
+    from m2ugen_data.factcheck.check import (
+        ABSENT_MARGIN,
+        ABSENT_MAX,
+        ABSENT_MIN_PRESENT,
+    )
     from m2ugen_data.factcheck.heard import tag_evidence
 
     dev = [t for t in truth if t["split"] == "dev" and t["clip_id"] in rows]

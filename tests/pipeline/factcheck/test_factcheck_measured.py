@@ -6,11 +6,11 @@ from __future__ import annotations
 from m2ugen_data.captions import CaptionItem
 from m2ugen_data.captions.writer import write_captions
 from m2ugen_data.dialogues.samples import DialogueSample, _heard
-from m2ugen_data.facts.measured import MusicFacts
 from m2ugen_data.factcheck.check import CONTRADICTED, SUPPORTED, UNVERIFIABLE
 from m2ugen_data.factcheck.heard import Heard, MeasuredTempo, heard_from_rows
 from m2ugen_data.factcheck.policy import check_text
 from m2ugen_data.factcheck.turns import check_turn
+from m2ugen_data.facts.measured import MusicFacts
 
 
 def _row(bpm: float, conf: float, prob: float, alt: float, meter: int = 4) -> dict:
