@@ -14,18 +14,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from m2ugen_data.facts.measured import MusicFacts
+from m2ugen_data.factcheck.heard import MeasuredTempo
 
 
 @dataclass(frozen=True)
 class CaptionItem:
-    """One clip to caption: its facts, and the audio file for backends that listen. ``tag_evidence`` and
-    ``measured`` are what the claim checker needs beyond the facts (``factcheck.heard``)."""
+    """One clip to caption: its facts, and the audio file for backends that listen. ``tag_evidence``,
+    ``measured`` and ``tempo`` are what the claim checker needs beyond the facts (``factcheck.heard``)."""
 
     item_id: str
     facts: MusicFacts
     audio_path: Path | None = None
     tag_evidence: Mapping[str, float] | None = None
     measured: bool = True
+    tempo: MeasuredTempo | None = None
 
 
 class Captioner(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from m2ugen_data.captions import CaptionItem
 from m2ugen_data.facts.measured import LabelNamer, facts_from_rows
-from m2ugen_data.factcheck.heard import tag_evidence
+from m2ugen_data.factcheck.heard import measured_tempo, tag_evidence
 from m2ugen_data.warehouse import Warehouse
 
 
@@ -28,6 +28,7 @@ def caption_items(wh: Warehouse, namer: LabelNamer, pool: str | None = None) -> 
                 facts=facts_from_rows(clip_id, features[clip_id], segments.get(clip_id), namer),
                 audio_path=wh.abspath(audio) if audio else None,
                 tag_evidence=tag_evidence(features[clip_id]),
+                tempo=measured_tempo(features[clip_id]),
             )
         )
     return items

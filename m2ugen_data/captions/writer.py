@@ -72,7 +72,7 @@ def _checked(item: CaptionItem, text: str, policy: FactPolicy | None) -> dict:
     """The text to store and the claim-check columns of one music caption (all null when not checked)."""
     if policy is None:
         return {"text": text, "status": None, "reasons": None, "factcheck": None, "consistency": None}
-    result = check_caption(text, Heard(item.facts, item.tag_evidence, item.measured), policy)
+    result = check_caption(text, Heard(item.facts, item.tag_evidence, item.measured, item.tempo), policy)
     report = json.loads(record_json(result))
     if result.text is None:
         report["rejected_text"] = text

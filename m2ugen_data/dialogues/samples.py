@@ -22,7 +22,7 @@ from m2ugen_data.facts.measured import (
     voice_name,
 )
 from m2ugen_data.facts.rules import KINDS
-from m2ugen_data.factcheck.heard import Heard, tag_evidence
+from m2ugen_data.factcheck.heard import Heard, measured_tempo, tag_evidence
 from m2ugen_data.warehouse import Warehouse
 
 DATASETS = ("muedit", "muimage", "muvideo")
@@ -164,7 +164,8 @@ def edit_diff(
 
 
 def _heard(facts: MusicFacts, features: Mapping[str, Any] | None) -> Heard:
-    return Heard(facts, tag_evidence(features) if features else None, measured=features is not None)
+    return Heard(facts, tag_evidence(features) if features else None, measured=features is not None,
+                 tempo=measured_tempo(features))
 
 
 def _rows(table, key: str = "clip_id") -> dict[str, dict]:

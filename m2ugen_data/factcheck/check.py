@@ -19,36 +19,45 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from m2ugen_data.facts.rules import SPEECH_RATIO_MIN
+from m2ugen_data.facts.rules import SPEECH_RATIO_MIN, TEMPO_PROB_MIN
 from m2ugen_data.factcheck import extract as X
 from m2ugen_data.factcheck.extract import Claim, extract_claims
-from m2ugen_data.factcheck.heard import Heard
+from m2ugen_data.factcheck.heard import Heard, MeasuredTempo
 from m2ugen_data.factcheck.vocabulary import TEMPO_RANGES, family
 
 SUPPORTED, CONTRADICTED, UNVERIFIABLE = "supported", "contradicted", "unverifiable"
 VERDICTS = (SUPPORTED, CONTRADICTED, UNVERIFIABLE)
-VERSION = "factcheck-v1"  # bump when a rule or threshold changes what a verdict means
+VERSION = "factcheck-v2"  # bump when a rule or threshold changes what a verdict means
 
-# The beat tracker's octave (x2, /2, x2/3, x3/2) is trusted only at this confidence. On sources it was not
-# tuned on, octave errors came with confidences up to 0.69 (24 of 90 clips at double tempo, 6 at two thirds),
-# so below 0.7 a tempo claim is checked at every octave: "slow" on a clip measured at 150 BPM is unverifiable
-# (it may be 75), not contradicted.
+# The measured octave (x2, /2, x2/3, x3/2) is trusted when the calibrated tempo probability (tempo_prob)
+# reaches the level at which a text may state the number (facts.rules.TEMPO_PROB_MIN: held out, 86 % of those
+# tempos were right); below it a tempo claim is checked at every octave: "slow" on a clip measured at 150 BPM
+# is unverifiable (it may be 75), not contradicted. Rows and facts without a tempo_prob fall back to the beat
+# tracker's clarity, where octave errors came with values up to 0.69 on sources it was not tuned on.
 OCTAVE_CONF_MIN = 0.7
+# A metre claim is checked against the tracker's metre from this tempo_prob on (with a clear beat,
+# facts.rules.TEMPO_CONF_MIN), lower than a stated number needs: the metre survives an octave error (a waltz
+# at double tempo is still in three). Chosen on the GM dev set's dev split (bench/bench_factcheck.py): the
+# lowest value at which no more true metres are contradicted than at TEMPO_PROB_MIN (1 of 41: a 3/4 piece
+# measured in 4 at tempo_prob 0.86; at 0.6 a second, measured at three quarters of its tempo, joins it).
+METER_PROB_MIN = 0.7
 OCTAVE_FACTORS = (0.5, 2 / 3, 1.0, 1.5, 2.0)
 # A stated BPM within this relative distance of the measurement (at some admitted octave) agrees with it:
 # twice mir_eval's Acc1 window (4 %), since a writer rounds ("about 120").
 BPM_TOLERANCE = 0.08
 # A tempo word's admitted range (vocabulary.TEMPO_RANGES) is widened by this much either side.
 TEMPO_WORD_TOLERANCE = 0.05
-# Tag probability below which an instrument counts as confidently absent. MusiCNN's probabilities are low for
-# audible instruments (the saying thresholds are 0.1-0.35) and near zero for absent ones. Fitted on the 41 clips
-# of the GM dev set's dev split (bench/bench_factcheck.py --calibrate): the largest value under which at least
-# ABSENT_PRECISION of the clips really lack the instrument. Words missing here are never contradicted by an
-# absence: MTT's "drums" and "cello" tags stay near zero on rendered drums and cellos (a present drum kit scored
-# 0.01), and no dev clip has a sitar. Few clips back each value; a larger dev set should refit them.
-ABSENT_PRECISION = 0.97
-ABSENT_MAX: dict[str, float] = {"piano": 0.035, "guitar": 0.08, "synth": 0.024, "strings": 0.022, "violin": 0.004,
-                                "flute": 0.024, "harpsichord": 0.002}
+# Tag probability below which an instrument counts as confidently absent: ABSENT_MARGIN x the lowest
+# probability of any clip of the GM dev set's dev split that has the instrument (41 clips through four
+# soundfonts; bench/bench_factcheck.py --calibrate), only for words with ABSENT_MIN_PRESENT such clips.
+# MusiCNN's probabilities of present and absent instruments overlap widely across soundfonts (a rendered guitar
+# scored 0.018, a flute 0.0005), so a threshold fitted from where the absent clips lie (the earlier rule, fitted
+# on one soundfont) contradicted 9 of 39 true instrument claims on the other split. Words missing here are
+# never contradicted by an absence: too few dev clips have a flute, synth, harpsichord or harp, and the drums
+# threshold (0.003, a rendered drum kit scored 0.006) lies under every dev clip without drums.
+ABSENT_MARGIN = 0.5
+ABSENT_MIN_PRESENT = 5
+ABSENT_MAX: dict[str, float] = {"piano": 0.0175, "guitar": 0.0148, "strings": 0.0168, "violin": 0.0177, "cello": 0.0008}
 # A speaking voice is confidently absent when silero VAD finds speech in under this share of the clip.
 SPEECH_ABSENT_MAX = 0.02
 _METER_BEATS: dict[str, frozenset[int]] = {
@@ -153,14 +162,23 @@ def _speech(c: Claim, h: Heard) -> tuple[str, dict[str, Any]]:
 
 
 def octave_confident(h: Heard) -> bool:
-    conf = h.facts.tempo_conf
-    return conf is not None and conf >= OCTAVE_CONF_MIN
+    t = h.measured_tempo
+    if t is None:
+        return False
+    if t.prob is not None:
+        return t.prob >= TEMPO_PROB_MIN
+    return t.beat_conf is not None and t.beat_conf >= OCTAVE_CONF_MIN
+
+
+def _tempo_ev(t: MeasuredTempo, **more: Any) -> dict[str, Any]:
+    return _ev("features.tempo_bpm", t.bpm, t.beat_conf, prob=t.prob, **more)
 
 
 def _tempo(c: Claim, h: Heard) -> tuple[str, dict[str, Any]]:
-    bpm = h.facts.tempo_bpm
-    if bpm is None:
-        return UNVERIFIABLE, _ev("features.tempo_bpm", None, None, why="no confident tempo")
+    t = h.measured_tempo
+    if t is None:
+        return UNVERIFIABLE, _ev("features.tempo_bpm", None, None, why="no clear beat")
+    bpm = t.bpm
     sure = octave_confident(h)
     factors = (1.0,) if sure else OCTAVE_FACTORS
     if c.kind == X.BPM:
@@ -175,7 +193,7 @@ def _tempo(c: Claim, h: Heard) -> tuple[str, dict[str, Any]]:
         def fits(x: float) -> bool:
             return lo * (1 - TEMPO_WORD_TOLERANCE) <= x < hi * (1 + TEMPO_WORD_TOLERANCE)
 
-    ev = _ev("features.tempo_bpm", bpm, h.facts.tempo_conf, octave="confident" if sure else "uncertain")
+    ev = _tempo_ev(t, octave="confident" if sure else "uncertain")
     if fits(bpm):
         return SUPPORTED, ev
     other = [round(bpm * f, 1) for f in factors if f != 1.0 and fits(bpm * f)]
@@ -206,10 +224,12 @@ def _key(c: Claim, h: Heard) -> tuple[str, dict[str, Any]]:
 
 
 def _meter(c: Claim, h: Heard) -> tuple[str, dict[str, Any]]:
-    meter = h.facts.meter
-    ev = _ev("features.meter", meter, h.facts.tempo_conf)
-    if meter is None:
-        return UNVERIFIABLE, ev
+    t = h.measured_tempo
+    meter = None if t is None else t.meter
+    ev = _ev("features.meter", meter, None if t is None else t.beat_conf, prob=None if t is None else t.prob)
+    sure = t is not None and (octave_confident(h) or (t.prob is not None and t.prob >= METER_PROB_MIN))
+    if meter is None or not sure:
+        return UNVERIFIABLE, ev | {"why": "no confident metre"}
     return (SUPPORTED if meter in _METER_BEATS.get(c.value, frozenset()) else CONTRADICTED), ev
 
 

@@ -98,14 +98,15 @@ NO_VOICE_PHRASES: tuple[str, ...] = ("instrumental", "instrumentals", "no vocals
 # tempo classes and the phrases that name them; ``TEMPO_RANGES`` says which BPM each class admits
 TEMPO_WORDS: dict[str, tuple[str, ...]] = {
     "very slow": ("very slow", "extremely slow", "really slow", "super slow", "largo", "grave tempo"),
-    "slow": ("slow", "slowly", "slower paced", "downtempo", "down tempo", "slow paced", "adagio", "lento"),
+    "slow": ("slow", "slowly", "slower paced", "slower tempo", "downtempo", "down tempo", "slow paced", "adagio", "lento"),
     "moderate": (
         "medium tempo", "mid tempo", "moderate tempo", "medium paced", "moderately paced", "moderate pace",
         "medium pace", "mid paced", "midtempo", "andante", "moderato", "medium speed", "moderate speed",
         "medium", "moderate",
     ),
     "upbeat": ("upbeat",),  # a tempo word only beside a tempo noun ("an upbeat tempo"); alone it is a mood
-    "fast": ("fast", "quick", "rapid", "uptempo", "up tempo", "fast paced", "quick paced", "high tempo", "allegro", "speedy"),
+    "fast": ("fast", "quick", "rapid", "uptempo", "up tempo", "fast paced", "quick paced", "high tempo", "allegro", "speedy",
+             "faster tempo"),
     "very fast": ("very fast", "extremely fast", "really fast", "super fast", "presto", "frantic tempo"),
 }
 # Admitted BPM per tempo class (lower, upper). Wider than the grounded captioner's buckets
