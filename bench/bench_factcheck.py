@@ -149,14 +149,12 @@ def _devset(root: Path, workers: int) -> tuple[list[dict], dict[str, dict]]:
     import sys
 
     sys.path.insert(0, str(REPO / "bench"))
-    from hearing_sets import EXTRA, cached_rows
+    from hearing_sets import feature_rows
 
-    from m2ugen_data.analysis.derived import rederive
     from m2ugen_data.devset.truth import read_truth
 
     truth = read_truth(root / "gm").to_pylist()
-    rows = cached_rows(root, "gm", truth, workers)
-    return truth, {c: rederive({k: v for k, v in r.items() if k not in EXTRA}) for c, r in rows.items()}
+    return truth, feature_rows(root, "gm", truth, workers)
 
 
 def _word_absent(word: str, families: set[str]) -> bool:

@@ -118,7 +118,8 @@ def _label_segment(labels: Sequence[str], onto) -> dict[str, list[str]]:
 
 
 def devset_corpus(root: Path, name: str, n: int, onto, workers: int) -> Corpus:
-    from bench_hearing import cached_rows, rederived
+    from hearing_sets import feature_rows
+
 
     from m2ugen_data.devset.truth import TRUTH_FILE, read_truth
 
@@ -129,7 +130,7 @@ def devset_corpus(root: Path, name: str, n: int, onto, workers: int) -> Corpus:
         print(f"building the {name} dev set ({n} clips) in {root / name} ...", flush=True)
         (build_gm if name == "gm" else build_recordings)(root / name, n=n, workers=workers)
     truth = read_truth(root / name).to_pylist()
-    rows = rederived(cached_rows(root, name, truth, "pipeline", workers))
+    rows = feature_rows(root, name, truth, workers)
     facts, segments = {}, {}
     for t in truth:
         row = rows.get(t["clip_id"])

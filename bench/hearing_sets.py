@@ -161,6 +161,16 @@ def cached_rows(root: Path, name: str, truth: list[dict], workers: int) -> dict[
     return rows
 
 
+
+def feature_rows(root: Path, name: str, truth: list[dict], workers: int) -> dict[str, dict[str, Any]]:
+    """Features rows per clip as the pipeline stores them (the bench-only EXTRA columns dropped), with the tag
+    words and music score re-derived by today's rules: what the text writers and the claim checker read."""
+    from m2ugen_data.analysis.derived import rederive
+
+    rows = cached_rows(root, name, truth, workers)
+    return {c: rederive({k: v for k, v in r.items() if k not in EXTRA}) for c, r in rows.items()}
+
+
 def _source(name: str, t: dict[str, Any]) -> str:
     if name == "recordings":
         return t["package"]
