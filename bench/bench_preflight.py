@@ -83,7 +83,7 @@ def write_hf_dir(d: Path, config: dict, model: torch.nn.Module, prefix: str = ""
 
 
 def main() -> None:
-    from transformers import HubertConfig, HubertModel, ViTConfig, ViTModel, VivitConfig, VivitModel
+    from transformers import HubertModel, ViTConfig, ViTModel, VivitConfig, VivitModel
 
     from m2ugen_model.presets import seven_b
     from m2ugen_model.testing.published_layouts import MERT_PREPROCESSOR, mert_config

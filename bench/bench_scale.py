@@ -24,7 +24,6 @@ the other three stages run side by side (they are independent), so the 2-worker 
 from __future__ import annotations
 
 import argparse
-import math
 import resource
 import sys
 import tempfile

@@ -32,14 +32,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 
 from m2ugen_data.analysis import fingerprint as fp_mod
-from m2ugen_data.atomic import atomic_path
 from m2ugen_data.checksums import damage, write_checksums
 from m2ugen_data.dedup.candidates import candidate_pairs
 from m2ugen_data.dedup.links import FULL_COVERAGE, MATCH_STRENGTH, Link, coverage
