@@ -6,7 +6,7 @@ A user must get the same dataset whichever door they use; when each door had its
 library object stay with it and are read from there: pair mining (``pairs.rules.PairRules``), the music
 filter (``analysis.music_filter.MusicFilterConfig``), sampling (``dialogues.backend.GenerationParams``).
 Everything here is a plain constant, so the CLI can import it at start-up without loading the pipeline.
-``tests/test_defaults.py`` checks every CLI option against the flow parameter of the same meaning.
+``tests/pipeline/cli/test_defaults.py`` checks every CLI option against the flow parameter of the same meaning.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
 #   recordings: real music and non-music (game soundtracks and effects, telephone prompts, spoken words,
 #               crowds): about 300 MB of downloads. The lists must match
 #               m2ugen_data.devset.render.APT_PACKAGES, soundfonts/score_sources.apt_packages() and
-#               rec_sources.apt_packages() (tests/test_devset.py checks it).
+#               rec_sources.apt_packages() (tests/pipeline/devset/test_devset.py checks it).
 # Root only. apt is shared with other jobs on this machine, so every apt call holds LOCK (flock).
 # Usage: scripts/devset-deps.sh [gm|scores|recordings|all]   (default all)
 set -euo pipefail

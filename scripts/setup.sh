@@ -35,7 +35,7 @@ if ! [ -f /usr/share/wordnet/data.noun ] || ! [ -f /usr/share/wordnet/index.sens
   fi
 fi
 
-# Headless Chromium for the dataset card's browser test (tests/test_report.py opens the card and checks that
+# Headless Chromium for the dataset card's browser test (tests/pipeline/report/test_report.py opens the card and checks that
 # every resource loads and the figures are drawn). Only the test needs it; a non-root machine warns.
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

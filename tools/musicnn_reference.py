@@ -1,4 +1,4 @@
-"""Record the ORIGINAL MusiCNN network's outputs on real audio, for ``tests/test_taggers.py``. Run once, by hand.
+"""Record the ORIGINAL MusiCNN network's outputs on real audio, for ``tests/pipeline/analysis/test_taggers.py``. Run once, by hand.
 
 Why: ``m2ugen_data.analysis.musicnn_net`` restates musicnn's TF1 graph in PyTorch. The only proof that the
 restatement (layer order, kernel layouts, 'same' padding, batch-norm epsilon, pooling order) is right is the

@@ -4,7 +4,7 @@ madmom computes every STFT frame by frame (``madmom.audio.stft.stft``: one ``sci
 frame, 1,000 frames per 10 s clip at 100 fps). The downbeat RNN alone needs three STFTs (1024, 2048 and 4096
 samples), so on a 10 s clip its pre-processing took ~0.14 s against ~0.05 s for the eight networks. Here the
 frames are cut with one strided view (exactly ``signal_frame``'s placement and zero padding) and transformed
-with one batched single-precision real FFT; the result is the same complex64 array up to float32 rounding (``tests/test_fast_stft.py`` checks the
+with one batched single-precision real FFT; the result is the same complex64 array up to float32 rounding (``tests/pipeline/analysis/test_fast_stft.py`` checks the
 STFT and the RNN's activations against madmom's own loop on real audio).
 
 ``install()`` replaces the module function madmom's ``ShortTimeFourierTransform`` calls, once per process
@@ -56,7 +56,7 @@ def batched_stft(
     size = int(fft_size or mat.shape[1])
     bins = (size >> 1) + (1 if include_nyquist else 0)
     # single precision throughout: madmom keeps the STFT as complex64 anyway, and scipy's float32 FFT is
-    # ~4x numpy's (always float64) on these sizes; the activations stay within 1e-4 (tests/test_fast_stft.py)
+    # ~4x numpy's (always float64) on these sizes; the activations stay within 1e-4 (tests/pipeline/analysis/test_fast_stft.py)
     mat = mat.astype(np.float32, copy=False)
     signal = mat * np.asarray(window, dtype=np.float32) if window is not None else mat
     return np.ascontiguousarray(scipy.fft.rfft(signal, n=size, axis=1)[:, :bins], dtype=STFT_DTYPE)

@@ -54,7 +54,7 @@ SKETCH_HOP = 4  # STFT frames per sketch frame
 SKETCH_DB_STEP = 0.5
 _BAND_EDGES = np.unique(np.round(np.geomspace(MIN_BIN, MAX_BIN + 1, SKETCH_BANDS + 1)).astype(np.int64))
 CHUNK_FRAMES = 2440  # long files: ~57 s at a time (a multiple of SKETCH_HOP); with its lead and margin a read
-# stays under the analysis' 60 s decode cap (Thresholds.max_decode_s), which tests/test_media_strict.py checks
+# stays under the analysis' 60 s decode cap (Thresholds.max_decode_s), which tests/pipeline/audioset/test_media_strict.py checks
 _MARGIN = PEAK_T + MAX_DT + N_FFT // HOP + 2  # frames a chunk reads past its end
 
 

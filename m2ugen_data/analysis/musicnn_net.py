@@ -2,7 +2,7 @@
 
 Why our own definition: musicnn's code needs TensorFlow 1 and numpy < 1.17. The network is small, so we
 restate it here, layer for layer, from the checkpoint's variables (``weights_from_tf``). The result is proved
-equal to the original TF graph (max |diff| <= 1e-4 on real audio) by ``tests/test_taggers.py`` against
+equal to the original TF graph (max |diff| <= 1e-4 on real audio) by ``tests/pipeline/analysis/test_taggers.py`` against
 outputs recorded once with ``tools/musicnn_reference.py``, on the same onnxruntime session ``tag_audio`` uses.
 
 Why onnxruntime: the two front-end convolutions cost ~1.3 GMAC per 3 s patch, and MLAS runs them in its

@@ -14,7 +14,7 @@ So the config maps field by field onto ``HubertConfig`` and the state dict loads
 two renames. Going through transformers' own class also means its forward collects ``hidden_states``
 (the hub ``MERTModel.forward`` overrides the method that does so in transformers 5 and returns None).
 
-One more difference, measured against a re-derivation of the published forward (tests/mert_reference.py):
+One more difference, measured against a re-derivation of the published forward (tests/support/mert_reference.py):
 for the pre-norm encoder (``do_stable_layer_norm: true``, MERT-v1-330M) transformers 5 returns the last
 layer's output *before* the encoder's final LayerNorm as the last hidden state, where the transformers 4
 encoder MERT was published and used with (MU-LLaMA, M2UGen) returned it *after*. ``hidden_states`` below

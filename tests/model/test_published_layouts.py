@@ -104,7 +104,7 @@ def test_meta_layout_without_a_tokenizer_is_one_line(release, tmp_path, song):
 # ---------------------------------------------------------------- MERT without hub code
 def test_mert_hidden_states_equal_the_published_forward(release):
     """MERT-v1 in transformers' HubertModel: the hub .py files are never imported (they raise if they are),
-    and the 25-style hidden states equal tests/mert_reference.py, which writes MERT's published forward out in
+    and the 25-style hidden states equal tests/support/mert_reference.py, which writes MERT's published forward out in
     plain tensor operations on the raw pytorch_model.bin (weight_g/weight_v included)."""
     from mert_reference import hidden_states as reference
 

@@ -1,6 +1,6 @@
 """Run ``build-muedit`` or ``build-mucaps`` on a few synthetic clips, in-process or as a script whose task
 runner comes from the environment (``M2UGEN_TASK_RUNNER=dask M2UGEN_DASK_ADDRESS=...``), as a served run's does.
-Usage: python tests/dask_flow.py muedit|mucaps WAREHOUSE CORPUS"""
+Usage: python tests/support/dask_flow.py muedit|mucaps WAREHOUSE CORPUS"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Run ``build-muedit`` with the injected faults of ``flow_faults`` in a process of its own (the resume test
-kills it). Usage: python tests/flow_script.py WAREHOUSE CORPUS N SEED ANALYSIS_FAILS"""
+kills it). Usage: python tests/support/flow_script.py WAREHOUSE CORPUS N SEED ANALYSIS_FAILS"""
 
 from __future__ import annotations
 
