@@ -38,7 +38,7 @@ def check_json(path: Path, arrays: Sequence[str], *, max_mb: int = MAX_JSON_MB) 
                            "(raise it with --max-json-mb)")
     wanted, found = set(arrays), set()
     with _open(path) as fh:
-        for prefix, event, _ in _bounded(path, ijson.parse(fh, use_float=True)):
+        for prefix, event, _ in _events(path, fh):
             if event == "start_array" and prefix in wanted:
                 found.add(prefix)
     return found
@@ -47,7 +47,7 @@ def check_json(path: Path, arrays: Sequence[str], *, max_mb: int = MAX_JSON_MB) 
 def json_items(path: Path, array: str) -> Iterator[Any]:
     """The items of the array ``array`` (as in ``check_json``, which must have found it), one at a time."""
     with _open(path) as fh:
-        yield from ijson.items(_bounded(path, ijson.parse(fh, use_float=True)), f"{array}.item" if array else "item")
+        yield from ijson.items(_events(path, fh), f"{array}.item" if array else "item")
 
 
 def _open(path: Path) -> BinaryIO:
@@ -57,9 +57,15 @@ def _open(path: Path) -> BinaryIO:
         raise ConvertError(f"{path}: {exc.strerror or exc}") from None
 
 
-def _bounded(path: Path, events: Iterable[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
+def _events(path: Path, fh: BinaryIO) -> Iterator[tuple[str, str, Any]]:
+    """ijson's ``(prefix, event, value)`` events, the depth checked before any prefix is built: yajl's own
+    prefixed events spell the whole path of each, which on 200 KB of ``[`` is quadratic work."""
+    return ijson.parse(_bounded(path, ijson.basic_parse(fh, use_float=True)))
+
+
+def _bounded(path: Path, events: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
     depth = 0
-    for prefix, event, value in _parse_errors(path, events):
+    for event, value in _parse_errors(path, events):
         if event in _OPEN:
             depth += 1
             if depth > MAX_JSON_DEPTH:
@@ -67,7 +73,7 @@ def _bounded(path: Path, events: Iterable[tuple[str, str, Any]]) -> Iterator[tup
                                    "read go four deep)")
         elif event in _CLOSE:
             depth -= 1
-        yield prefix, event, value
+        yield event, value
 
 
 def _parse_errors(path: Path, items: Iterable[Any]) -> Iterator[Any]:

@@ -173,7 +173,7 @@ def test_json_records_are_streamed_not_loaded_whole(tmp_path):
     time, so the peak stays well under the file's own size."""
     src = tmp_path / "alpaca_data.json"
     src.write_text(json.dumps([{"instruction": f"Tell me about {i}.", "input": "", "output": "y" * 100}
-                               for i in range(40000)]))
+                               for i in range(10000)]))
     size = src.stat().st_size
     tracemalloc.start()
     try:
@@ -181,7 +181,7 @@ def test_json_records_are_streamed_not_loaded_whole(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert n == 40000 and peak < size / 2, (peak, size)
+    assert n == 10000 and peak < size / 2, (peak, size)
 
 
 def _alpaca_file(path: Path, n: int = 1) -> Path:
