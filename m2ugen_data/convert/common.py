@@ -5,6 +5,8 @@ a short reason and the record's index), so nothing is dropped silently. ``write_
 samples as the dataset's complete shard set in the warehouse (``shards/<name>/<name>-NNNNNN.tar`` + the
 ``shards`` manifest, through the pipeline's deterministic writer: reruns give the same bytes) and a
 ``conversion.json`` report beside them (counts, reasons, the first rejects) for the user and for audits.
+Converters read media only through ``resolve_inside`` (no link out of the input folder) and never write over
+a dataset another writer made (``refuse_overwrite``).
 """
 
 from __future__ import annotations

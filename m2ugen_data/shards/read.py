@@ -210,7 +210,7 @@ def _foreign_samples(shard: str, dataset: str, expected: str, samples: list[tupl
     for key, origin in samples:
         if origin != expected:
             found.setdefault(origin, []).append(key)
-    return [f"{shard}: {len(keys)} samples of dataset {origin!r:.40} (first {keys[0]}), but {dataset} holds "
+    return [f"{shard}: {len(keys)} sample(s) of dataset {origin!r:.40} (first {keys[0]}), but {dataset} holds "
             f"{expected!r} samples: another writer replaced its shards" for origin, keys in found.items()]
 
 
