@@ -5,7 +5,8 @@ with the images under the images folder by ``file_name``. One sample per caption
 trainer iterates the annotations), the image as ``input.jpg``; ``captions_per_image`` keeps only the first N
 captions of each image (by annotation id) to bound the shard size, which repeats the image per caption.
 Rejected (and recorded): an annotation whose image is not listed, missing, unsafe, outside the images folder
-(through a link), over ``max_image_pixels`` by its header, or not decodable; an empty caption. Refused as a
+(through a link), over the shard member limit or ``max_image_pixels`` by its header, or not decodable; an
+empty caption. Refused as a
 whole (one line): an image id listed twice with different files (``_image_files`` says why).
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from m2ugen_data.convert.common import OUTSIDE_INPUT, ConvertError, Rejects, resolve_inside, safe_child, sample
+from m2ugen_data.convert.common import ConvertError, Rejects, input_file, safe_child, sample
 from m2ugen_data.convert.json_source import MAX_JSON_MB, check_json, json_items
 from m2ugen_data.shards.sample_schema import CocoCaptionSample, CocoCaptionTurn, SourceRecord, TextAnswerTurn
 from m2ugen_data.shards.tar_writer import Sample
@@ -28,15 +29,13 @@ MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own warning threshold (~89
 
 
 def _image_file(root: Path, path: Path, max_pixels: int) -> tuple[Path | None, str | None]:
-    """(the file with its links resolved, None) when it stays inside ``root``, is a JPEG and its header's
+    """(the file with its links resolved, None) when ``input_file`` takes it, it is a JPEG and its header's
     size is within ``max_pixels``, else (None, the reason). Only the header is read (Pillow opens lazily):
     a 678-byte JPEG can claim 60000x60000 pixels, which Pillow refuses with ``DecompressionBombError`` and,
     below twice its own cap, only warns about; the trainer would then decode gigabytes."""
-    real = resolve_inside(root, path)
+    real, reason = input_file(root, path, "image")
     if real is None:
-        return None, OUTSIDE_INPUT
-    if not real.is_file():
-        return None, "image_missing"
+        return None, reason
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap decides

@@ -5,7 +5,7 @@ a short reason and the record's index), so nothing is dropped silently. ``write_
 samples as the dataset's complete shard set in the warehouse (``shards/<name>/<name>-NNNNNN.tar`` + the
 ``shards`` manifest, through the pipeline's deterministic writer: reruns give the same bytes) and a
 ``conversion.json`` report beside them (counts, reasons, the first rejects) for the user and for audits.
-Converters read media only through ``resolve_inside`` (no link out of the input folder) and never write over
+Converters read media only through ``input_file`` (no link out of the input folder) and never write over
 a dataset another writer made (``refuse_overwrite``).
 """
 
@@ -23,7 +23,7 @@ from m2ugen_data.atomic import write_bytes_atomic
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.shards.build import shard_dir, shard_files, write_dataset_shards
 from m2ugen_data.shards.origin import CONVERSION_REPORT, conversion_source, is_pipeline_dataset
-from m2ugen_data.shards.read import shard_paths
+from m2ugen_data.shards.read import MAX_MEMBER_BYTES, shard_paths
 from m2ugen_data.shards.sample_schema import dump_sample_json
 from m2ugen_data.shards.tar_writer import Sample
 from m2ugen_data.warehouse import Warehouse
@@ -82,16 +82,25 @@ def safe_child(root: Path, name: Any) -> Path | None:
     return root / rel
 
 
-def resolve_inside(root: Path, path: Path) -> Path | None:
-    """``path`` with every link resolved, or None when that lands outside ``root`` (itself resolved): a symlink
-    in an input folder (``audios/x.wav -> ~/.ssh/id_rsa``, ``audios/root -> /``) must not pull a file from
-    elsewhere into a shard; a link that stays inside the folder is fine. Callers read the resolved path, so a
-    link swapped after this check is not followed. A rejection for this reason is ``OUTSIDE_INPUT``."""
+def input_file(root: Path, path: Path, kind: str) -> tuple[Path | None, str | None]:
+    """(the regular file ``path`` names with every link resolved, None), or (None, why not):
+    ``outside_input_folder`` when the resolved file is not inside ``root`` (itself resolved): a symlink in an
+    input folder (``audios/x.wav -> ~/.ssh/id_rsa``, ``audios/root -> /``) must not pull a file from elsewhere
+    into a shard, while a link that stays inside is fine; ``<kind>_missing``; ``file_too_large`` over the
+    shard reader's member limit (a shard holding it could not be read back). Callers read the resolved path,
+    so a link swapped after this check is not followed."""
     try:
         real = path.resolve()
-        return real if real.is_relative_to(root.resolve()) else None
+        inside = real.is_relative_to(root.resolve())
     except (OSError, RuntimeError):  # a link loop
-        return None
+        return None, OUTSIDE_INPUT
+    if not inside:
+        return None, OUTSIDE_INPUT
+    if not real.is_file():
+        return None, f"{kind}_missing"
+    if real.stat().st_size > MAX_MEMBER_BYTES:
+        return None, "file_too_large"
+    return real, None
 
 
 def text_field(record: dict[str, Any], name: str) -> str | None:

@@ -8,8 +8,9 @@ question: ``Music`` (an audio struct ``{bytes, path}`` as ``datasets`` stores it
 ``Answer`` (column names matched case-insensitively). Each question/answer becomes one sample with the audio
 as ``input.<ext>``; a conversation with more turns gives one sample per question/answer pair.
 
-Rejected (and recorded): a missing or unsafe audio path, one whose links lead out of the audio folder, audio
-the decoder cannot open, an empty question or answer, a turn order other than human/gpt.
+Rejected (and recorded): a missing or unsafe audio path, one whose links lead out of the audio folder, a file
+over the shard member limit, audio the decoder cannot open, an empty question or answer, a turn order other
+than human/gpt.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from typing import Any
 import soundfile as sf
 
 from m2ugen_data.convert.common import (
-    OUTSIDE_INPUT,
     ConvertError,
     Rejects,
+    input_file,
     key_prefix,
-    resolve_inside,
     safe_child,
     sample,
     text_field,
@@ -49,13 +49,11 @@ def _ext_of(name: str | None, data: bytes | None = None) -> str | None:
 
 
 def _audio_file(root: Path, path: Path) -> tuple[Path | None, str | None]:
-    """(the file with its links resolved, None) when it stays inside ``root`` and its header decodes, else
+    """(the file with its links resolved, None) when ``input_file`` takes it and its header decodes, else
     (None, the reason); read once per file, then cached by the caller."""
-    real = resolve_inside(root, path)
+    real, reason = input_file(root, path, "audio")
     if real is None:
-        return None, OUTSIDE_INPUT
-    if not real.is_file():
-        return None, "audio_missing"
+        return None, reason
     try:
         info = sf.info(str(real))
     except (sf.LibsndfileError, RuntimeError, OSError):

@@ -226,3 +226,20 @@ def test_verify_notices_shards_of_another_source_than_the_conversion_report(tmp_
     check = verify_shards(open_warehouse(wh), "alpaca")
     assert not check.ok and any("musicqa" in p for p in check.problems), check.problems
 
+
+
+def test_files_over_the_shard_member_limit_are_rejected(tmp_path, monkeypatch):
+    """The shard reader refuses a member over ``MAX_MEMBER_BYTES`` (2 GiB), which would make the whole shard
+    unreadable; the converter rejects such a file instead (the limit is lowered here to keep the test small)."""
+    import m2ugen_data.convert.common as common
+
+    monkeypatch.setattr(common, "MAX_MEMBER_BYTES", 20_000)
+    audios = tmp_path / "audios"
+    _wav(audios / "short.wav", 300.0)
+    long = _wav(audios / "long.wav", 400.0)
+    sf.write(long, np.zeros(16000, np.float32), 16000)  # 32 KB
+    qa = [{"from": "human", "value": "Q?"}, {"from": "gpt", "value": "A."}]
+    src = tmp_path / "FinetuneMusicQA.json"
+    src.write_text(json.dumps([{"audio_name": n, "conversation": qa} for n in ("short.wav", "long.wav")]))
+    report = _convert(tmp_path / "wh", "musicqa", str(src), "--audio-dir", str(audios))
+    assert (report["samples"], report["rejected_by_reason"]) == (1, {"file_too_large": 1})
