@@ -10,17 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from m2ugen_data.convert.common import ConvertError, Rejects, key_prefix, load_json, sample, text_field
+from m2ugen_data.convert.common import ConvertError, Rejects, key_prefix, sample, text_field
+from m2ugen_data.convert.json_source import MAX_JSON_MB, check_json, json_items
 from m2ugen_data.shards.sample_schema import AlpacaSample, SourceRecord
 from m2ugen_data.shards.tar_writer import Sample
 
 
-def iter_alpaca(path: Path, rejects: Rejects) -> Iterator[Sample]:
-    records = load_json(path)
-    if not isinstance(records, list):
+def iter_alpaca(path: Path, rejects: Rejects, *, max_json_mb: int = MAX_JSON_MB) -> Iterator[Sample]:
+    if "" not in check_json(path, [""], max_mb=max_json_mb):
         raise ConvertError(f"{path}: expected a JSON list of {{instruction, input, output}} records")
     prefix = key_prefix(path)
-    for i, rec in enumerate(records):
+    for i, rec in enumerate(json_items(path, "")):
         where = f"{path.name}#{i}"
         if not isinstance(rec, dict):
             rejects.add(where, "not_an_object")

@@ -8,8 +8,9 @@ question: ``Music`` (an audio struct ``{bytes, path}`` as ``datasets`` stores it
 ``Answer`` (column names matched case-insensitively). Each question/answer becomes one sample with the audio
 as ``input.<ext>``; a conversation with more turns gives one sample per question/answer pair.
 
-Rejected (and recorded): a missing or unsafe audio path, audio the decoder cannot open, an empty question or
-answer, a turn order other than human/gpt.
+Rejected (and recorded): a missing or unsafe audio path, one whose links lead out of the audio folder, a file
+over the shard member limit, audio the decoder cannot open, an empty question or answer, a turn order other
+than human/gpt.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from typing import Any
 
 import soundfile as sf
 
-from m2ugen_data.convert.common import ConvertError, Rejects, key_prefix, load_json, safe_child, sample, text_field
+from m2ugen_data.convert.common import (
+    ConvertError,
+    Rejects,
+    input_file,
+    key_prefix,
+    safe_child,
+    sample,
+    text_field,
+)
+from m2ugen_data.convert.json_source import MAX_JSON_MB, check_json, json_items
 from m2ugen_data.shards.sample_schema import MusicQASample, QuestionTurn, SourceRecord, TextAnswerTurn
 from m2ugen_data.shards.tar_writer import Sample
 
@@ -38,15 +48,23 @@ def _ext_of(name: str | None, data: bytes | None = None) -> str | None:
     return ext if ext in AUDIO_EXTS else None
 
 
-def _audio_ok(path: Path) -> str | None:
-    """None when the audio's header decodes, else the reason (read once per file, then cached by the caller)."""
-    if not path.is_file():
-        return "audio_missing"
+def _audio_file(root: Path, path: Path) -> tuple[Path | None, str | None]:
+    """(the file with its links resolved, None) when ``input_file`` takes it and its header decodes, else
+    (None, the reason); read once per file, then cached by the caller."""
+    real, reason = input_file(root, path, "audio")
+    if real is None:
+        return None, reason
     try:
-        info = sf.info(str(path))
+        info = sf.info(str(real))
     except (sf.LibsndfileError, RuntimeError, OSError):
-        return "audio_unreadable"
-    return None if info.frames > 0 else "audio_empty"
+        return None, "audio_unreadable"
+    return (real, None) if info.frames > 0 else (None, "audio_empty")
+
+
+def _shown(name: Any) -> str:
+    """A rejected name for the report: the string cut short, else only its type (the repr of a deeply nested
+    list from the source would recurse)."""
+    return repr(name)[:100] if isinstance(name, str) else f"<{type(name).__name__}>"
 
 
 def _qa_pairs(conversation: Any) -> list[tuple[str, str]] | None:
@@ -71,12 +89,11 @@ def _sample(key: str, audio_name: str, media: Path | bytes, ext: str, q: str, a:
     return sample(key, model, {f"input.{ext}": media})
 
 
-def iter_musicqa_json(path: Path, audio_dir: Path, rejects: Rejects) -> Iterator[Sample]:
-    records = load_json(path)
-    if not isinstance(records, list):
+def iter_musicqa_json(path: Path, audio_dir: Path, rejects: Rejects, *, max_json_mb: int = MAX_JSON_MB) -> Iterator[Sample]:
+    if "" not in check_json(path, [""], max_mb=max_json_mb):
         raise ConvertError(f"{path}: expected a JSON list of {{audio_name, conversation}} records")
     prefix, checked = key_prefix(path), {}
-    for i, rec in enumerate(records):
+    for i, rec in enumerate(json_items(path, "")):
         where = f"{path.name}#{i}"
         if not isinstance(rec, dict):
             rejects.add(where, "not_an_object")
@@ -84,19 +101,20 @@ def iter_musicqa_json(path: Path, audio_dir: Path, rejects: Rejects) -> Iterator
         name = rec.get("audio_name")
         audio = safe_child(audio_dir, name)
         if audio is None or _ext_of(name) is None:
-            rejects.add(where, "bad_audio_name", repr(name)[:100])
+            rejects.add(where, "bad_audio_name", _shown(name))
             continue
         if audio not in checked:
-            checked[audio] = _audio_ok(audio)
-        if checked[audio]:
-            rejects.add(where, checked[audio], name)
+            checked[audio] = _audio_file(audio_dir, audio)
+        real, reason = checked[audio]
+        if real is None:
+            rejects.add(where, reason, name)
             continue
         pairs = _qa_pairs(rec.get("conversation"))
         if not pairs:
             rejects.add(where, "bad_conversation")
             continue
         for j, (q, a) in enumerate(pairs):
-            yield _sample(f"{prefix}-{i:07d}-{j}", name, audio, _ext_of(name), q, a, SourceRecord(file=path.name, index=i))
+            yield _sample(f"{prefix}-{i:07d}-{j}", name, real, _ext_of(name), q, a, SourceRecord(file=path.name, index=i))
 
 
 def _column(names: list[str], wanted: str) -> str:
@@ -136,21 +154,21 @@ def iter_musicqa_parquet(path: Path, audio_dir: Path | None, rejects: Rejects) -
                 audio = safe_child(audio_dir, name) if audio_dir is not None else None
                 ext = _ext_of(name)
                 if audio is None or ext is None:
-                    rejects.add(where, "bad_audio_name", repr(name)[:100])
+                    rejects.add(where, "bad_audio_name", _shown(name))
                     continue
-                reason = _audio_ok(audio)
-                if reason:
+                real, reason = _audio_file(audio_dir, audio)
+                if real is None:
                     rejects.add(where, reason, str(name))
                     continue
-                media = audio
+                media = real
             audio_name = Path(name).name if isinstance(name, str) and name else f"{prefix}-{i:07d}.{ext}"
             yield _sample(f"{prefix}-{i:07d}-0", audio_name, media, ext, q, a, SourceRecord(file=path.name, index=i))
 
 
-def iter_musicqa(path: Path, audio_dir: Path | None, rejects: Rejects) -> Iterator[Sample]:
+def iter_musicqa(path: Path, audio_dir: Path | None, rejects: Rejects, *, max_json_mb: int = MAX_JSON_MB) -> Iterator[Sample]:
     """Samples from a MusicQA JSON or Parquet file (by extension)."""
     if path.suffix.lower() == ".parquet":
         return iter_musicqa_parquet(path, audio_dir, rejects)
     if audio_dir is None:
         raise ConvertError(f"{path}: the JSON layout needs --audio-dir (the unpacked audios/ folder)")
-    return iter_musicqa_json(path, audio_dir, rejects)
+    return iter_musicqa_json(path, audio_dir, rejects, max_json_mb=max_json_mb)

@@ -10,6 +10,7 @@ non-regular members, which is safe, and extracts nothing).
 
 from __future__ import annotations
 
+import json
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from m2ugen_data.clean.gate import clip_ids_of_key, load_gate
 from m2ugen_data.clean.split import DATASETS, EVAL_SUFFIX
 from m2ugen_data.errors import M2UGenError
 from m2ugen_data.shards.build import shard_dir, shard_files
+from m2ugen_data.shards.origin import expected_sample_dataset
 from m2ugen_data.shards.tar_writer import FIELD_RE, KEY_RE, validate_dataset
 from m2ugen_data.warehouse import Warehouse
 
@@ -129,7 +131,8 @@ class ShardCheck:
 
 def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardCheck:
     """Compare every manifest row with its file (size, sha256; with ``deep`` also sample count and keys,
-    parsing every member), report keys held by two shards and shard files the manifest does not list, and check the samples against the
+    parsing every member, and that every sample is of the dataset its writer makes: ``origin.py``), report
+    keys held by two shards and shard files the manifest does not list, and check the samples against the
     warehouse's state (``clean.gate.shard_problems``: held-out videos, evaluation sets, duplicates)."""
     validate_dataset(dataset)
     con = wh.connect()
@@ -140,6 +143,7 @@ def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardChe
     finally:
         con.close()
     check = ShardCheck(dataset)
+    expected = expected_sample_dataset(wh, dataset)
     listed = set()
     keys_of: dict[str, list[str]] = {}
     for row in rows:
@@ -156,10 +160,13 @@ def verify_shards(wh: Warehouse, dataset: str, *, deep: bool = True) -> ShardChe
             check.problems.append(f"{row['path']}: sha256 differs from the manifest")
             continue
         try:
-            keys = [s["__key__"] for s in iter_shard_samples(path)] if deep else list(iter_shard_keys(path))
+            samples = list(_keys_and_origins(path)) if deep else [(k, None) for k in iter_shard_keys(path)]
         except M2UGenError as e:
             check.problems.append(f"{row['path']}: {e}")
             continue
+        keys = [k for k, _ in samples]
+        if deep and expected is not None:
+            check.problems.extend(_foreign_samples(row["path"], dataset, expected, samples))
         keys_of[row["path"]] = keys
         if not deep:
             check.samples += row["samples"]
@@ -189,6 +196,27 @@ def duplicate_keys(keys: dict[str, list[str]]) -> list[str]:
             if first.setdefault(k, shard) != shard:
                 again.setdefault((shard, first[k]), []).append(k)
     return [f"{shard}: {len(ks)} sample key(s) also in {other}, e.g. {ks[0]}" for (shard, other), ks in again.items()]
+
+
+def _keys_and_origins(path: Path) -> Iterator[tuple[str, object]]:
+    """Each sample's key and the ``dataset`` field of its JSON (None when it has none or no JSON)."""
+    for sample in iter_shard_samples(path):
+        try:
+            meta = json.loads(sample.get("json", b"{}"))
+        except (ValueError, TypeError):
+            meta = None
+        yield str(sample["__key__"]), meta.get("dataset") if isinstance(meta, dict) else None
+
+
+def _foreign_samples(shard: str, dataset: str, expected: str, samples: list[tuple[str, object]]) -> list[str]:
+    """One line per other writer found in the shard: samples of another dataset than ``dataset`` holds
+    (``origin.expected_sample_dataset``), e.g. a conversion written over a pipeline dataset."""
+    found: dict[object, list[str]] = {}
+    for key, origin in samples:
+        if origin != expected:
+            found.setdefault(origin, []).append(key)
+    return [f"{shard}: {len(keys)} sample(s) of dataset {origin!r:.40} (first {keys[0]}), but {dataset} holds "
+            f"{expected!r} samples: another writer replaced its shards" for origin, keys in found.items()]
 
 
 _WHY = {
