@@ -15,6 +15,8 @@ import soundfile as sf
 from m2ugen_data.shards.samples import mucaps_sample, muedit_sample
 from m2ugen_data.shards.tar_writer import Sample, ShardWriter
 
+FEATS, TARGET = (3, 32), (8, 16)  # the tiny preset's audio feature and MusicGen-target shapes
+
 NOTES = {220.0: "a low calm tone", 440.0: "a bright middle tone", 880.0: "a high sharp tone"}
 RATE = 16000
 

@@ -19,16 +19,10 @@ from m2ugen_model.train.model_bridge import from_preset
 from m2ugen_model.train.checkpointing import LATEST, latest_checkpoint
 from m2ugen_model.train.config import TrainConfig
 from m2ugen_model.train.loop import Dist, train
-from train_fixtures import write_muedit
+from train_fixtures import FEATS, TARGET, write_muedit
 
-FEATS, TARGET = (3, 32), (8, 16)  # the tiny preset's audio feature and MusicGen-target shapes
 BIN = Path(sys.executable).parent
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def weights(tiny_model_dir: Path) -> str:
-    return str(tiny_model_dir)  # conftest's session-wide tiny preset (training never writes into it)
 
 
 @pytest.fixture(scope="module")

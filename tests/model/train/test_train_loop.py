@@ -16,16 +16,10 @@ from m2ugen_model.train.model_bridge import from_preset
 from m2ugen_model.train.config import TrainConfig, build_config
 from m2ugen_model.train.errors import TrainError
 from m2ugen_model.train.loop import Dist, train
-from train_fixtures import write_mucaps, write_muedit
-
 from paths import SUPPORT
-FEATS, TARGET = (3, 32), (8, 16)  # the tiny preset's audio feature and MusicGen-target shapes
+from train_fixtures import FEATS, TARGET, write_mucaps, write_muedit
+
 torch.set_num_threads(1)  # a shared 2-core box: threads only contend
-
-
-@pytest.fixture(scope="module")
-def weights(tiny_model_dir: Path) -> str:
-    return str(tiny_model_dir)  # conftest's session-wide tiny preset (training never writes into it)
 
 
 @pytest.fixture(scope="module")
