@@ -281,7 +281,7 @@ def section_infer7b(cpu_safe: bool) -> dict:
     """The LLM side of 7B inference (adapters, LLaMA, projector; no encoders/decoder) in bf16, with the
     first 16 LLaMA blocks offloaded to CPU memory (accelerate), and with int8 LLaMA weights (bitsandbytes)."""
     from m2ugen_model import presets
-    from m2ugen_model.infer.errors import InferenceError
+    from m2ugen_model.errors import InferenceError
     from m2ugen_model.infer.lowmem import offload_llm_layers, quantize_llm_8bit
 
     dev = torch.device("cpu") if cpu_safe else _cuda()

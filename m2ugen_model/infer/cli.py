@@ -27,7 +27,7 @@ import typer
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from rich.console import Console
 
-from m2ugen_model.infer.errors import InferenceError, one_line
+from m2ugen_model.errors import InferenceError, one_line
 from m2ugen_model.infer.load import ModelSpec, load_for_inference
 
 HELP = """Answer questions about music and make music with a trained M2UGen, from local weights.

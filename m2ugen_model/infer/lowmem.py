@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from m2ugen_model.infer.errors import InferenceError
+from m2ugen_model.errors import InferenceError
 from m2ugen_model.llama import LoRALinear
 
 

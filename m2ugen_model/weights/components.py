@@ -361,7 +361,9 @@ def check_checkpoint(cfg: M2UGenConfig, path: str | Path) -> list[Finding]:
         out = [Finding(what, str(p), f"{len(missing)} adapter weights missing, e.g. {missing[0]}", FIXES[what])] \
             if missing else []
         return out + _compare(what, p, {k: expected[k] for k in got if k in expected}, got, FIXES[what])
-    from m2ugen_model.infer.load import InferenceError, check_fits, resolve_checkpoint
+    from m2ugen_model.errors import InferenceError
+
+    from .checkpoints import check_fits, resolve_checkpoint
 
     try:
         _, file = resolve_checkpoint(p)

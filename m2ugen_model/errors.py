@@ -1,6 +1,6 @@
 """The one error of inference: what the user got wrong (weights, checkpoint, input, settings), printed by
-``m2ugen-infer`` as one line without a traceback. Its own module so loading (``load``) and the low-memory
-options (``lowmem``) both raise it without importing each other."""
+``m2ugen-infer`` as one line without a traceback. Its own module at the package's root so inference
+(``infer/``) and the weights checks (``weights/``) both raise it without importing each other."""
 
 from __future__ import annotations
 
