@@ -8,9 +8,6 @@ import pytest
 
 from m2ugen_data.warehouse import Warehouse, open_warehouse
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-AUDIOSET_DIR = SHARED / "audioset"
-
 
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Warehouse:
@@ -173,3 +170,9 @@ def thread_built(prefect_api, tmp_path_factory: pytest.TempPathFactory) -> dict:
             summary = run_flow(dataset, root, corpus, TaskRunnerChoice(kind="thread", max_workers=2))
             out[dataset] = {"wh": open_warehouse(root), "corpus": corpus, "summary": summary}
     return out
+
+
+@pytest.fixture(scope="module")
+def weights(tiny_model_dir: Path) -> str:
+    """The session-wide tiny preset as the trainer's ``--weights-dir`` (training never writes into it)."""
+    return str(tiny_model_dir)

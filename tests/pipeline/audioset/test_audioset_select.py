@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import AUDIOSET_DIR
+from paths import AUDIOSET_DIR
 from typer.testing import CliRunner
 
 from m2ugen_data.testing.loopback_server import MediaServer

@@ -10,7 +10,7 @@ import librosa
 import numpy as np
 import pyloudnorm
 import pytest
-from conftest import AUDIOSET_DIR
+from paths import AUDIOSET_DIR
 
 from m2ugen_data.audio_io import load_audio
 from m2ugen_data.ids import make_clip_id, validate_ytid
