@@ -43,7 +43,7 @@ def sparse_safetensors(path: Path, shapes: dict[str, tuple[tuple[int, ...], str]
 
 
 def checkpoint_names(model: torch.nn.Module, dtype: str, prefix: str = "") -> dict[str, tuple[tuple[int, ...], str]]:
-    from m2ugen_model.weights.components import checkpoint_shapes
+    from m2ugen_model.preflight.components import checkpoint_shapes
 
     return {prefix + k: (v, dtype) for k, v in checkpoint_shapes(model).items()}
 
@@ -87,7 +87,7 @@ def main() -> None:
 
     from m2ugen_model.presets import seven_b
     from m2ugen_model.testing.published_layouts import MERT_PREPROCESSOR, mert_config
-    from m2ugen_model.weights import components
+    from m2ugen_model.preflight import components
     from m2ugen_model.weights.mert import hubert_config
 
     rows = []

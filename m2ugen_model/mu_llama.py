@@ -27,7 +27,7 @@ import torch
 from .checkpoint import WEIGHTS_FILE, load_released, load_trainable
 from .infer.inference import CAPTION_QUESTION, caption
 from .presets import PRESET_FILE, build_model, resolve_config
-from .weights.preflight import Plan, blocking_line
+from .preflight.plan import Plan, blocking_line
 
 Captioner = Callable[[Sequence[np.ndarray], int], list[str]]
 LLAMA_NAMES = ("LLaMA", "llama", "LLaMA-2", "llama-2")

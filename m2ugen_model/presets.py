@@ -117,7 +117,7 @@ RELEASED_PRESETS = ("7b", "mu_llama_7b")
 def resolve_config(preset: str | M2UGenConfig = "tiny", weights_dir: str | Path | None = None,
                    strict_sizes: bool = True, **preset_kwargs) -> M2UGenConfig:
     """The config a run builds: a preset.json in `weights_dir` wins; the released presets take their part
-    sizes from the weight directories (weights/sizes.py; strict_sizes=False skips unreadable ones); a config
+    sizes from the weight directories (part_sizes.py; strict_sizes=False skips unreadable ones); a config
     object is used as it is."""
     if weights_dir is not None and (Path(weights_dir) / PRESET_FILE).exists():
         return config_from_dir(weights_dir)
@@ -125,7 +125,7 @@ def resolve_config(preset: str | M2UGenConfig = "tiny", weights_dir: str | Path 
         return preset
     cfg = get_preset(preset, **preset_kwargs)
     if preset in RELEASED_PRESETS:
-        from .weights.sizes import sizes_from_dirs
+        from .part_sizes import sizes_from_dirs
 
         cfg = sizes_from_dirs(cfg, strict=strict_sizes)
     return cfg

@@ -270,8 +270,8 @@ def check(ctx: typer.Context) -> None:
     GPU (run it on the login node before queueing): one table of what is missing, each with its fix; exit 1 when
     something blocks."""
     from m2ugen_model.infer.load import plan_for
-    from m2ugen_model.weights import preflight
-    from m2ugen_model.weights.findings import exit_code, render
+    from m2ugen_model.preflight import plan as preflight
+    from m2ugen_model.preflight.findings import exit_code, render
 
     try:
         plan = plan_for(ctx.obj.spec)

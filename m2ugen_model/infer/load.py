@@ -3,7 +3,7 @@
 Weights: a directory with preset.json (what `write_tiny_weights` writes; real weights can be laid out the
 same way), or the 7B preset with one directory per part, each as published (LLaMA-2 in HF or Meta layout,
 MERT-v1-330M, ViT-B/16, ViViT-B 16x2, MusicGen/AudioLDM2). Before anything is loaded the preflight
-(weights/preflight.py) checks every part and stops at the first blocking problem in one line. Trained weights on top: our own checkpoints (`runs/s3/checkpoints/step_...`, a run
+(preflight/plan.py) checks every part and stops at the first blocking problem in one line. Trained weights on top: our own checkpoints (`runs/s3/checkpoints/step_...`, a run
 directory, whose `checkpoints/latest` is used, a `save_trainable` directory, or a `.safetensors` file) or a
 released `.pth`. A checkpoint is checked tensor by tensor against the built model before anything is
 copied, so a checkpoint of another preset is refused in one line that says which preset it came from.
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from m2ugen_model.errors import InferenceError, one_line
-from m2ugen_model.weights.checkpoints import check_fits, resolve_checkpoint
+from m2ugen_model.preflight.checkpoints import check_fits, resolve_checkpoint
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -39,9 +39,9 @@ class ModelSpec:
 
 
 def plan_for(spec: ModelSpec):
-    """The preflight plan (weights/preflight.py) for a spec, or InferenceError when no config can be made."""
-    from m2ugen_model.weights.findings import Finding
-    from m2ugen_model.weights.preflight import plan_from_options
+    """The preflight plan (preflight/plan.py) for a spec, or InferenceError when no config can be made."""
+    from m2ugen_model.preflight.findings import Finding
+    from m2ugen_model.preflight.plan import plan_from_options
 
     plan = plan_from_options(spec.preset, spec.weights_dir, spec.paths, spec.decoder, checkpoint=spec.checkpoint,
                              device=spec.device, load_in_8bit=spec.load_in_8bit, offload_layers=spec.offload_layers)
@@ -55,7 +55,7 @@ def plan_for(spec: ModelSpec):
 def preflight(spec: ModelSpec):
     """Every weight directory, tokenizer, checkpoint and library the spec loads, checked before anything is
     loaded: the first blocking problem is one line (``m2ugen-infer check`` prints them all). -> the config."""
-    from m2ugen_model.weights.preflight import blocking_line
+    from m2ugen_model.preflight.plan import blocking_line
 
     plan = plan_for(spec)
     line = blocking_line(plan, "m2ugen-infer ... check")

@@ -114,10 +114,10 @@ def _one_line(exc: Exception) -> str:
 
 
 def preflight_plan(cfg: TrainConfig):
-    """What this run loads, for the preflight (weights/preflight.py): the LLaMA, the encoders its data needs (none
+    """What this run loads, for the preflight (preflight/plan.py): the LLaMA, the encoders its data needs (none
     for stage 2, which reads captions), the decoder for stages 2 and 3, the --init-from checkpoint."""
     from m2ugen_model.presets import PRESET_FILE
-    from m2ugen_model.weights.preflight import plan_from_options
+    from m2ugen_model.preflight.plan import plan_from_options
 
     datasets = [s.name for s in _sources(cfg)]
     needed = first_run.needed_weights(cfg.stage, datasets)
@@ -138,8 +138,8 @@ def _sources(cfg: TrainConfig):
 
 def print_preflight(cfg: TrainConfig) -> int:
     """``--check``: one table of what is missing; the exit code says whether anything blocks."""
-    from m2ugen_model.weights import preflight
-    from m2ugen_model.weights.findings import exit_code, render
+    from m2ugen_model.preflight import plan as preflight
+    from m2ugen_model.preflight.findings import exit_code, render
 
     plan = preflight_plan(cfg)
     findings, checked = (([plan], ["preset"]) if not isinstance(plan, preflight.Plan) else preflight.run(plan))
@@ -149,7 +149,7 @@ def print_preflight(cfg: TrainConfig) -> int:
 
 def check_before_loading(cfg: TrainConfig) -> None:
     """The same checks before a real run loads anything: the first blocking problem is one line."""
-    from m2ugen_model.weights import preflight
+    from m2ugen_model.preflight import plan as preflight
 
     plan = preflight_plan(cfg)
     line = plan.line() if not isinstance(plan, preflight.Plan) else preflight.blocking_line(plan, "m2ugen-train ... --check")

@@ -1,3 +1,3 @@
-"""Reading published weights safely and checking them before anything loads: weight files (allowlisted
-``.pth``, memory-mapped, truncation), MERT as transformers' HubertModel, part sizes from directories, which
-checkpoint a path names and whether it fits, and the preflight (one ``Finding`` per problem)."""
+"""Reading published weight files safely: allowlisted ``.pth`` (``argparse.Namespace`` only), memory-mapped,
+truncation found from headers (``files``), and MERT-v1's published directory as transformers' own HubertModel,
+no hub code run (``mert``)."""

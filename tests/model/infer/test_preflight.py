@@ -144,7 +144,7 @@ def test_released_checkpoint_of_the_other_model_is_named(release, mu_llama_ckpt)
 
 
 def test_old_libraries_are_named_with_the_upgrade(release, monkeypatch):
-    from m2ugen_model.weights import versions
+    from m2ugen_model.preflight import versions
 
     real = versions.installed
     monkeypatch.setattr(versions, "installed", lambda p: "4.57.0" if p == "transformers" else real(p))
@@ -154,7 +154,7 @@ def test_old_libraries_are_named_with_the_upgrade(release, monkeypatch):
 
 
 def test_meta_tokenizer_model_without_sentencepiece_is_named(broken, monkeypatch):
-    from m2ugen_model.weights import versions
+    from m2ugen_model.preflight import versions
 
     real = versions.installed
     monkeypatch.setattr(versions, "installed", lambda p: None if p == "sentencepiece" else real(p))

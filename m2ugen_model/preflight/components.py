@@ -15,7 +15,7 @@ import torch
 
 from m2ugen_model.config import M2UGenConfig
 
-from .files import WeightFileError, hf_weight_files, load_pth, safetensors_shapes, state_dict_of
+from m2ugen_model.weights.files import WeightFileError, hf_weight_files, load_pth, safetensors_shapes, state_dict_of
 from .findings import Finding
 
 FIXES = {
@@ -191,7 +191,7 @@ def _model_type(what: str, d: Path, expected: tuple[str, ...]) -> list[Finding]:
 def check_mert(cfg: M2UGenConfig) -> list[Finding]:
     from transformers import HubertModel
 
-    from .mert import MertLayoutError, hubert_config, read_config, rename
+    from m2ugen_model.weights.mert import MertLayoutError, hubert_config, read_config, rename
 
     what = "MERT"
     d, out = _directory(what, cfg.mert_dir, "--mert-dir")
@@ -252,13 +252,13 @@ def _vision(what: str, path: str | None, flag: str, kind: str, model_cls: str, p
 
 
 def check_vit(cfg: M2UGenConfig) -> list[Finding]:
-    from .sizes import vit_shape
+    from m2ugen_model.part_sizes import vit_shape
 
     return _vision("ViT", cfg.vit_dir, "--vit-dir", "vit", "ViT", "vit.", cfg.image_feat_shape, vit_shape)
 
 
 def check_vivit(cfg: M2UGenConfig) -> list[Finding]:
-    from .sizes import vivit_shape
+    from m2ugen_model.part_sizes import vivit_shape
 
     return _vision("ViViT", cfg.vivit_dir, "--vivit-dir", "vivit", "Vivit", "vivit.", cfg.video_feat_shape,
                    lambda d: vivit_shape(d)[0])
@@ -268,7 +268,7 @@ def check_vivit(cfg: M2UGenConfig) -> list[Finding]:
 def check_musicgen(cfg: M2UGenConfig) -> list[Finding]:
     from transformers import MusicgenConfig, MusicgenForConditionalGeneration
 
-    from .mert import rename
+    from m2ugen_model.weights.mert import rename
     from .versions import EXTRA, check as check_versions
 
     what = "MusicGen"

@@ -1,5 +1,5 @@
 """Which checkpoint a path names and whether it fits a model, read from the file headers before anything is
-copied: shared by loading (``infer/load.py``) and the preflight (``weights/components.py``)."""
+copied: shared by loading (``infer/load.py``) and the preflight (``preflight/components.py``)."""
 
 from __future__ import annotations
 

@@ -15,12 +15,12 @@ from typing import Any
 
 from m2ugen_model.config import M2UGenConfig
 
-from .files import read_config
+from m2ugen_model.weights.files import read_config
 
 
 def _meta_vocab(weights_dir: Path) -> int:
     """Meta's params.json says vocab_size -1 (the tokenizer's); the embedding table says it exactly."""
-    from .files import load_pth
+    from m2ugen_model.weights.files import load_pth
 
     return int(load_pth(sorted(weights_dir.glob("consolidated.*.pth"))[0])["tok_embeddings.weight"].shape[0])
 
