@@ -30,8 +30,6 @@ import soxr
 import torch
 from scipy import linalg
 
-from m2ugen_model.media_limits import MAX_INPUT_SECONDS, header_seconds, over_limit
-
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 KL_EPS = 1e-6
 
@@ -40,12 +38,8 @@ class AudioInputError(ValueError):
     """An audio file that cannot be read or holds no finite samples; the message names it."""
 
 
-def load_audio(path: str | Path, sample_rate: int, max_seconds: float = MAX_INPUT_SECONDS) -> np.ndarray:
-    """Mono float32 at ``sample_rate``; a bad file, or one longer than ``max_seconds`` by its header (refused
-    before decoding), is one ``AudioInputError`` naming it."""
-    seconds = header_seconds(Path(path))
-    if seconds is not None and seconds > max_seconds:
-        raise AudioInputError(over_limit(Path(path), seconds, max_seconds, "--max-input-seconds"))
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Mono float32 at ``sample_rate``; a bad file is one ``AudioInputError`` naming it."""
     try:
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
@@ -56,15 +50,12 @@ def load_audio(path: str | Path, sample_rate: int, max_seconds: float = MAX_INPU
     return y if sr == sample_rate else soxr.resample(y, sr, sample_rate).astype(np.float32)
 
 
-def audio_files(directory: str | Path) -> tuple[dict[str, Path], list[Path]]:
-    """stem -> file for the audio files directly in ``directory`` (what pairs a generated clip with its
-    reference), and the entries named like audio that are not regular files (a directory ``x.wav``, a FIFO):
-    those are failures to report, not files to skip silently."""
+def audio_files(directory: str | Path) -> dict[str, Path]:
+    """stem -> file for the audio files directly in ``directory`` (what pairs a generated clip with its reference)."""
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"audio directory {d} does not exist")
-    named = [p for p in sorted(d.iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES]
-    return {p.stem: p for p in named if p.is_file()}, [p for p in named if not p.is_file()]
+    return {p.stem: p for p in sorted(d.iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()}
 
 
 # ---------------------------------------------------------------------------------------------- formulas
@@ -108,12 +99,15 @@ def _pooled(out) -> torch.Tensor:
 
 @dataclass
 class AudioEmbedder:
-    """One embedding per clip from a local CLAP or AST (or any audio encoder) directory; ``embed_batch`` takes a
-    few clips at a time, so callers can stream any number of clips through it."""
+    """One embedding per clip from a local CLAP or AST (or any audio encoder) directory."""
 
     name: str
     sample_rate: int
     embed_batch: Callable[[list[np.ndarray]], np.ndarray]
+
+    def embed(self, clips: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
+        return np.concatenate([self.embed_batch(list(clips[i:i + batch_size]))
+                               for i in range(0, len(clips), batch_size)])
 
 
 @torch.no_grad()
@@ -195,25 +189,25 @@ def load_tagger(spec: str, device: str = "cpu") -> Tagger:
     return musicnn_tagger() if spec == "musicnn" else classifier_tagger(spec, device)
 
 
-def clap_scorer(model_dir: str | Path, device: str = "cpu") -> Callable[[Sequence[str], Sequence[np.ndarray]], np.ndarray]:
-    """The model loaded once; the function returns the cosine similarity of each (text, clip) pair's CLAP
-    embeddings for one batch, clips at the model's sampling rate (``clap_sample_rate``)."""
+@torch.no_grad()
+def clap_similarity(model_dir: str | Path, texts: Sequence[str], clips: Sequence[np.ndarray],
+                    device: str = "cpu", batch_size: int = 8) -> np.ndarray:
+    """Cosine similarity of each (text, clip) pair's CLAP embeddings; clips at the model's sampling rate
+    (``clap_sample_rate``)."""
     from transformers import ClapModel, ClapProcessor
 
     path = _local_dir(model_dir, "CLAP")
     model = ClapModel.from_pretrained(path, local_files_only=True).to(device).eval()
     proc = ClapProcessor.from_pretrained(path, local_files_only=True)
-
-    @torch.no_grad()
-    def score(texts: Sequence[str], clips: Sequence[np.ndarray]) -> np.ndarray:
-        t_in = proc.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt")
-        a_in = proc.feature_extractor(list(clips), sampling_rate=proc.feature_extractor.sampling_rate,
+    sims = []
+    for i in range(0, len(texts), batch_size):
+        t_in = proc.tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True, return_tensors="pt")
+        a_in = proc.feature_extractor(list(clips[i:i + batch_size]), sampling_rate=proc.feature_extractor.sampling_rate,
                                       return_tensors="pt")
         t = torch.nn.functional.normalize(_pooled(model.get_text_features(**t_in.to(device))), dim=-1)
         a = torch.nn.functional.normalize(_pooled(model.get_audio_features(**a_in.to(device))), dim=-1)
-        return (t * a).sum(-1).float().cpu().numpy()
-
-    return score
+        sims.append((t * a).sum(-1).float().cpu().numpy())
+    return np.concatenate(sims) if sims else np.zeros(0)
 
 
 def clap_sample_rate(model_dir: str | Path) -> int:

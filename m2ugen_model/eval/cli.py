@@ -24,8 +24,6 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
-from m2ugen_model.media_limits import MAX_INPUT_SECONDS
-
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console(stderr=True)
 Opt = typer.Option
@@ -94,16 +92,13 @@ def generation(
     device: Annotated[str, Opt(help="cpu or cuda")] = "cpu",
     adherence: Annotated[bool, Opt("--adherence/--no-adherence", help="measure the tempo, key, chords and "
                                    "instruments each prompt row names (the data pipeline's analysers)")] = True,
-    max_input_seconds: Annotated[float, Opt(help="a longer clip (by its header) is a failure, not decoded",
-                                            min=1.0)] = MAX_INPUT_SECONDS,
 ) -> None:
     """FAD, KL over tagger outputs, CLAP score and adherence (did the music get the asked tempo, key, chords,
     instruments) of generated music."""
     from m2ugen_model.eval.run import evaluate_generation
 
     report = evaluate_generation(generated, reference, prompts=prompts, fad_model=fad_model, tagger=kl_tagger,
-                                 clap_model=clap_model, device=device, adherence=adherence,
-                                 max_input_seconds=max_input_seconds)
+                                 clap_model=clap_model, device=device, adherence=adherence)
     _finish(report, out)
 
 

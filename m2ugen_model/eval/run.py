@@ -11,7 +11,7 @@ Generation input: a directory of generated audio and one of references, paired b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ import numpy as np
 from m2ugen_model.eval import audio as A
 from m2ugen_model.eval import text as T
 from m2ugen_model.eval.report import Report
-from m2ugen_model.media_limits import MAX_INPUT_SECONDS
 
 PRED_FIELDS = ("prediction", "text", "answer")
 REF_FIELDS = ("reference", "references", "caption")
@@ -147,60 +146,39 @@ def drops(real: Mapping[str, float], controls: Mapping[str, Mapping[str, float]]
     return out
 
 
-def _clip_batches(files: dict[str, Path], sample_rate: int, report: Report, bad: set[str], max_seconds: float,
-                  size: int = 8) -> Iterator[tuple[list[str], list[np.ndarray]]]:
-    """The readable clips, a batch of ``size`` at a time: one batch is held at once, so memory stays constant in
-    the number of clips. Unreadable or too long ones are recorded as failures and added to ``bad``."""
-    stems: list[str] = []
-    clips: list[np.ndarray] = []
+def _load_clips(files: dict[str, Path], sample_rate: int, report: Report, bad: set[str]) -> dict[str, np.ndarray]:
+    clips = {}
     for stem, path in files.items():
         if stem in bad:
             continue
         try:
-            clip = A.load_audio(path, sample_rate, max_seconds)
+            clips[stem] = A.load_audio(path, sample_rate)
         except A.AudioInputError as exc:
             report.fail(str(path), str(exc).split(": ", 1)[-1])
             bad.add(stem)
-            continue
-        stems.append(stem)
-        clips.append(clip)
-        if len(clips) == size:
-            yield stems, clips
-            stems, clips = [], []
-    if clips:
-        yield stems, clips
-
-
-def _embeddings(emb: A.AudioEmbedder, files: dict[str, Path], report: Report, bad: set[str],
-                max_seconds: float) -> np.ndarray:
-    batches = [emb.embed_batch(clips) for _, clips in _clip_batches(files, emb.sample_rate, report, bad, max_seconds)]
-    return np.concatenate(batches) if batches else np.zeros((0, 1))
+    return clips
 
 
 def evaluate_generation(generated: str | Path, reference: str | Path | None = None, *,
                         prompts: str | Path | None = None, fad_model: str | Path | None = None,
                         tagger: str | None = None, clap_model: str | Path | None = None,
-                        device: str = "cpu", adherence: bool = True,
-                        max_input_seconds: float = MAX_INPUT_SECONDS) -> Report:
+                        device: str = "cpu", adherence: bool = True) -> Report:
     """FAD (needs ``reference`` + ``fad_model``), KL (``reference`` + ``tagger``), CLAP (``prompts`` +
     ``clap_model``), adherence (``prompts``: tempo, key, chords and instruments the requests named, measured
-    by the data pipeline's analysers); a metric whose inputs were not given is listed as not computed, with why.
-    Clips are streamed a batch at a time; a clip longer than ``max_input_seconds`` is a failure, not decoded."""
+    by the data pipeline's analysers); a metric whose inputs were not given is listed as not computed, with why."""
     report = Report("generation", inputs={"generated": str(generated), "reference": str(reference),
                                           "prompts": str(prompts)})
-    gen_files, odd = A.audio_files(generated)
-    ref_files, odd_ref = A.audio_files(reference) if reference is not None else ({}, [])
-    for p in odd + odd_ref:
-        report.fail(str(p), "not a regular file (a directory?)")
+    gen_files = A.audio_files(generated)
     if not gen_files:
         raise EvalInputError(f"{generated}: no audio files ({', '.join(A.AUDIO_SUFFIXES)})")
+    ref_files = A.audio_files(reference) if reference is not None else {}
     bad: set[str] = set()
 
     if fad_model and ref_files:
         emb = A.load_embedder(fad_model, device)
-        gen = _embeddings(emb, gen_files, report, bad, max_input_seconds)
-        ref = _embeddings(emb, ref_files, report, set(), max_input_seconds)
-        report.metrics["fad"] = A.frechet_distance(ref, gen)
+        gen = _load_clips(gen_files, emb.sample_rate, report, bad)
+        ref = _load_clips(ref_files, emb.sample_rate, report, set())
+        report.metrics["fad"] = A.frechet_distance(emb.embed(list(ref.values())), emb.embed(list(gen.values())))
         report.counts["fad"] = len(gen)
         report.models["fad_embedder"] = emb.name
     else:
@@ -212,8 +190,8 @@ def evaluate_generation(generated: str | Path, reference: str | Path | None = No
         p_ref, p_gen = [], []
         for stem in paired:
             try:
-                r = tg.tag(A.load_audio(ref_files[stem], tg.sample_rate, max_input_seconds))
-                g = tg.tag(A.load_audio(gen_files[stem], tg.sample_rate, max_input_seconds))
+                r = tg.tag(A.load_audio(ref_files[stem], tg.sample_rate))
+                g = tg.tag(A.load_audio(gen_files[stem], tg.sample_rate))
             except A.AudioInputError as exc:
                 report.fail(stem, f"KL: {exc}")
                 continue
@@ -232,15 +210,15 @@ def evaluate_generation(generated: str | Path, reference: str | Path | None = No
 
     if prompts and clap_model:
         texts = {str(r["id"]): _first(r, PROMPT_FIELDS) for r in read_rows(prompts) if "id" in r}
-        with_prompt = {s: p for s, p in gen_files.items() if isinstance(texts.get(s), str)}
-        for s in sorted(set(gen_files) - set(with_prompt) - bad):
+        sr = A.clap_sample_rate(clap_model)
+        clips = _load_clips(gen_files, sr, report, bad)
+        stems = [s for s in clips if isinstance(texts.get(s), str)]
+        for s in sorted(set(clips) - set(stems)):
             report.fail(s, "CLAP: no prompt with this id")
-        score = A.clap_scorer(clap_model, device)
-        sims = [score([texts[s] for s in stems], clips) for stems, clips in
-                _clip_batches(with_prompt, A.clap_sample_rate(clap_model), report, bad, max_input_seconds)]
-        if sims:
-            report.metrics["clap"] = float(np.concatenate(sims).mean())
-            report.counts["clap"] = sum(len(x) for x in sims)
+        if stems:
+            sims = A.clap_similarity(clap_model, [texts[s] for s in stems], [clips[s] for s in stems], device)
+            report.metrics["clap"] = float(sims.mean())
+            report.counts["clap"] = len(stems)
         else:
             report.skipped_metrics["clap"] = "no generated clip has a prompt"
         report.models["clap"] = str(clap_model)

@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import typer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from rich.console import Console
 
 from m2ugen_model.errors import InferenceError, one_line
 from m2ugen_model.infer.load import ModelSpec, load_for_inference
-from m2ugen_model.media_limits import MAX_INPUT_SECONDS, MUSIC_SECONDS
 
 HELP = """Answer questions about music and make music with a trained M2UGen, from local weights.
 
@@ -58,7 +57,7 @@ class InferRequest(BaseModel):
     audio: Optional[str] = None
     image: Optional[str] = None
     video: Optional[str] = None
-    seconds: Optional[float] = Field(None, ge=MUSIC_SECONDS[0], le=MUSIC_SECONDS[1])  # music length
+    seconds: Optional[float] = None
     seed: Optional[int] = None
 
     @field_validator("id")
@@ -86,7 +85,6 @@ class Settings:
     temperature: float = 0.0
     top_p: float = 0.75
     seconds: float = 10.0
-    max_input_seconds: float = MAX_INPUT_SECONDS  # longer audio/video inputs are refused before decoding
     guidance_scale: float = 3.0
     decoder_conditioning: str = "projector"
     mask_padding: bool = True
@@ -135,17 +133,16 @@ def run_request(session: Session, req: InferRequest, out_dir: Path | None, base:
 
     paths = {k: _resolve(getattr(req, k), base) for k in ("audio", "image", "video")}
     # Media first: a bad file fails in a second, before minutes of model loading.
-    s = session.settings
     audio = sr = image = video = None
     if paths["audio"]:
-        audio, sr = read_audio(paths["audio"], max_seconds=s.max_input_seconds)
+        audio, sr = read_audio(paths["audio"])
     if paths["image"]:
         image = read_image(paths["image"])
     model, tok, info = session.model()
     if paths["video"]:
-        video = read_video(paths["video"], frames=model.cfg.video_frames, sampling=model.cfg.video_sampling,
-                           max_seconds=s.max_input_seconds)
+        video = read_video(paths["video"], frames=model.cfg.video_frames, sampling=model.cfg.video_sampling)
     t0 = time.perf_counter()
+    s = session.settings
     enc = model.encoders
     for kind, attr in (("audio", "mert"), ("image", "vit"), ("video", "vivit")):
         if paths[kind] and (enc is None or getattr(enc, attr) is None):
@@ -156,7 +153,7 @@ def run_request(session: Session, req: InferRequest, out_dir: Path | None, base:
     prompt = req.prompt or DEFAULT_PROMPTS.get(req.task) or CAPTION_QUESTION
     music = req.task in MUSIC_TASKS
     seed = req.seed if req.seed is not None else s.seed
-    seconds = req.seconds if req.seconds is not None else s.seconds
+    seconds = req.seconds or s.seconds
     from m2ugen_model.infer.inference import check_prompt_fits, prompt_ids
 
     check_prompt_fits(model, len(prompt_ids(tok, prompt, input_text=model.cfg.prompt_input)),
@@ -218,9 +215,7 @@ def main_options(
     max_new_tokens: Annotated[int, Opt()] = 256,
     temperature: Annotated[float, Opt(help="0 = greedy")] = 0.0,
     top_p: Annotated[float, Opt()] = 0.75,
-    seconds: Annotated[float, Opt(help="music length in seconds", min=MUSIC_SECONDS[0], max=MUSIC_SECONDS[1])] = 10.0,
-    max_input_seconds: Annotated[float, Opt(help="refuse longer audio/video inputs (read from the header)",
-                                            min=1.0)] = MAX_INPUT_SECONDS,
+    seconds: Annotated[float, Opt(help="music length")] = 10.0,
     guidance_scale: Annotated[float, Opt(help="classifier-free guidance of the decoder (<= 1: off)")] = 3.0,
     decoder_conditioning: Annotated[str, Opt(help="projector (the [AUD] states) or text (the answer, as released)")] = "projector",
     mask_padding: Annotated[bool, Opt("--mask-padding/--no-mask-padding", help="mask conditioning past the answer's length")] = True,
@@ -235,7 +230,6 @@ def main_options(
     spec = ModelSpec(weights_dir=weights_dir, preset=preset, paths=paths, decoder=decoder, checkpoint=checkpoint,
                      device=device, dtype=dtype, load_in_8bit=load_in_8bit, offload_layers=offload_layers)
     settings = Settings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seconds=seconds,
-                        max_input_seconds=max_input_seconds,
                         guidance_scale=guidance_scale, decoder_conditioning=decoder_conditioning,
                         mask_padding=mask_padding, seed=seed, steps=steps)
     ctx.obj = Session(spec, settings)
@@ -301,8 +295,7 @@ def compose(ctx: typer.Context, prompt: Annotated[Optional[str], typer.Argument(
             image: Annotated[Optional[str], Opt(help="image -> music")] = None,
             video: Annotated[Optional[str], Opt(help="video -> music")] = None,
             id: IdOpt = "music", out_dir: Annotated[Path, Opt(help="where <id>.wav and <id>.json go")] = Path("."),
-            music_seconds: Annotated[Optional[float], Opt("--length", help="seconds (default: --seconds)",
-                                                          min=MUSIC_SECONDS[0], max=MUSIC_SECONDS[1])] = None) -> None:
+            music_seconds: Annotated[Optional[float], Opt("--length", help="seconds (default: --seconds)")] = None) -> None:
     """Make music from text, an image or a video."""
     if image and video:
         _fail("give --image or --video, not both")
