@@ -69,13 +69,15 @@ def controls(
     requests: Annotated[Path, typer.Argument(help="m2ugen-infer batch file (JSONL) of caption/answer requests")],
     out: Annotated[Path, Opt(help="directory for silence.jsonl, swapped.jsonl and the silence audio")],
     seed: Annotated[int, Opt(help="seed of the swap (each request gets another request's audio)")] = 0,
+    max_audio_seconds: Annotated[float, Opt(min=1.0, help="refuse audio longer than this (m2ugen-infer's "
+                                            "--max-audio-seconds)")] = MAX_AUDIO_SECONDS,
 ) -> None:
     """Write the grounding controls of an understanding run: the same requests with each audio replaced by
     silence, and by another request's audio. Run them with m2ugen-infer batch, then pass their results to
     `m2ugen-eval understanding --control`."""
     from m2ugen_model.eval.grounding import write_controls
 
-    written = write_controls(requests, out, seed=seed)
+    written = write_controls(requests, out, seed=seed, max_audio_seconds=max_audio_seconds)
     for name, path in written.items():
         console.print(f"{name}: {path}\n  m2ugen-infer <model options> batch {path} --out-dir {out / name}")
     console.print("then: m2ugen-eval understanding --predictions <real results.jsonl> " + " ".join(

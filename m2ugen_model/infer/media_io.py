@@ -43,7 +43,8 @@ def _existing(path: str | Path) -> Path:
     return p
 
 
-def _too_long(p: Path, seconds: float | None, max_seconds: float) -> MediaInputError:
+def too_long(p: Path, seconds: float | None, max_seconds: float) -> MediaInputError:
+    """The refusal of audio past the cap (``seconds`` None: a length the container did not state)."""
     length = f"{round(seconds, 1):g} s of audio" if seconds is not None else "audio that runs on"
     return MediaInputError(f"{p}: {length}, longer than the {max_seconds:g} s limit ({AUDIO_OPTION} raises it)")
 
@@ -64,7 +65,7 @@ def read_audio(path: str | Path, max_seconds: float = MAX_AUDIO_SECONDS) -> tupl
         with snd:
             sr = int(snd.samplerate)
             if snd.frames > max_seconds * sr:
-                raise _too_long(p, snd.frames / sr, max_seconds)
+                raise too_long(p, snd.frames / sr, max_seconds)
             try:
                 y = _mono_blocks(snd)
             except Exception:  # libsndfile failed part-way: PyAV may still read it
@@ -103,7 +104,7 @@ def _read_audio_av(p: Path, max_seconds: float) -> tuple[np.ndarray, int]:
             sr = int(stream.rate)
             seconds = _av_seconds(c, stream)
             if seconds is not None and seconds > max_seconds:
-                raise _too_long(p, seconds, max_seconds)
+                raise too_long(p, seconds, max_seconds)
             limit, n, chunks = math.ceil(max_seconds * sr), 0, []
             to_mono = av.AudioResampler(format="flt", layout="mono", rate=sr)
             for frame in chain(c.decode(stream), [None]):  # None flushes the resampler
@@ -111,7 +112,7 @@ def _read_audio_av(p: Path, max_seconds: float) -> tuple[np.ndarray, int]:
                     chunks.append(out.to_ndarray()[0])
                     n += out.samples
                 if n > limit:  # the container understated its length (or stated none)
-                    raise _too_long(p, None, max_seconds)
+                    raise too_long(p, None, max_seconds)
     except MediaInputError:
         raise
     except Exception as exc:

@@ -128,3 +128,24 @@ def test_clips_held_at_once_do_not_grow_with_the_number_of_clips(models, tmp_pat
     few = _max_clips_held(monkeypatch, models, tmp_path / "few", 10)
     many = _max_clips_held(monkeypatch, models, tmp_path / "many", 20)
     assert many == few < 20
+
+
+def test_controls_refuse_audio_past_the_cap_instead_of_writing_its_silence(tmp_path):
+    """An hour-long request would have become 230 MB of silence in memory and 115 MB on disk."""
+    from m2ugen_model.eval.grounding import write_controls
+
+    _tone(tmp_path / "a.wav", 440.0)
+    hour = _hour(tmp_path / "hour.flac")
+    reqs = tmp_path / "requests.jsonl"
+    reqs.write_text("".join(json.dumps({"id": f"r{i}", "task": "caption", "audio": name}) + "\n"
+                            for i, name in enumerate(["a.wav", "hour.flac"])))
+    with pytest.raises(ValueError) as exc:
+        write_controls(reqs, tmp_path / "ctl")
+    line = str(exc.value)
+    assert str(hour) in line and "600 s" in line and "\n" not in line
+    assert not list((tmp_path / "ctl" / "media").glob("silence-3600*"))
+    _tone(tmp_path / "two.wav", 440.0, seconds=2.0)
+    reqs.write_text(reqs.read_text().replace("hour.flac", "two.wav"))
+    with pytest.raises(ValueError, match="1.5 s limit"):
+        write_controls(reqs, tmp_path / "ctl", max_audio_seconds=1.5)
+    assert write_controls(reqs, tmp_path / "ctl", max_audio_seconds=3)  # the cap raised, as m2ugen-infer's
