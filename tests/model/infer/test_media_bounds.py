@@ -188,3 +188,20 @@ def test_batch_request_seconds_out_of_range_is_recorded(tmp_path, monkeypatch, c
         rec = json.loads((tmp_path / "out" / f"{rid}.json").read_text())
         assert rec["status"] == "error" and "seconds" in rec["error"], rec
         assert ("0.01" if rid == "neg" else "60") in _one_line(rec["error"])
+
+
+@pytest.mark.slow
+def test_cli_caps_reach_the_readers(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """--max-audio-seconds and --max-video-frames are what `m2ugen-infer` reads with (batch: recorded, one line)."""
+    sf.write(tmp_path / "two.flac", np.zeros(2 * 16000, np.float32), 16000)
+    _write_video(tmp_path / "v.mkv", 20)
+    reqs = tmp_path / "r.jsonl"
+    reqs.write_text(json.dumps({"id": "aud", "task": "caption", "audio": "two.flac"}) + "\n"
+                    + json.dumps({"id": "vid", "task": "video2music", "video": "v.mkv"}) + "\n")
+    code, err = _main(["--weights-dir", str(tiny_model_dir), "--max-new-tokens", "4", "--seconds", "0.02",
+                       "--max-audio-seconds", "1.5", "--max-video-frames", "10", "batch", str(reqs),
+                       "--out-dir", str(tmp_path / "out")], monkeypatch, capsys)
+    assert code == 0, err
+    aud, vid = (json.loads((tmp_path / "out" / f"{i}.json").read_text()) for i in ("aud", "vid"))
+    assert aud["status"] == "error" and "two.flac" in aud["error"] and "1.5 s limit" in _one_line(aud["error"])
+    assert vid["status"] == "error" and "v.mkv" in vid["error"] and "10 frames limit" in _one_line(vid["error"])
