@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from eval_models import write_tiny_ast, write_tiny_clap
+
 from m2ugen_model.eval import audio as A
 from m2ugen_model.eval.run import evaluate_generation
 

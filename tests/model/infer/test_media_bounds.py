@@ -5,8 +5,8 @@ clip's frames, and out-of-range music lengths are one line, on the command line 
 from __future__ import annotations
 
 import json
-import sys
 import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
