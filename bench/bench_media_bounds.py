@@ -6,7 +6,7 @@ m2ugen-eval generation held every clip at once. Now the audio length is judged f
 --max-audio-seconds, 10 min by default; read as mono blocks when the cap is raised), a Matroska video's frames
 are counted from its packets with only the clip's frames kept, and evaluation streams clips a batch at a time.
 
-    .venv/bin/python bench/bench_media_bounds.py [--before c44910e] [--clips 24]
+    .venv/bin/python bench/bench_media_bounds.py [--before c44910e] [--clips 8,24] [--frames 2000]
 
 Peak is the child's VmHWM (ru_maxrss would inherit the parent's peak across exec); "added" is the peak less
 the RSS after imports and set-up, i.e. what the case itself cost.
@@ -110,7 +110,7 @@ def _cell(r: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--before", default="c44910e", help="revision whose readers are the 'before'")
-    ap.add_argument("--clips", type=int, default=24, help="one-minute clips per set in the generation case")
+    ap.add_argument("--clips", default="8,24", help="one-minute clips per set in the generation cases")
     ap.add_argument("--frames", type=int, default=2000, help="frames of the Matroska video")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,9 +122,8 @@ def main() -> None:
             ("m2ugen-eval audio: the same hour at 16 kHz", "eval_audio", hour, 3600.0),
             (f"m2ugen-infer video: MKV, {args.frames} frames, no frame count", "infer_video",
              _mkv(d / "v.mkv", args.frames), None),
-            (f"m2ugen-eval generation FAD: {args.clips} + {args.clips} one-minute clips", "eval_generation",
-             _clip_sets(d / "sets", args.clips), None),
-        ]
+        ] + [(f"m2ugen-eval generation FAD: {n} + {n} one-minute clips", "eval_generation",
+               _clip_sets(d / f"sets{n}", n), None) for n in map(int, args.clips.split(","))]
         print(f"before = {args.before}; peak / added MB (VmHWM; added = peak less the RSS after imports)\n")
         print("| case | before | now, default cap | now, cap raised to the input |")
         print("|---|---|---|---|")
@@ -135,7 +134,7 @@ def main() -> None:
             cells = [_cell(r) for r in results]
             refusals += [m for r in results if r["outcome"] == "refused" for m in r["message"]]
             print(f"| {title} | " + " | ".join(cells + ["-"] * (3 - len(cells))) + " |")
-        for message in refusals:
+        for message in dict.fromkeys(refusals):
             print(f"\nrefused: {Path(message.split(': ', 1)[0]).name}: {message.split(': ', 1)[-1]}")
 
 
