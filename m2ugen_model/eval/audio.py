@@ -20,42 +20,53 @@ directory (no hub access at run time).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import soxr
 import torch
 from scipy import linalg
 
+from m2ugen_model.infer.media_io import MAX_AUDIO_SECONDS, MediaInputError, read_audio
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 KL_EPS = 1e-6
+BATCH = 8  # clips embedded at once: what the generation metrics hold in memory, whatever the number of clips
 
 
-class AudioInputError(ValueError):
-    """An audio file that cannot be read or holds no finite samples; the message names it."""
+# One reader for the model's front doors: the same length cap, refusal and mono mix as m2ugen-infer.
+AudioInputError = MediaInputError
 
 
-def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 at ``sample_rate``; a bad file is one ``AudioInputError`` naming it."""
-    try:
-        y, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioInputError(f"{path}: unreadable audio ({str(exc).splitlines()[0]})") from None
-    y = y.mean(axis=1)
-    if y.size == 0 or not np.isfinite(y).all():
-        raise AudioInputError(f"{path}: empty audio or non-finite samples")
+def load_audio(path: str | Path, sample_rate: int, max_seconds: float = MAX_AUDIO_SECONDS) -> np.ndarray:
+    """Mono float32 at ``sample_rate``; a bad file, or one longer than ``max_seconds`` (judged from its header
+    before decoding), is one ``AudioInputError`` naming it."""
+    y, sr = read_audio(path, max_seconds)
     return y if sr == sample_rate else soxr.resample(y, sr, sample_rate).astype(np.float32)
 
 
 def audio_files(directory: str | Path) -> dict[str, Path]:
     """stem -> file for the audio files directly in ``directory`` (what pairs a generated clip with its reference)."""
+    d = _folder(directory)
+    return {p.stem: p for p in sorted(d.iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()}
+
+
+def unread_entries(directory: str | Path) -> list[Path]:
+    """What in ``directory`` looks like input but is not read: sub-folders (only the files directly inside are
+    read) and audio-named entries that are not regular files. The run records each, so none is left out
+    silently."""
+    return [p for p in sorted(_folder(directory).iterdir())
+            if p.is_dir() or (p.suffix.lower() in AUDIO_SUFFIXES and not p.is_file())]
+
+
+def _folder(directory: str | Path) -> Path:
     d = Path(directory)
     if not d.is_dir():
-        raise FileNotFoundError(f"audio directory {d} does not exist")
-    return {p.stem: p for p in sorted(d.iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()}
+        raise FileNotFoundError(f"audio directory {d} " + ("is a file, not a folder of audio files" if d.exists()
+                                                            else "does not exist"))
+    return d
 
 
 # ---------------------------------------------------------------------------------------------- formulas
@@ -104,10 +115,6 @@ class AudioEmbedder:
     name: str
     sample_rate: int
     embed_batch: Callable[[list[np.ndarray]], np.ndarray]
-
-    def embed(self, clips: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
-        return np.concatenate([self.embed_batch(list(clips[i:i + batch_size]))
-                               for i in range(0, len(clips), batch_size)])
 
 
 @torch.no_grad()
@@ -189,29 +196,30 @@ def load_tagger(spec: str, device: str = "cpu") -> Tagger:
     return musicnn_tagger() if spec == "musicnn" else classifier_tagger(spec, device)
 
 
-@torch.no_grad()
-def clap_similarity(model_dir: str | Path, texts: Sequence[str], clips: Sequence[np.ndarray],
-                    device: str = "cpu", batch_size: int = 8) -> np.ndarray:
-    """Cosine similarity of each (text, clip) pair's CLAP embeddings; clips at the model's sampling rate
-    (``clap_sample_rate``)."""
+@dataclass
+class ClapScorer:
+    """Cosine similarity of each (text, clip) pair's CLAP embeddings; clips at ``sample_rate``."""
+
+    name: str
+    sample_rate: int
+    similarity: Callable[[list[str], list[np.ndarray]], np.ndarray]
+
+
+def load_clap(model_dir: str | Path, device: str = "cpu") -> ClapScorer:
+    """A local ClapModel, loaded once and applied to batches of (prompt, clip) pairs."""
     from transformers import ClapModel, ClapProcessor
 
     path = _local_dir(model_dir, "CLAP")
     model = ClapModel.from_pretrained(path, local_files_only=True).to(device).eval()
     proc = ClapProcessor.from_pretrained(path, local_files_only=True)
-    sims = []
-    for i in range(0, len(texts), batch_size):
-        t_in = proc.tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True, return_tensors="pt")
-        a_in = proc.feature_extractor(list(clips[i:i + batch_size]), sampling_rate=proc.feature_extractor.sampling_rate,
-                                      return_tensors="pt")
-        t = torch.nn.functional.normalize(_pooled(model.get_text_features(**t_in.to(device))), dim=-1)
-        a = torch.nn.functional.normalize(_pooled(model.get_audio_features(**a_in.to(device))), dim=-1)
-        sims.append((t * a).sum(-1).float().cpu().numpy())
-    return np.concatenate(sims) if sims else np.zeros(0)
+    fe = proc.feature_extractor
 
+    def similarity(texts: list[str], clips: list[np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            t_in = proc.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+            a_in = fe(clips, sampling_rate=fe.sampling_rate, return_tensors="pt")
+            t = torch.nn.functional.normalize(_pooled(model.get_text_features(**t_in.to(device))), dim=-1)
+            a = torch.nn.functional.normalize(_pooled(model.get_audio_features(**a_in.to(device))), dim=-1)
+            return (t * a).sum(-1).float().cpu().numpy()
 
-def clap_sample_rate(model_dir: str | Path) -> int:
-    from transformers import ClapProcessor
-
-    return int(ClapProcessor.from_pretrained(_local_dir(model_dir, "CLAP"), local_files_only=True)
-               .feature_extractor.sampling_rate)
+    return ClapScorer(str(path), int(fe.sampling_rate), similarity)

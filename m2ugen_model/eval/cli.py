@@ -24,6 +24,9 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
+from m2ugen_model.cli_one_line import run_app
+from m2ugen_model.infer.media_io import MAX_AUDIO_SECONDS
+
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console(stderr=True)
 Opt = typer.Option
@@ -66,13 +69,15 @@ def controls(
     requests: Annotated[Path, typer.Argument(help="m2ugen-infer batch file (JSONL) of caption/answer requests")],
     out: Annotated[Path, Opt(help="directory for silence.jsonl, swapped.jsonl and the silence audio")],
     seed: Annotated[int, Opt(help="seed of the swap (each request gets another request's audio)")] = 0,
+    max_audio_seconds: Annotated[float, Opt(min=1.0, help="refuse audio longer than this (m2ugen-infer's "
+                                            "--max-audio-seconds)")] = MAX_AUDIO_SECONDS,
 ) -> None:
     """Write the grounding controls of an understanding run: the same requests with each audio replaced by
     silence, and by another request's audio. Run them with m2ugen-infer batch, then pass their results to
     `m2ugen-eval understanding --control`."""
     from m2ugen_model.eval.grounding import write_controls
 
-    written = write_controls(requests, out, seed=seed)
+    written = write_controls(requests, out, seed=seed, max_audio_seconds=max_audio_seconds)
     for name, path in written.items():
         console.print(f"{name}: {path}\n  m2ugen-infer <model options> batch {path} --out-dir {out / name}")
     console.print("then: m2ugen-eval understanding --predictions <real results.jsonl> " + " ".join(
@@ -92,13 +97,16 @@ def generation(
     device: Annotated[str, Opt(help="cpu or cuda")] = "cpu",
     adherence: Annotated[bool, Opt("--adherence/--no-adherence", help="measure the tempo, key, chords and "
                                    "instruments each prompt row names (the data pipeline's analysers)")] = True,
+    max_audio_seconds: Annotated[float, Opt(min=1.0, help="a clip longer than this is a recorded failure (judged "
+                                            "from its header, before decoding)")] = MAX_AUDIO_SECONDS,
 ) -> None:
     """FAD, KL over tagger outputs, CLAP score and adherence (did the music get the asked tempo, key, chords,
     instruments) of generated music."""
     from m2ugen_model.eval.run import evaluate_generation
 
     report = evaluate_generation(generated, reference, prompts=prompts, fad_model=fad_model, tagger=kl_tagger,
-                                 clap_model=clap_model, device=device, adherence=adherence)
+                                 clap_model=clap_model, device=device, adherence=adherence,
+                                 max_audio_seconds=max_audio_seconds)
     _finish(report, out)
 
 
@@ -111,7 +119,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(prog_name="m2ugen-eval")
+        run_app(app, "m2ugen-eval")
     except (EvalInputError, AudioInputError, WordNetMissing, FileNotFoundError, ValueError) as exc:
         console.print(f"[bold red]error:[/] {str(exc).splitlines()[0]}", highlight=False, soft_wrap=True)
         sys.exit(2)

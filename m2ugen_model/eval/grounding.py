@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from m2ugen_model.eval.run import EvalInputError, read_rows
+from m2ugen_model.infer.media_io import MAX_AUDIO_SECONDS, too_long
 
 CONTROLS = ("silence", "swapped")
 UNDERSTANDING_TASKS = ("caption", "answer")
@@ -37,9 +38,11 @@ def _audio_seconds(path: Path) -> float:
         raise EvalInputError(f"{path}: cannot read its length ({exc})") from None
 
 
-def write_controls(requests: str | Path, out: str | Path, *, seed: int = 0) -> dict[str, Path]:
+def write_controls(requests: str | Path, out: str | Path, *, seed: int = 0,
+                   max_audio_seconds: float = MAX_AUDIO_SECONDS) -> dict[str, Path]:
     """The control request files for the understanding requests (with audio) of an ``m2ugen-infer`` batch
-    file; media paths in them are absolute. Returns control name -> file."""
+    file; media paths in them are absolute. Returns control name -> file. Audio past ``max_audio_seconds``
+    (m2ugen-infer's cap, which would refuse it) is refused before any silence is written."""
     import soundfile as sf
 
     req_path = Path(requests)
@@ -53,9 +56,13 @@ def write_controls(requests: str | Path, out: str | Path, *, seed: int = 0) -> d
     media.mkdir(parents=True, exist_ok=True)
     audio = [str(Path(r["audio"]) if Path(r["audio"]).is_absolute() else (base / r["audio"]).resolve())
              for r in rows]
+    lengths = [_audio_seconds(Path(path)) for path in audio]
+    for path, seconds in zip(audio, lengths):
+        if seconds > max_audio_seconds:
+            raise too_long(Path(path), seconds, max_audio_seconds)
     silence = []
-    for path in audio:
-        seconds = round(_audio_seconds(Path(path)), 1)
+    for length in lengths:
+        seconds = round(length, 1)
         target = media / f"silence-{seconds:g}s.wav"
         if not target.is_file():
             sf.write(target, np.zeros(max(1, int(seconds * 16000)), np.float32), 16000)

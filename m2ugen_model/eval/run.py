@@ -11,9 +11,9 @@ Generation input: a directory of generated audio and one of references, paired b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from m2ugen_model.eval import audio as A
 from m2ugen_model.eval import text as T
 from m2ugen_model.eval.report import Report
 
+Item = TypeVar("Item")
 PRED_FIELDS = ("prediction", "text", "answer")
 REF_FIELDS = ("reference", "references", "caption")
 PROMPT_FIELDS = ("prompt", "text", "instruction")
@@ -146,39 +147,71 @@ def drops(real: Mapping[str, float], controls: Mapping[str, Mapping[str, float]]
     return out
 
 
-def _load_clips(files: dict[str, Path], sample_rate: int, report: Report, bad: set[str]) -> dict[str, np.ndarray]:
-    clips = {}
+def _clips(files: Mapping[str, Path], sample_rate: int, max_seconds: float, report: Report, bad: set[str]
+           ) -> Iterator[tuple[str, np.ndarray]]:
+    """(stem, clip) one at a time, never all at once; a file that cannot be read (or is past the length cap)
+    is recorded once and added to ``bad`` so no other metric reads it again."""
     for stem, path in files.items():
         if stem in bad:
             continue
         try:
-            clips[stem] = A.load_audio(path, sample_rate)
+            clip = A.load_audio(path, sample_rate, max_seconds)
         except A.AudioInputError as exc:
             report.fail(str(path), str(exc).split(": ", 1)[-1])
             bad.add(stem)
-    return clips
+            continue
+        yield stem, clip
+
+
+def _per_batch(items: Iterable[Item], fn: Callable[[list[Item]], np.ndarray], size: int = A.BATCH) -> np.ndarray:
+    """``fn`` over consecutive batches of ``items``, results concatenated: at most ``size`` clips are held at
+    once, so memory does not grow with the number of clips."""
+    out, batch = [], []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            out.append(fn(batch))
+            batch = []
+    if batch:
+        out.append(fn(batch))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _record_unread(directory: str | Path, report: Report) -> None:
+    for p in A.unread_entries(directory):
+        report.fail(str(p), "a folder, not an audio file: only the audio files directly in the given folder are "
+                    "read" if p.is_dir() else "not a regular file")
 
 
 def evaluate_generation(generated: str | Path, reference: str | Path | None = None, *,
                         prompts: str | Path | None = None, fad_model: str | Path | None = None,
                         tagger: str | None = None, clap_model: str | Path | None = None,
-                        device: str = "cpu", adherence: bool = True) -> Report:
+                        device: str = "cpu", adherence: bool = True,
+                        max_audio_seconds: float = A.MAX_AUDIO_SECONDS) -> Report:
     """FAD (needs ``reference`` + ``fad_model``), KL (``reference`` + ``tagger``), CLAP (``prompts`` +
     ``clap_model``), adherence (``prompts``: tempo, key, chords and instruments the requests named, measured
-    by the data pipeline's analysers); a metric whose inputs were not given is listed as not computed, with why."""
+    by the data pipeline's analysers); a metric whose inputs were not given is listed as not computed, with why.
+    Clips are streamed (a batch at a time) and any longer than ``max_audio_seconds`` are recorded failures."""
     report = Report("generation", inputs={"generated": str(generated), "reference": str(reference),
                                           "prompts": str(prompts)})
     gen_files = A.audio_files(generated)
     if not gen_files:
         raise EvalInputError(f"{generated}: no audio files ({', '.join(A.AUDIO_SUFFIXES)})")
     ref_files = A.audio_files(reference) if reference is not None else {}
+    for d in (generated, reference) if reference is not None else (generated,):
+        _record_unread(d, report)
     bad: set[str] = set()
+    cap = max_audio_seconds
 
     if fad_model and ref_files:
         emb = A.load_embedder(fad_model, device)
-        gen = _load_clips(gen_files, emb.sample_rate, report, bad)
-        ref = _load_clips(ref_files, emb.sample_rate, report, set())
-        report.metrics["fad"] = A.frechet_distance(emb.embed(list(ref.values())), emb.embed(list(gen.values())))
+
+        def embed(batch: list[tuple[str, np.ndarray]]) -> np.ndarray:
+            return emb.embed_batch([clip for _, clip in batch])
+
+        ref = _per_batch(_clips(ref_files, emb.sample_rate, cap, report, set()), embed)
+        gen = _per_batch(_clips(gen_files, emb.sample_rate, cap, report, bad), embed)
+        report.metrics["fad"] = A.frechet_distance(ref, gen)
         report.counts["fad"] = len(gen)
         report.models["fad_embedder"] = emb.name
     else:
@@ -190,8 +223,8 @@ def evaluate_generation(generated: str | Path, reference: str | Path | None = No
         p_ref, p_gen = [], []
         for stem in paired:
             try:
-                r = tg.tag(A.load_audio(ref_files[stem], tg.sample_rate))
-                g = tg.tag(A.load_audio(gen_files[stem], tg.sample_rate))
+                r = tg.tag(A.load_audio(ref_files[stem], tg.sample_rate, cap))
+                g = tg.tag(A.load_audio(gen_files[stem], tg.sample_rate, cap))
             except A.AudioInputError as exc:
                 report.fail(stem, f"KL: {exc}")
                 continue
@@ -210,15 +243,15 @@ def evaluate_generation(generated: str | Path, reference: str | Path | None = No
 
     if prompts and clap_model:
         texts = {str(r["id"]): _first(r, PROMPT_FIELDS) for r in read_rows(prompts) if "id" in r}
-        sr = A.clap_sample_rate(clap_model)
-        clips = _load_clips(gen_files, sr, report, bad)
-        stems = [s for s in clips if isinstance(texts.get(s), str)]
-        for s in sorted(set(clips) - set(stems)):
+        clap = A.load_clap(clap_model, device)
+        prompted = {s: p for s, p in gen_files.items() if isinstance(texts.get(s), str)}
+        for s in sorted(set(gen_files) - set(prompted) - bad):
             report.fail(s, "CLAP: no prompt with this id")
-        if stems:
-            sims = A.clap_similarity(clap_model, [texts[s] for s in stems], [clips[s] for s in stems], device)
+        sims = _per_batch(_clips(prompted, clap.sample_rate, cap, report, bad),
+                          lambda batch: clap.similarity([texts[s] for s, _ in batch], [c for _, c in batch]))
+        if len(sims):
             report.metrics["clap"] = float(sims.mean())
-            report.counts["clap"] = len(stems)
+            report.counts["clap"] = len(sims)
         else:
             report.skipped_metrics["clap"] = "no generated clip has a prompt"
         report.models["clap"] = str(clap_model)

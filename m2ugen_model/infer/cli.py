@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import typer
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from rich.console import Console
 
+from m2ugen_model.cli_one_line import run_app
 from m2ugen_model.errors import InferenceError, one_line
 from m2ugen_model.infer.load import ModelSpec, load_for_inference
+from m2ugen_model.infer.media_io import MAX_AUDIO_SECONDS, MAX_VIDEO_FRAMES
 
 HELP = """Answer questions about music and make music with a trained M2UGen, from local weights.
 
@@ -44,6 +45,9 @@ MUSIC_TASKS = ("text2music", "image2music", "video2music", "edit")
 DEFAULT_PROMPTS = {"image2music": "Generate a music for this image.",
                    "video2music": "Generate a music for this video."}
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# Music length: at least one decoder frame's worth, at most what the decoders make in one go (MusicGen's
+# positions run out near 40 s; a request for hours once ran out of memory instead of being refused).
+MUSIC_SECONDS = (0.01, 60.0)
 
 
 class InferRequest(BaseModel):
@@ -57,7 +61,7 @@ class InferRequest(BaseModel):
     audio: Optional[str] = None
     image: Optional[str] = None
     video: Optional[str] = None
-    seconds: Optional[float] = None
+    seconds: Optional[float] = Field(None, ge=MUSIC_SECONDS[0], le=MUSIC_SECONDS[1])
     seed: Optional[int] = None
 
     @field_validator("id")
@@ -90,6 +94,8 @@ class Settings:
     mask_padding: bool = True
     seed: int = 0
     steps: int = 200  # AudioLDM2 denoising steps
+    max_audio_seconds: float = MAX_AUDIO_SECONDS  # longer input audio is refused
+    max_video_frames: int = MAX_VIDEO_FRAMES  # longer input video is refused
     decoder_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -135,12 +141,13 @@ def run_request(session: Session, req: InferRequest, out_dir: Path | None, base:
     # Media first: a bad file fails in a second, before minutes of model loading.
     audio = sr = image = video = None
     if paths["audio"]:
-        audio, sr = read_audio(paths["audio"])
+        audio, sr = read_audio(paths["audio"], max_seconds=session.settings.max_audio_seconds)
     if paths["image"]:
         image = read_image(paths["image"])
     model, tok, info = session.model()
     if paths["video"]:
-        video = read_video(paths["video"], frames=model.cfg.video_frames, sampling=model.cfg.video_sampling)
+        video = read_video(paths["video"], frames=model.cfg.video_frames, sampling=model.cfg.video_sampling,
+                           max_frames=session.settings.max_video_frames)
     t0 = time.perf_counter()
     s = session.settings
     enc = model.encoders
@@ -215,12 +222,15 @@ def main_options(
     max_new_tokens: Annotated[int, Opt()] = 256,
     temperature: Annotated[float, Opt(help="0 = greedy")] = 0.0,
     top_p: Annotated[float, Opt()] = 0.75,
-    seconds: Annotated[float, Opt(help="music length")] = 10.0,
+    seconds: Annotated[float, Opt(min=MUSIC_SECONDS[0], max=MUSIC_SECONDS[1], help="music length")] = 10.0,
     guidance_scale: Annotated[float, Opt(help="classifier-free guidance of the decoder (<= 1: off)")] = 3.0,
     decoder_conditioning: Annotated[str, Opt(help="projector (the [AUD] states) or text (the answer, as released)")] = "projector",
     mask_padding: Annotated[bool, Opt("--mask-padding/--no-mask-padding", help="mask conditioning past the answer's length")] = True,
     steps: Annotated[int, Opt(help="AudioLDM2 denoising steps")] = 200,
     seed: Annotated[int, Opt()] = 0,
+    max_audio_seconds: Annotated[float, Opt(min=1.0, help="refuse input audio longer than this (decoded "
+                                            "whole: ~4 bytes per sample)")] = MAX_AUDIO_SECONDS,
+    max_video_frames: Annotated[int, Opt(min=1, help="refuse input video with more frames than this")] = MAX_VIDEO_FRAMES,
 ) -> None:
     """Model and generation options (before the command)."""
     if decoder_conditioning not in ("projector", "text"):
@@ -231,7 +241,8 @@ def main_options(
                      device=device, dtype=dtype, load_in_8bit=load_in_8bit, offload_layers=offload_layers)
     settings = Settings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seconds=seconds,
                         guidance_scale=guidance_scale, decoder_conditioning=decoder_conditioning,
-                        mask_padding=mask_padding, seed=seed, steps=steps)
+                        mask_padding=mask_padding, seed=seed, steps=steps, max_audio_seconds=max_audio_seconds,
+                        max_video_frames=max_video_frames)
     ctx.obj = Session(spec, settings)
 
 
@@ -295,7 +306,8 @@ def compose(ctx: typer.Context, prompt: Annotated[Optional[str], typer.Argument(
             image: Annotated[Optional[str], Opt(help="image -> music")] = None,
             video: Annotated[Optional[str], Opt(help="video -> music")] = None,
             id: IdOpt = "music", out_dir: Annotated[Path, Opt(help="where <id>.wav and <id>.json go")] = Path("."),
-            music_seconds: Annotated[Optional[float], Opt("--length", help="seconds (default: --seconds)")] = None) -> None:
+            music_seconds: Annotated[Optional[float], Opt("--length", min=MUSIC_SECONDS[0], max=MUSIC_SECONDS[1],
+                                                          help="seconds (default: --seconds)")] = None) -> None:
     """Make music from text, an image or a video."""
     if image and video:
         _fail("give --image or --video, not both")
@@ -368,11 +380,11 @@ def batch(ctx: typer.Context, requests: Annotated[Path, typer.Argument(help="JSO
                 continue
             if error is None:
                 try:
-                    try:
-                        session.model()
-                    except InferenceError as exc:  # the model fails every request the same way: stop once
-                        bar.stop()
-                        _fail(one_line(exc))
+                    session.model()
+                except InferenceError as exc:  # the model fails every request the same way: stop once
+                    bar.stop()
+                    _fail(one_line(exc))
+                try:
                     records.append(run_request(session, req, out_dir, requests.parent))
                     counts["ok"] += 1
                     bar.update(task, advance=1, info=rid)
@@ -407,8 +419,8 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()  # config notes and weight-loading bars would bury the results
     hf_logging.disable_progress_bar()
-    app(prog_name="m2ugen-infer")
+    run_app(app, "m2ugen-infer")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

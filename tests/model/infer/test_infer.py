@@ -143,6 +143,15 @@ def test_missing_weights_dir_is_one_line(tmp_path, media):
     assert "weights directory not found" in _error_line(output) and "nope" in output
 
 
+def test_batch_stops_once_when_the_model_cannot_load(tmp_path):
+    """Not a failure per request (each recorded as "Exit: 2" and the run reported done): one line, exit 2."""
+    reqs = tmp_path / "r.jsonl"
+    reqs.write_text("".join(json.dumps({"id": f"t{i}", "task": "text2music", "prompt": "jazz"}) + "\n" for i in range(2)))
+    result, output = _invoke(["--weights-dir", str(tmp_path / "nope"), "batch", str(reqs), "--out-dir", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "weights directory not found" in output and "Exit" not in output
+    assert not (tmp_path / "o" / "t0.json").exists()
+
+
 def test_missing_llama_dir_for_7b_is_one_line(media):
     result, output = _invoke(["--preset", "7b", "caption", str(media / "song.flac")])
     assert result.exit_code == 2 and "needs --llama-dir" in _error_line(output)
