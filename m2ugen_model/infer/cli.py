@@ -41,6 +41,7 @@ app = typer.Typer(add_completion=False, help=HELP, no_args_is_help=True, rich_ma
 console = Console(stderr=True)
 Opt = typer.Option
 
+MAX_STEPS = 1000  # AudioLDM2's scheduler was trained on 1000 steps: more only costs time
 MUSIC_TASKS = ("text2music", "image2music", "video2music", "edit")
 DEFAULT_PROMPTS = {"image2music": "Generate a music for this image.",
                    "video2music": "Generate a music for this video."}
@@ -218,15 +219,15 @@ def main_options(
     device: Annotated[str, Opt(help="auto (the GPU when there is one), cpu, cuda, cuda:1 ...")] = "auto",
     dtype: Annotated[str, Opt(help="auto (bf16 on a GPU, fp32 on the CPU), bf16, fp16 or fp32")] = "auto",
     load_in_8bit: Annotated[bool, Opt("--load-in-8bit", help="LLaMA weights in int8 (bitsandbytes, CUDA)")] = False,
-    offload_layers: Annotated[int, Opt(help="keep this many LLaMA blocks in CPU memory (accelerate)")] = 0,
-    max_new_tokens: Annotated[int, Opt()] = 256,
-    temperature: Annotated[float, Opt(help="0 = greedy")] = 0.0,
-    top_p: Annotated[float, Opt()] = 0.75,
+    offload_layers: Annotated[int, Opt(min=0, help="keep this many LLaMA blocks in CPU memory (accelerate)")] = 0,
+    max_new_tokens: Annotated[int, Opt(min=1)] = 256,
+    temperature: Annotated[float, Opt(min=0.0, help="0 = greedy")] = 0.0,
+    top_p: Annotated[float, Opt(min=0.0, max=1.0, help="nucleus sampling: the likeliest tokens up to this mass")] = 0.75,
     seconds: Annotated[float, Opt(min=MUSIC_SECONDS[0], max=MUSIC_SECONDS[1], help="music length")] = 10.0,
     guidance_scale: Annotated[float, Opt(help="classifier-free guidance of the decoder (<= 1: off)")] = 3.0,
     decoder_conditioning: Annotated[str, Opt(help="projector (the [AUD] states) or text (the answer, as released)")] = "projector",
     mask_padding: Annotated[bool, Opt("--mask-padding/--no-mask-padding", help="mask conditioning past the answer's length")] = True,
-    steps: Annotated[int, Opt(help="AudioLDM2 denoising steps")] = 200,
+    steps: Annotated[int, Opt(min=1, max=MAX_STEPS, help="AudioLDM2 denoising steps")] = 200,
     seed: Annotated[int, Opt()] = 0,
     max_audio_seconds: Annotated[float, Opt(min=1.0, help="refuse input audio longer than this (decoded "
                                             "whole: ~4 bytes per sample)")] = MAX_AUDIO_SECONDS,

@@ -168,6 +168,12 @@ def test_cli_refuses_long_audio_in_one_line_before_loading(hour_flac, tmp_path, 
     (["compose", "jazz", "--length", "-1"], "--length", "0.01"),
     (["--max-audio-seconds", "0", "caption", "song.flac"], "--max-audio-seconds", "1"),
     (["--max-video-frames", "0", "compose", "--video", "v.mkv"], "--max-video-frames", "1"),
+    (["--max-new-tokens", "0", "compose", "jazz"], "--max-new-tokens", "1"),
+    (["--temperature", "-1", "compose", "jazz"], "--temperature", "0"),
+    (["--top-p", "1.5", "compose", "jazz"], "--top-p", "1"),
+    (["--steps", "0", "compose", "jazz"], "--steps", "1"),
+    (["--steps", "100000", "compose", "jazz"], "--steps", "1000"),
+    (["--offload-layers", "-1", "compose", "jazz"], "--offload-layers", "0"),
 ])
 def test_out_of_range_option_is_one_line(args, option, limit, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
