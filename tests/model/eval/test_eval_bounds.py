@@ -5,12 +5,12 @@ number held at once does not grow with the number of clips."""
 from __future__ import annotations
 
 import json
-import sys
 import weakref
 from pathlib import Path
 
 import numpy as np
 import pytest
+from entry_points import run_main
 import soundfile as sf
 from eval_models import write_tiny_ast, write_tiny_clap
 
@@ -64,13 +64,7 @@ def test_hour_long_clip_is_a_recorded_failure_and_the_run_goes_on(models, tmp_pa
 def _cli(*args: str, monkeypatch, capsys) -> tuple[int, str]:
     from m2ugen_model.eval import cli as eval_cli
 
-    monkeypatch.setattr(sys, "argv", ["m2ugen-eval", *args])
-    try:
-        eval_cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
+    return run_main(eval_cli.main, "m2ugen-eval", list(args), monkeypatch, capsys)
 
 
 def test_max_audio_seconds_option_sets_the_cap(models, tmp_path, monkeypatch, capsys):

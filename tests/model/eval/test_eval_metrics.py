@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from entry_points import run_main
 import soundfile as sf
 
 from eval_models import write_tiny_ast, write_tiny_bert, write_tiny_clap
@@ -96,13 +96,7 @@ def _cli(*args: str, monkeypatch=None, capsys=None) -> tuple[int, str]:
     """Run ``m2ugen-eval`` in this process (its entry point, error handling included); (exit code, stderr)."""
     from m2ugen_model.eval import cli as eval_cli
 
-    monkeypatch.setattr(sys, "argv", ["m2ugen-eval", *args])
-    try:
-        eval_cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
+    return run_main(eval_cli.main, "m2ugen-eval", list(args), monkeypatch, capsys)
 
 
 def test_generation_cli_scores_closer_sets_better_and_records_bad_files(models, tmp_path, monkeypatch, capsys):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from entry_points import run_main
 import soundfile as sf
 
 from m2ugen_model.infer.media_io import MediaInputError, read_audio, read_video
@@ -146,13 +147,7 @@ def _main(args: list[str], monkeypatch, capsys) -> tuple[int, str]:
     """`m2ugen-infer` through its entry point (its error handling included): (exit code, stderr)."""
     from m2ugen_model.infer import cli
 
-    monkeypatch.setattr(sys, "argv", ["m2ugen-infer", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
+    return run_main(cli.main, "m2ugen-infer", args, monkeypatch, capsys)
 
 
 def test_cli_refuses_long_audio_in_one_line_before_loading(hour_flac, tmp_path, monkeypatch, capsys):
