@@ -139,15 +139,18 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
         log.close()
 
 
-@pytest.fixture(scope="module")
-def flow_api(prefect_api):
-    """``prefect_api`` with this process's Prefect settings pointed at it, for in-process flow runs.
-
-    No log shipping from this process: its handler would still be flushing when the server stops.
-    """
+def _in_process(prefect_api: dict):
+    """This process's Prefect settings pointed at the session's server, for in-process flow runs. No log
+    shipping from this process: its handler would still be flushing when the server stops."""
     from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 
-    with temporary_settings({PREFECT_API_URL: prefect_api["url"], PREFECT_LOGGING_TO_API_ENABLED: False}):
+    return temporary_settings({PREFECT_API_URL: prefect_api["url"], PREFECT_LOGGING_TO_API_ENABLED: False})
+
+
+@pytest.fixture(scope="module")
+def flow_api(prefect_api):
+    """``prefect_api`` with this process's Prefect settings pointed at it (``_in_process``)."""
+    with _in_process(prefect_api):
         yield prefect_api
 
 
@@ -157,14 +160,13 @@ def thread_built(prefect_api, tmp_path_factory: pytest.TempPathFactory) -> dict:
     corpora: ``{dataset: {"wh", "corpus", "summary"}}``. The Dask tests compare against it and the flow tests
     that only read a built warehouse inspect it, so the session builds each once. Never write to it."""
     from dask_flow import SOURCES, run_flow
-    from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 
     from flows.params import TaskRunnerChoice
     from m2ugen_data.warehouse import open_warehouse
 
     base = tmp_path_factory.mktemp("thread_built")
     out = {}
-    with temporary_settings({PREFECT_API_URL: prefect_api["url"], PREFECT_LOGGING_TO_API_ENABLED: False}):
+    with _in_process(prefect_api):
         for dataset in SOURCES:
             root, corpus = base / f"wh_{dataset}", base / f"corpus_{dataset}"
             summary = run_flow(dataset, root, corpus, TaskRunnerChoice(kind="thread", max_workers=2))

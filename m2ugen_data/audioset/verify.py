@@ -9,11 +9,11 @@ file declares is corrupt too, not a shorter clip.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from m2ugen_data.audio_io import AudioDecodeError, scan_audio
+from m2ugen_data.checksums import file_sha256
 from m2ugen_data.audioset.failures import CORRUPT, Failure
 from m2ugen_data.vision.decode import VideoDecodeError, scan_video
 
@@ -55,12 +55,7 @@ def verify_audio(path: Path, expected: Expected, sample_rate: int | None) -> Aud
     expected.check("audio", info.duration_s)
     if sample_rate is not None and info.sample_rate != sample_rate:
         raise Failure(CORRUPT, f"audio at {info.sample_rate} Hz, expected {sample_rate} Hz")
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return AudioInfo(info.duration_s, info.sample_rate, size, digest.hexdigest())
+    return AudioInfo(info.duration_s, info.sample_rate, path.stat().st_size, file_sha256(path))
 
 
 def verify_video(path: Path, expected: Expected, max_height: int) -> None:
